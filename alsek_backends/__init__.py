@@ -1,0 +1,2 @@
+"""The built-in adapters. Each sub-package registers itself through the
+``alsek`` entry point, exactly as a third-party backend does."""

@@ -1,0 +1,71 @@
+"""The base class a backend author subclasses.
+
+Write the five key-value methods (``exists``, ``set``, ``get``, ``delete``,
+``scan``) and the whole library works on your storage: every queue operation
+comes from :class:`alsek_core.kv_queue.KVQueue`, built on those five. The
+built-in adapters override the queue operations with native atomic ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from alsek_core.kv_queue import KVQueue
+from alsek_core.ports import Serializer
+
+DEFAULT_NAMESPACE = "alsek"
+
+
+class Backend(KVQueue):
+    """Key-value storage under a namespace, plus (inherited) queue operations.
+
+    Contract for implementations:
+
+    * every name is prefixed with ``full_name(name)`` before it touches storage,
+      and ``scan`` yields names with the namespace stripped (``short_name``);
+    * values go through ``self.serializer`` (``dumps`` on set, ``loads`` on get);
+    * ``set(nx=True)`` on an existing live name raises ``KeyExistsError``;
+    * ``ttl`` is in milliseconds, after which the name no longer exists;
+    * ``scan(pattern)`` matches the glob ``pattern + "*"`` (so a pattern is a
+      prefix unless it says otherwise); ``None`` scans everything;
+    * ``delete`` of a missing name raises ``KeyError`` unless ``missing_ok``.
+    """
+
+    #: False for storage that lives in one process (a dict): the contract suite
+    #: then checks concurrency with threads instead of processes.
+    multi_process = True
+
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE, serializer: Serializer | None = None) -> None:
+        if not namespace or "*" in namespace or "?" in namespace:
+            raise ValueError(f"namespace must be a non-empty name without glob characters, got {namespace!r}")
+        self.namespace = namespace
+        if serializer is None:
+            from alsek_core.plugins import default_serializer
+
+            serializer = default_serializer()
+        self.serializer: Serializer = serializer
+
+    def full_name(self, name: str) -> str:
+        return f"{self.namespace}:{name}"
+
+    def short_name(self, name: str) -> str:
+        return name[len(self.namespace) + 1 :]
+
+    def glob(self, pattern: str | None) -> str:
+        """The namespaced glob that ``scan(pattern)`` means."""
+        return self.full_name(f"{pattern or ''}*")
+
+    @staticmethod
+    def matches(name: str, pattern: str | None) -> bool:
+        """Whether a short name matches a scan pattern (for stores without globbing)."""
+        return fnmatch.fnmatchcase(name, f"{pattern or ''}*")
+
+
+    def count(self, pattern: str | None = None) -> int:
+        return sum(1 for _ in self.scan(pattern))
+
+    def close(self) -> None:
+        """Release connections; the backend reconnects if used again."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(namespace={self.namespace!r}, serializer={self.serializer!r})"

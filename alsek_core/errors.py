@@ -1,0 +1,36 @@
+"""Every exception the library raises on purpose, so users can catch ours apart
+from everything else (``except AlsekError``)."""
+
+from __future__ import annotations
+
+
+class AlsekError(Exception):
+    """Base of every error raised by alsek on purpose."""
+
+
+class ConfigError(AlsekError, ValueError):
+    """A backend URL, serializer name or option that cannot be used."""
+
+
+class PluginError(AlsekError):
+    """A plugin that failed to load or registered something already taken."""
+
+
+class KeyExistsError(AlsekError, KeyError):
+    """``set(..., nx=True)`` on a name that already exists."""
+
+
+class SerializationError(AlsekError, TypeError):
+    """A value the serializer cannot encode, or bytes it cannot decode."""
+
+
+class ValidationError(AlsekError, ValueError):
+    """A message or task built with arguments that cannot work."""
+
+
+class MessageAlreadyExistsError(AlsekError):
+    """A message with this uuid is already queued."""
+
+
+class MessageDoesNotExistError(AlsekError):
+    """The message is not (or no longer) queued."""

@@ -1,0 +1,207 @@
+"""Queue operations built only on the five key-value methods.
+
+This is what makes a five-method plugin a complete backend. It is correct but
+slow (a claim scans the queue); the built-in adapters replace every method
+here with native atomic operations.
+
+Layout, under the backend's namespace (queue names never contain ``:``, so a
+prefix scan of ``q1`` never sees ``q10``)::
+
+    queues:<queue>:messages:<uuid>   {"p": priority, "r": ready_at, "s": seq, "d": deliveries, "b": payload}
+    queues:<queue>:leases:<uuid>     lease token, with a TTL of the lease length
+    queues:<queue>:dead:<uuid>       a message record, dead-lettered
+
+Mutual exclusion comes from ``set(nx=True)`` on the lease name: whoever
+creates it holds the message until it expires or is deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from abc import ABC, abstractmethod
+import uuid as uuid_lib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from alsek_core.clock import now_ms
+from alsek_core.errors import KeyExistsError
+from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
+
+Record = dict[str, Any]
+
+
+def _messages(queue: str) -> str:
+    return f"queues:{queue}:messages:"
+
+
+def _leases(queue: str) -> str:
+    return f"queues:{queue}:leases:"
+
+
+def _dead(queue: str) -> str:
+    return f"queues:{queue}:dead:"
+
+
+def _record(envelope: Envelope, seq: int) -> Record:
+    return {
+        "p": envelope.priority,
+        "r": envelope.ready_at,
+        "s": seq,
+        "d": 0,
+        "b": base64.b64encode(envelope.payload).decode("ascii"),
+    }
+
+
+def _payload(record: Record) -> bytes:
+    return base64.b64decode(record["b"])
+
+
+class KVQueue(ABC):
+    """The ``Queue`` port on top of the five abstract key-value methods."""
+
+    blocking_claim = False
+
+    @abstractmethod
+    def exists(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def set(self, name: str, value: Any, nx: bool = False, ttl: int | None = None) -> None: ...
+
+    @abstractmethod
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+    @abstractmethod
+    def delete(self, name: str, missing_ok: bool = False) -> None: ...
+
+    @abstractmethod
+    def scan(self, pattern: str | None = None) -> Iterable[str]: ...
+
+    def submit(self, envelopes: Sequence[Envelope]) -> int:
+        base = time.time_ns()
+        added = 0
+        for i, envelope in enumerate(envelopes):
+            try:
+                self.set(_messages(envelope.queue) + envelope.uuid, _record(envelope, base + i), nx=True)
+            except KeyExistsError:
+                continue
+            added += 1
+        return added
+
+    def _records(self, prefix: str) -> list[tuple[str, Record]]:
+        found = []
+        for name in list(self.scan(prefix)):
+            record = self.get(name)
+            if record is not None:
+                found.append((name[len(prefix) :], record))
+        found.sort(key=lambda item: (item[1]["p"], item[1]["s"]))
+        return found
+
+    def claim(
+        self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Delivery]:
+        claimed: list[Delivery] = []
+        now = now_ms()
+        for queue in queues:
+            for uuid, record in self._records(_messages(queue)):
+                if len(claimed) >= limit:
+                    return claimed
+                if record["r"] > now:
+                    continue
+                delivery = self._lease(queue, uuid, lease_ms)
+                if delivery is not None:
+                    claimed.append(delivery)
+        return claimed
+
+    def _lease(self, queue: str, uuid: str, lease_ms: int) -> Delivery | None:
+        token = uuid_lib.uuid4().hex
+        lease_name = _leases(queue) + uuid
+        try:
+            self.set(lease_name, token, nx=True, ttl=lease_ms)
+        except KeyExistsError:
+            return None
+        record = self.get(_messages(queue) + uuid)
+        if record is None:  # acked between our scan and our lease
+            self.delete(lease_name, missing_ok=True)
+            return None
+        record["d"] += 1
+        self.set(_messages(queue) + uuid, record)
+        return Delivery(queue, uuid, _payload(record), token, record["d"])
+
+    def _holds(self, delivery: Delivery) -> bool:
+        return bool(self.get(_leases(delivery.queue) + delivery.uuid) == delivery.token)
+
+    def ack(self, queue: str, uuid: str) -> None:
+        self.delete(_messages(queue) + uuid, missing_ok=True)
+        self.delete(_leases(queue) + uuid, missing_ok=True)
+
+    def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
+        if not self._holds(delivery):
+            return False
+        self.set(_leases(delivery.queue) + delivery.uuid, delivery.token, ttl=lease_ms)
+        return True
+
+    def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
+        name = _messages(delivery.queue) + delivery.uuid
+        record = self.get(name)
+        if record is None or not self._holds(delivery):
+            return False
+        record.update(r=ready_at, s=time.time_ns(), d=0, b=base64.b64encode(payload).decode("ascii"))
+        self.set(name, record)
+        self.delete(_leases(delivery.queue) + delivery.uuid, missing_ok=True)
+        return True
+
+    def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
+        name = _messages(delivery.queue) + delivery.uuid
+        record = self.get(name)
+        if record is None or not self._holds(delivery):
+            return False
+        record.update(b=base64.b64encode(payload).decode("ascii"), s=time.time_ns())
+        self.set(_dead(delivery.queue) + delivery.uuid, record)
+        self.ack(delivery.queue, delivery.uuid)
+        return True
+
+    def contains(self, queue: str, uuid: str) -> bool:
+        return self.exists(_messages(queue) + uuid)
+
+    def queue_names(self) -> list[str]:
+        return sorted({name.split(":", 2)[1] for name in self.scan("queues:")})
+
+    def counts(self, queue: str) -> QueueCounts:
+        now = now_ms()
+        ready = delayed = in_flight = 0
+        for uuid, record in self._records(_messages(queue)):
+            if self.exists(_leases(queue) + uuid):
+                in_flight += 1
+            elif record["r"] > now:
+                delayed += 1
+            else:
+                ready += 1
+        dead = sum(1 for _ in self.scan(_dead(queue)))
+        return QueueCounts(ready=ready, delayed=delayed, in_flight=in_flight, dead=dead)
+
+    def messages(self, queue: str, dead: bool = False) -> Iterator[QueuedMessage]:
+        now = now_ms()
+        prefix = _dead(queue) if dead else _messages(queue)
+        for uuid, record in self._records(prefix):
+            if dead:
+                state = "dead"
+            elif self.exists(_leases(queue) + uuid):
+                state = "in_flight"
+            else:
+                state = "delayed" if record["r"] > now else "ready"
+            yield QueuedMessage(queue, uuid, _payload(record), state, record["r"])
+
+    def remove_dead(self, queue: str, uuid: str) -> bool:
+        name = _dead(queue) + uuid
+        if not self.exists(name):
+            return False
+        self.delete(name, missing_ok=True)
+        return True
+
+    def purge(self, queue: str) -> int:
+        removed = 0
+        for name in list(self.scan(_messages(queue))):
+            self.ack(queue, name[len(_messages(queue)) :])
+            removed += 1
+        return removed

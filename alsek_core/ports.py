@@ -1,0 +1,189 @@
+"""The ports: what the core needs from the outside world, and nothing more.
+
+Adapters (alsek_backends/...) implement these; the core only ever talks to
+these shapes. They are Protocols so that a third party can satisfy them
+without inheriting from anything of ours, although subclassing
+:class:`alsek_core.backend.Backend` is the easy way: it supplies every queue
+operation on top of the five key-value methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from alsek_core.message import Message
+    from alsek_core.status import TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A message on its way into a queue: the payload plus what ordering needs.
+
+    ``ready_at`` is milliseconds since the epoch; lower ``priority`` is served first.
+    """
+
+    queue: str
+    uuid: str
+    priority: int
+    ready_at: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A claimed message. ``token`` proves the lease; ``deliveries`` counts the
+    claims since the core last recorded an outcome (1 on a first delivery, more
+    when a worker died holding it)."""
+
+    queue: str
+    uuid: str
+    payload: bytes
+    token: str
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    ready: int = 0
+    delayed: int = 0
+    in_flight: int = 0
+    dead: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """One row of a queue listing (``alsek jobs``)."""
+
+    queue: str
+    uuid: str
+    payload: bytes
+    state: str  # "ready" | "delayed" | "in_flight" | "dead"
+    ready_at: int
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    def dumps(self, obj: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+@runtime_checkable
+class KeyValue(Protocol):
+    """The five methods (plus count) a backend author must write.
+
+    Names are given without the namespace; an implementation prefixes them.
+    ``ttl`` is in milliseconds. ``scan`` takes a glob pattern (``*`` and ``?``).
+    """
+
+    namespace: str
+    serializer: Serializer
+
+    def exists(self, name: str) -> bool: ...
+
+    def set(self, name: str, value: Any, nx: bool = False, ttl: int | None = None) -> None: ...
+
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+    def delete(self, name: str, missing_ok: bool = False) -> None: ...
+
+    def scan(self, pattern: str | None = None) -> Iterable[str]: ...
+
+    def count(self, pattern: str | None = None) -> int: ...
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """Queue operations. ``Backend`` implements them generically on KeyValue;
+    adapters override them with native atomic ones.
+
+    Ordering among ready messages of one queue: lower priority first, then
+    submission order. A message is claimable when ``ready_at <= now`` and it
+    is not leased, or its lease has expired.
+    """
+
+    #: True when ``claim(..., wait_ms=...)`` blocks natively until work arrives;
+    #: otherwise the consumer backs off by itself between empty claims.
+    blocking_claim: bool
+
+    def submit(self, envelopes: Sequence[Envelope]) -> int:
+        """Enqueue; returns how many were new (a uuid already queued is skipped)."""
+        ...
+
+    def claim(
+        self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` ready messages, taking ``queues`` in the given order."""
+        ...
+
+    def ack(self, queue: str, uuid: str) -> None:
+        """Remove a message for good. Idempotent; needs no lease."""
+        ...
+
+    def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
+        """False when the lease was lost (expired and claimed by someone else)."""
+        ...
+
+    def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
+        """Release a claimed message with an updated payload, claimable again at
+        ``ready_at``; resets the delivery count. False when the lease was lost."""
+        ...
+
+    def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
+        """Move a claimed message to its queue's dead-letter store."""
+        ...
+
+    def contains(self, queue: str, uuid: str) -> bool: ...
+
+    def queue_names(self) -> list[str]:
+        """Every queue with messages live or dead, sorted."""
+        ...
+
+    def counts(self, queue: str) -> QueueCounts: ...
+
+    def messages(self, queue: str, dead: bool = False) -> Iterator[QueuedMessage]:
+        """Live messages of a queue (or its dead letters), best first."""
+        ...
+
+    def remove_dead(self, queue: str, uuid: str) -> bool: ...
+
+    def purge(self, queue: str) -> int:
+        """Drop every live message of a queue; returns how many."""
+        ...
+
+
+@runtime_checkable
+class Backend(KeyValue, Queue, Protocol):
+    """Everything the core asks of storage."""
+
+
+@runtime_checkable
+class StatusTracker(Protocol):
+    def set(self, message: Message, status: TaskStatus) -> None: ...
+
+    def get(self, message: Message) -> TaskStatus: ...
+
+    def exists(self, message: Message) -> bool: ...
+
+    def delete(self, message: Message, check: bool = True) -> None: ...
+
+
+@runtime_checkable
+class ResultStore(Protocol):
+    def set(self, message: Message, result: Any, nx: bool = True) -> None: ...
+
+    def get(
+        self,
+        message: Message,
+        timeout: int = 0,
+        keep: bool = False,
+        with_metadata: bool = False,
+        descendants: bool = False,
+    ) -> Any: ...
+
+    def exists(self, message: Message, descendants: bool = False) -> bool: ...
+
+    def delete(self, message: Message, descendants: bool = True, missing_ok: bool = False) -> int: ...

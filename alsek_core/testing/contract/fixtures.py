@@ -1,0 +1,56 @@
+"""Fixtures of the contract suite (a pytest plugin: list it in ``pytest_plugins``).
+
+The one fixture it leaves to you is ``backend_factory``: a picklable callable
+returning your backend in the namespace ``contract_namespace``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from alsek_core.ports import Backend
+
+BackendFactory = Callable[[], Backend]
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, but fail under CI: a missing server there is a broken run."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: a missing server is a failure)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def contract_namespace() -> str:
+    """A namespace no other test uses, so tests never see each other's data."""
+    return f"contract-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def backend(backend_factory: BackendFactory) -> Iterator[Backend]:
+    instance = backend_factory()
+    try:
+        instance.exists("contract-probe")
+    except Exception as exc:
+        unavailable(f"{type(instance).__name__} is unreachable: {exc}")
+    yield instance
+    wipe(instance)
+
+
+def wipe(backend: Backend) -> None:
+    """Best effort: leave nothing behind in the test's namespace."""
+    try:
+        for queue in backend.queue_names():
+            backend.purge(queue)
+            for dead in list(backend.messages(queue, dead=True)):
+                backend.remove_dead(queue, dead.uuid)
+        for name in list(backend.scan()):
+            backend.delete(name, missing_ok=True)
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()

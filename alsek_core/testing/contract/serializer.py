@@ -1,0 +1,40 @@
+"""Contract: values survive a round trip through the backend's serializer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from alsek_core.errors import SerializationError
+from alsek_core.ports import Backend
+
+VALUES: list[Any] = [
+    0,
+    -17,
+    3.5,
+    True,
+    None,
+    "",
+    "plain",
+    "unicode: żółć 日本語 🚀 \u0000 end",
+    [1, "two", [3.0, None]],
+    {"nested": {"list": [1, 2], "str": "ü"}, "empty": {}},
+]
+
+
+class SerializerContract:
+    @pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+    def test_round_trip(self, backend: Backend, value: Any) -> None:
+        backend.set("value", value)
+        assert backend.get("value") == value
+
+    def test_large_value(self, backend: Backend) -> None:
+        big = {"blob": "x" * 2_000_000, "items": list(range(50_000))}
+        backend.set("big", big)
+        assert backend.get("big") == big
+
+    def test_unencodable_value_is_a_clear_error(self, backend: Backend) -> None:
+        with pytest.raises(SerializationError, match="generator"):
+            backend.set("bad", (i for i in ()))
+        assert not backend.exists("bad")
