@@ -9,11 +9,26 @@ built-in adapters override the queue operations with native atomic ones.
 from __future__ import annotations
 
 import fnmatch
+import time
+from collections.abc import Sequence
 
 from alsek_core.kv_queue import KVQueue
-from alsek_core.ports import Serializer
+from alsek_core.ports import Listener, Serializer
 
 DEFAULT_NAMESPACE = "alsek"
+
+
+class PollingListener:
+    """What a backend without push offers: a short sleep, then "look again"."""
+
+    interval_ms = 50
+
+    def wait(self, timeout_ms: int) -> bool:
+        time.sleep(max(0, min(timeout_ms, self.interval_ms)) / 1000)
+        return False
+
+    def close(self) -> None:
+        pass
 
 
 class Backend(KVQueue):
@@ -63,6 +78,12 @@ class Backend(KVQueue):
 
     def count(self, pattern: str | None = None) -> int:
         return sum(1 for _ in self.scan(pattern))
+
+    def notify(self, channel: str) -> None:
+        """Nothing to do: generic listeners poll."""
+
+    def listen(self, channels: Sequence[str]) -> Listener:
+        return PollingListener()
 
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""

@@ -115,6 +115,11 @@ class Hookspecs:
     def alsek_register_serializers(self, register: Registry) -> None:
         """Register serializers with ``register.serializer(SerializerSpec(...))``."""
 
+    @hookspec
+    def alsek_add_commands(self, cli: Any) -> None:
+        """Add click commands or groups to the ``alsek`` CLI (``cli`` is a click.Group),
+        e.g. ``alsek db`` from the PostgreSQL adapter."""
+
 
 @dataclass
 class PluginHost:

@@ -156,7 +156,29 @@ class Queue(Protocol):
 
 
 @runtime_checkable
-class Backend(KeyValue, Queue, Protocol):
+class Listener(Protocol):
+    """A subscription opened before the caller checks state, so no wake-up is missed."""
+
+    def wait(self, timeout_ms: int) -> bool:
+        """Block until a notification or the timeout; True if notified. A backend
+        without push may return False early (the caller re-checks and waits again)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Wakeups(Protocol):
+    """Push instead of polling: status and result writers notify a channel,
+    waiters listen on it. The generic implementation polls."""
+
+    def notify(self, channel: str) -> None: ...
+
+    def listen(self, channels: Sequence[str]) -> Listener: ...
+
+
+@runtime_checkable
+class Backend(KeyValue, Queue, Wakeups, Protocol):
     """Everything the core asks of storage."""
 
 
