@@ -1,0 +1,76 @@
+"""A named lock shared by every process and host on one backend.
+
+Built on ``set(nx=True, ttl=...)``, so it works on any backend; the TTL frees
+it if its holder dies without releasing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from types import TracebackType
+
+from alsek_core.errors import AlsekError, KeyExistsError
+from alsek_core.ports import Backend
+
+DEFAULT_LOCK_TTL = 60_000
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class Lock:
+    """``with Lock(name, backend=...) as lock:`` releases on exit what it acquired.
+
+    ``acquire(strict=True)`` is True only if this call took the lock; with
+    ``strict=False`` it is also True when this owner already holds it.
+    """
+
+    def __init__(self, name: str, backend: Backend, ttl: int | None = DEFAULT_LOCK_TTL,
+                 owner_id: str | None = None) -> None:
+        if not name:
+            raise AlsekError("a lock needs a name")
+        self.name = name
+        self.backend = backend
+        self.ttl = ttl
+        self.owner_id = owner_id or default_owner()
+
+    @property
+    def full_name(self) -> str:
+        return f"locks:{self.name}"
+
+    @property
+    def holder(self) -> str | None:
+        found = self.backend.get(self.full_name)
+        return found if isinstance(found, str) else None
+
+    @property
+    def held(self) -> bool:
+        """Whether this owner holds it."""
+        return self.holder == self.owner_id
+
+    def acquire(self, strict: bool = True) -> bool:
+        try:
+            self.backend.set(self.full_name, self.owner_id, nx=True, ttl=self.ttl)
+            return True
+        except KeyExistsError:
+            return not strict and self.held
+
+    def release(self) -> bool:
+        """Release if this owner holds it; True if it did."""
+        if not self.held:
+            return False
+        self.backend.delete(self.full_name, missing_ok=True)
+        return True
+
+    def __enter__(self) -> Lock:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"Lock(name={self.name!r}, backend={self.backend!r})"

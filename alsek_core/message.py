@@ -1,0 +1,180 @@
+"""The message: everything a worker on any host needs to run one task once.
+
+``data`` is what is stored; everything else (ready_at, ttr, ...) is derived
+from it. A message that was claimed also carries its lease (``delivery``),
+which is never stored.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as uuid_lib
+from datetime import UTC, datetime
+from typing import Any
+
+from alsek_core.backoff import settings2backoff
+from alsek_core.clock import now_ms
+from alsek_core.errors import ValidationError
+from alsek_core.ports import Delivery
+
+DEFAULT_QUEUE = "alsek_queue"
+DEFAULT_TIMEOUT = 3_600_000
+MECHANISMS = ("process", "thread")
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+
+FIELDS = (
+    "task_name", "queue", "args", "kwargs", "priority", "metadata", "exception_details",
+    "result_ttl", "uuid", "progenitor_uuid", "retries", "timeout", "created_at", "updated_at",
+    "delay", "previous_result", "previous_message_uuid", "callback_message_data",
+    "backoff_settings", "mechanism",
+)
+
+
+def validate_queue_name(queue: str) -> str:
+    if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+        raise ValidationError(
+            f"invalid queue name {queue!r}: use 1-200 letters, digits, '_', '.' or '-'"
+        )
+    return queue
+
+
+def _check(condition: bool, problem: str) -> None:
+    if not condition:
+        raise ValidationError(problem)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Message:
+    def __init__(
+        self,
+        task_name: str,
+        queue: str | None = None,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+        exception_details: dict[str, Any] | None = None,
+        result_ttl: int | None = None,
+        uuid: str | None = None,
+        progenitor_uuid: str | None = None,
+        retries: int = 0,
+        timeout: int = DEFAULT_TIMEOUT,
+        created_at: int | None = None,
+        updated_at: int | None = None,
+        delay: int | None = None,
+        previous_result: Any = None,
+        previous_message_uuid: str | None = None,
+        callback_message_data: dict[str, Any] | None = None,
+        backoff_settings: dict[str, Any] | None = None,
+        mechanism: str = "process",
+    ) -> None:
+        _check(isinstance(task_name, str) and bool(task_name), f"task_name must be a non-empty str, got {task_name!r}")
+        self.task_name = task_name
+        self.queue = validate_queue_name(queue or DEFAULT_QUEUE)
+        _check(args is None or isinstance(args, (list, tuple)), f"args must be a tuple or list, got {type(args).__name__}")
+        self.args = tuple(args or ())
+        _check(kwargs is None or isinstance(kwargs, dict), f"kwargs must be a dict, got {type(kwargs).__name__}")
+        self.kwargs = dict(kwargs or {})
+        _check(_is_int(priority), f"priority must be an int, got {type(priority).__name__} {priority!r}")
+        self.priority = priority
+        _check(metadata is None or isinstance(metadata, dict), f"metadata must be a dict, got {type(metadata).__name__}")
+        self.metadata = metadata
+        self.exception_details = exception_details
+        _check(result_ttl is None or (_is_int(result_ttl) and result_ttl > 0),
+               f"result_ttl must be a positive int (ms) or None, got {result_ttl!r}")
+        self.result_ttl = result_ttl
+        self.uuid = str(uuid or uuid_lib.uuid1())
+        self.progenitor_uuid = progenitor_uuid
+        _check(_is_int(retries) and retries >= 0, f"retries must be an int >= 0, got {retries!r}")
+        self.retries = retries
+        _check(_is_int(timeout) and timeout > 0, f"timeout must be a positive int (ms), got {timeout!r}")
+        self.timeout = timeout
+        self.created_at = created_at if created_at is not None else now_ms()
+        self.updated_at = updated_at if updated_at is not None else self.created_at
+        delay = 0 if delay is None else delay
+        _check(_is_int(delay) and delay >= 0, f"delay must be an int >= 0 (ms), got {delay!r}")
+        self.delay = delay
+        self.previous_result = previous_result
+        self.previous_message_uuid = previous_message_uuid
+        _check(callback_message_data is None or isinstance(callback_message_data, dict),
+               "callback_message_data must be a dict (a message's data) or None")
+        self.callback_message_data = callback_message_data
+        self.backoff_settings = backoff_settings
+        settings2backoff(backoff_settings)  # fail now, not on the worker
+        _check(mechanism in MECHANISMS, f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+        self.mechanism = mechanism
+        self.delivery: Delivery | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Everything that is persisted: rebuild with ``Message(**data)``."""
+        data = {name: getattr(self, name) for name in FIELDS}
+        data["args"] = list(self.args)
+        return data
+
+    @property
+    def summary(self) -> str:
+        return f"Message(uuid={self.uuid!r}, queue={self.queue!r}, task={self.task_name!r})"
+
+    @property
+    def backoff_duration(self) -> int:
+        return settings2backoff(self.backoff_settings).get(self.retries)
+
+    @property
+    def ready_at(self) -> int:
+        """When the message may next run: ms since the epoch."""
+        return self.updated_at + self.delay + self.backoff_duration
+
+    @property
+    def ttr(self) -> int:
+        """Time to ready, in ms."""
+        return max(self.ready_at - now_ms(), 0)
+
+    @property
+    def ready(self) -> bool:
+        return self.ttr == 0
+
+    @property
+    def descendant_uuids(self) -> list[str] | None:
+        """The uuids of the callback chain that will follow this message."""
+        uuids = []
+        data = self.callback_message_data
+        while data:
+            uuids.append(data["uuid"])
+            data = data.get("callback_message_data")
+        return uuids or None
+
+    def increment_retries(self) -> Message:
+        """Count a failed attempt; the next one waits for the backoff only, not the delay again."""
+        self.retries += 1
+        self.delay = 0
+        self.updated_at = now_ms()
+        return self
+
+    def update(self, **data: Any) -> Message:
+        for name, value in data.items():
+            if name not in FIELDS:
+                raise ValidationError(f"Message has no field {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def clone(self) -> Message:
+        return Message(**self.data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash(self.uuid)
+
+    def __repr__(self) -> str:
+        def show(name: str) -> str:
+            value = getattr(self, name)
+            if name in ("created_at", "updated_at"):
+                value = datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            return f"    {name}={value!r},"
+
+        return "Message(\n" + "\n".join(show(name) for name in FIELDS) + "\n)"

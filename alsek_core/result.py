@@ -1,0 +1,128 @@
+"""Task results, stored on any backend (it need not be the broker's).
+
+Layout: ``results:<uuid>`` for a message, and for a message that descends from
+another (a callback or a triggered run) also a copy under
+``results:<progenitor>:descendants:<uuid>`` so all of a family can be fetched
+at once. Writers notify ``results:<uuid>`` (and the progenitor's) so waiters
+are woken where the backend can push.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alsek_core.clock import now_ms
+from alsek_core.errors import KeyExistsError
+from alsek_core.message import Message
+from alsek_core.ports import Backend
+from alsek_core.waiting import Deadline
+
+#: Even a push listener re-reads this often, in case a notification was lost.
+WAKE_CHECK_MS = 1000
+
+
+def result_name(uuid: str) -> str:
+    return f"results:{uuid}"
+
+
+def descendants_prefix(uuid: str) -> str:
+    return f"results:{uuid}:descendants:"
+
+
+class ResultStore:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backend={self.backend!r})"
+
+    def _names(self, message: Message) -> list[str]:
+        names = [result_name(message.uuid)]
+        if message.progenitor_uuid and message.progenitor_uuid != message.uuid:
+            names.append(descendants_prefix(message.progenitor_uuid) + message.uuid)
+        return names
+
+    def set(self, message: Message, result: Any, nx: bool = True) -> None:
+        """Store once (``nx``): a redelivered message that ran twice keeps its first result."""
+        record = {"result": result, "timestamp": now_ms(), "uuid": message.uuid}
+        for name in self._names(message):
+            try:
+                self.backend.set(name, record, nx=nx, ttl=message.result_ttl)
+            except KeyExistsError:
+                continue
+        self.backend.notify(result_name(message.uuid))
+        if message.progenitor_uuid:
+            self.backend.notify(result_name(message.progenitor_uuid))
+
+    def exists(self, message: Message, descendants: bool = False) -> bool:
+        if descendants:
+            return bool(self._family(message)) and self._family_complete(message)
+        return self.backend.exists(result_name(message.uuid))
+
+    def _family(self, message: Message) -> list[tuple[str, dict[str, Any]]]:
+        names = [result_name(message.uuid), *self.backend.scan(descendants_prefix(message.uuid))]
+        found = []
+        for name in names:
+            record = self.backend.get(name)
+            if isinstance(record, dict):
+                found.append((name, record))
+        found.sort(key=lambda item: item[1]["timestamp"])
+        return found
+
+    def _family_complete(self, message: Message) -> bool:
+        """Every known member has a result (callbacks: the whole chain)."""
+        return all(self.backend.exists(result_name(u)) for u in message.descendant_uuids or ())
+
+    def get(
+        self,
+        message: Message,
+        timeout: int = 0,
+        keep: bool = False,
+        with_metadata: bool = False,
+        descendants: bool = False,
+    ) -> Any:
+        """The result, waiting up to ``timeout`` ms for it. Deleted once fetched
+        unless ``keep``. With ``descendants``, a list for the whole family in
+        the order the results were written. Raises KeyError when there is no
+        result, TimeoutError when the wait ran out."""
+        deadline = Deadline(timeout / 1000)
+        listener = self.backend.listen([result_name(message.uuid)])
+        try:
+            while not self.exists(message, descendants=descendants):
+                if not timeout:
+                    raise KeyError(f"no result for {message.summary}")
+                if deadline.expired:
+                    raise TimeoutError(f"no result for {message.summary} within {timeout} ms")
+                listener.wait(deadline.remaining_ms(cap=WAKE_CHECK_MS))
+        finally:
+            listener.close()
+        if descendants:
+            family = self._family(message)
+            records = [record for _, record in family]
+            if not keep:
+                for name, record in family:
+                    self.backend.delete(name, missing_ok=True)
+                    self.backend.delete(result_name(record["uuid"]), missing_ok=True)
+            return [self._shape(r, with_metadata) for r in records]
+        record = self.backend.get(result_name(message.uuid))
+        if not keep:
+            for name in self._names(message):
+                self.backend.delete(name, missing_ok=True)
+        return self._shape(record, with_metadata)
+
+    @staticmethod
+    def _shape(record: dict[str, Any], with_metadata: bool) -> Any:
+        return record if with_metadata else record["result"]
+
+    def delete(self, message: Message, descendants: bool = True, missing_ok: bool = False) -> int:
+        names = self._names(message)
+        if descendants:
+            names += list(self.backend.scan(descendants_prefix(message.uuid)))
+        removed = 0
+        for name in names:
+            if self.backend.exists(name):
+                self.backend.delete(name, missing_ok=True)
+                removed += 1
+        if not removed and not missing_ok:
+            raise KeyError(f"no result for {message.summary}")
+        return removed

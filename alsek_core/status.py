@@ -1,0 +1,149 @@
+"""Task status: where a message is in its life, readable from anywhere.
+
+Stored as one key per message (``status:<uuid>``) on any backend; writers
+notify ``status:<uuid>`` so waiters are woken, not polling, where the backend
+can push. A subclass that overrides ``set`` (to also write elsewhere, e.g.
+PostgreSQL) is a drop-in: workers only call the methods of the port.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+from alsek_core.clock import now_ms
+from alsek_core.errors import ValidationError
+from alsek_core.message import Message
+from alsek_core.ports import Backend
+from alsek_core.waiting import Deadline
+
+if TYPE_CHECKING:
+    from alsek_core.broker import Broker
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL = 7 * 24 * 3600 * 1000
+#: Even a push listener re-reads this often, in case a notification was lost.
+WAKE_CHECK_MS = 1000
+
+
+class TaskStatus(IntEnum):
+    UNKNOWN = 0
+    SUBMITTED = 1
+    RUNNING = 2
+    RETRYING = 3
+    FAILED = 4
+    SUCCEEDED = 5
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.SUCCEEDED})
+
+
+def status_name(uuid: str) -> str:
+    return f"status:{uuid}"
+
+
+class StatusTracker:
+    def __init__(self, backend: Backend, ttl: int | None = DEFAULT_TTL) -> None:
+        self.backend = backend
+        self.ttl = ttl
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backend={self.backend!r})"
+
+    def set(self, message: Message, status: TaskStatus) -> None:
+        record = {"status": TaskStatus(status).name, "queue": message.queue,
+                  "task_name": message.task_name, "updated_at": now_ms()}
+        self.backend.set(status_name(message.uuid), record, ttl=self.ttl)
+        self.backend.notify(status_name(message.uuid))
+
+    def record(self, uuid: str) -> dict[str, Any] | None:
+        """The stored record (status, queue, task_name, updated_at), by uuid."""
+        found = self.backend.get(status_name(uuid))
+        return found if isinstance(found, dict) else None
+
+    def get(self, message: Message) -> TaskStatus:
+        record = self.record(message.uuid)
+        return TaskStatus[record["status"]] if record else TaskStatus.UNKNOWN
+
+    def exists(self, message: Message) -> bool:
+        return self.backend.exists(status_name(message.uuid))
+
+    def delete(self, message: Message, check: bool = True) -> None:
+        """With ``check``, refuse to forget a status that is not terminal yet."""
+        if check and self.get(message) not in TERMINAL_STATUSES:
+            raise ValidationError(f"status of {message.summary} is not terminal; pass check=False")
+        self.backend.delete(status_name(message.uuid), missing_ok=not check)
+
+    def wait_for(self, message: Message, status: TaskStatus | Iterable[TaskStatus],
+                 timeout: float | None = 5.0) -> TaskStatus:
+        """Block until the status is one of ``status``; raise TimeoutError after
+        ``timeout`` seconds (None: forever)."""
+        wanted = {TaskStatus(status)} if isinstance(status, (int, TaskStatus)) else set(status)
+        for current in self.listen(message, timeout=timeout):
+            if current in wanted:
+                return current
+        raise TimeoutError(f"{message.summary} did not reach {sorted(s.name for s in wanted)} in {timeout}s")
+
+    def listen(self, message: Message, timeout: float | None = None) -> Iterator[TaskStatus]:
+        """Yield the status each time it changes, ending at a terminal one or the timeout."""
+        deadline = Deadline(timeout)
+        listener = self.backend.listen([status_name(message.uuid)])
+        try:
+            last = None
+            while True:
+                current = self.get(message)
+                if current != last:
+                    yield current
+                    last = current
+                if current in TERMINAL_STATUSES or deadline.expired:
+                    return
+                listener.wait(deadline.remaining_ms(cap=WAKE_CHECK_MS))
+        finally:
+            listener.close()
+
+
+class StatusTrackerIntegrityScanner:
+    """Finds statuses that can no longer change (the message is gone, but the
+    status is not terminal: a worker died and nobody will retry it) and marks
+    them UNKNOWN. ``trigger`` is an apscheduler trigger for periodic scans."""
+
+    def __init__(self, status_tracker: StatusTracker, broker: Broker, trigger: Any = None) -> None:
+        self.status_tracker = status_tracker
+        self.broker = broker
+        self.trigger = trigger
+        self.scheduler: Any = None
+        if trigger is not None:
+            from apscheduler.schedulers.background import BackgroundScheduler
+
+            self.scheduler = BackgroundScheduler()
+            self.scheduler.add_job(self.scan, trigger=trigger, max_instances=1)
+            self.scheduler.start()
+
+    def scan(self) -> int:
+        """One pass; returns how many statuses were reset to UNKNOWN."""
+        fixed = 0
+        backend = self.status_tracker.backend
+        for name in list(backend.scan("status:")):
+            uuid = name.split(":", 1)[1]
+            record = self.status_tracker.record(uuid)
+            if not record or TaskStatus[record["status"]] in TERMINAL_STATUSES:
+                continue
+            if record["status"] == TaskStatus.UNKNOWN.name:
+                continue
+            if not self.broker.backend.contains(record["queue"], uuid):
+                message = Message(record["task_name"], queue=record["queue"], uuid=uuid)
+                self.status_tracker.set(message, TaskStatus.UNKNOWN)
+                log.info("status of %s reset to UNKNOWN: the message no longer exists", message.summary)
+                fixed += 1
+        return fixed
+
+    def shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+
+
+#: The name the seed uses.
+StatusTrackerIntegryScanner = StatusTrackerIntegrityScanner

@@ -1,0 +1,292 @@
+"""Tasks: a function plus where and how to run it.
+
+``@task(broker)`` turns a function into a :class:`Task` that is still callable
+as before; ``generate()`` makes (and by default submits) a Message for it.
+Subclass ``Task`` and pass it as ``base_task`` to change ``pre_op``,
+``post_op``, ``do_retry`` or ``do_callback``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
+from alsek_core.broker import Broker
+from alsek_core.errors import ValidationError
+from alsek_core.message import DEFAULT_QUEUE, DEFAULT_TIMEOUT, MECHANISMS, Message
+from alsek_core.ports import ResultStore, StatusTracker
+from alsek_core.status import TaskStatus
+
+_UNSET: Any = object()
+
+
+def _takes_message(function: Callable[..., Any]) -> bool:
+    """True when ``function`` has a ``message`` parameter that is unannotated or
+    annotated as Message (the seed's rule)."""
+    try:
+        parameter = inspect.signature(function).parameters.get("message")
+    except (TypeError, ValueError):
+        return False
+    if parameter is None:
+        return False
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        return True
+    if isinstance(annotation, str):
+        try:
+            annotation = typing.get_type_hints(function).get("message", annotation)
+        except Exception:
+            return annotation.rsplit(".", 1)[-1] == "Message"
+    return annotation is Message
+
+
+def nest_callbacks(callback: Message | tuple[Message, ...]) -> Message:
+    """Turn a flat tuple of callbacks into the nested chain it stands for,
+    updating each message's ``callback_message_data`` in place."""
+    if isinstance(callback, Message):
+        return callback
+    if not isinstance(callback, tuple) or not callback or not all(isinstance(m, Message) for m in callback):
+        raise ValidationError("callback must be a Message or a non-empty tuple of Messages")
+    for parent, child in zip(reversed(callback[:-1]), reversed(callback[1:]), strict=True):
+        parent.callback_message_data = child.data
+    return callback[0]
+
+
+class Task:
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        broker: Broker,
+        name: str | None = None,
+        queue: str | None = None,
+        timeout: int = DEFAULT_TIMEOUT,
+        max_retries: int | None = 3,
+        backoff: Backoff | None = _UNSET,
+        mechanism: str = "process",
+        priority: int = 0,
+        result_store: ResultStore | None = None,
+        status_tracker: StatusTracker | None = None,
+    ) -> None:
+        if not callable(function):
+            raise ValidationError(f"a task needs a callable, got {function!r}")
+        if not isinstance(broker, Broker):
+            raise ValidationError(f"a task needs a Broker, got {broker!r}")
+        if mechanism not in MECHANISMS:
+            raise ValidationError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+        if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+            raise ValidationError(f"max_retries must be an int >= 0 or None, got {max_retries!r}")
+        self.function = function
+        self.broker = broker
+        self.name = name or getattr(function, "__name__", "task")
+        self.queue = queue or DEFAULT_QUEUE
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff: Backoff = ExponentialBackoff() if backoff is _UNSET else (backoff or no_backoff())
+        self.mechanism = mechanism
+        self.priority = priority
+        self.result_store = result_store
+        self.status_tracker = status_tracker
+        self._deferred = False
+        self.takes_message = _takes_message(function)
+        Message(self.name, queue=self.queue, timeout=timeout, priority=priority, mechanism=mechanism)
+        self.__doc__ = function.__doc__
+        self.__wrapped__ = function
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, queue={self.queue!r}, broker={self.broker!r})"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    # --- producing ----------------------------------------------------------------
+
+    def defer(self) -> Task:
+        """The next ``generate()`` makes its message without submitting it."""
+        self._deferred = True
+        return self
+
+    def cancel_defer(self) -> Task:
+        self._deferred = False
+        return self
+
+    def generate(
+        self,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        priority: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        result_ttl: int | None = None,
+        uuid: str | None = None,
+        timeout_override: int | None = None,
+        delay: int | None = None,
+        previous_result: Any = None,
+        callback: Message | tuple[Message, ...] | None = None,
+        queue: str | None = None,
+        submit: bool = True,
+        connection: Any = None,
+    ) -> Message:
+        """Make a message for this task and, unless deferred or ``submit=False``,
+        submit it (inside ``connection``'s transaction when given, on PostgreSQL)."""
+        try:
+            message = Message(
+                task_name=self.name,
+                queue=queue or self.queue,
+                args=args,
+                kwargs=kwargs,
+                priority=self.priority if priority is None else priority,
+                metadata=metadata,
+                result_ttl=result_ttl,
+                uuid=uuid,
+                timeout=timeout_override or self.timeout,
+                delay=delay,
+                previous_result=previous_result,
+                callback_message_data=None if callback is None else nest_callbacks(callback).data,
+                backoff_settings=self.backoff.settings,
+                mechanism=self.mechanism,
+            )
+            if submit and not self._deferred:
+                self._submit(message, connection)
+        finally:
+            self.cancel_defer()
+        return message
+
+    def _submit(self, message: Message, connection: Any = None) -> None:
+        self.broker.submit(message, connection=connection)
+        if self.status_tracker is not None:
+            self.status_tracker.set(message, TaskStatus.SUBMITTED)
+
+    # --- hooks a base_task may override ---------------------------------------------
+
+    def pre_op(self, message: Message) -> None:
+        """Runs before the function."""
+
+    def post_op(self, message: Message, result: Any) -> None:
+        """Runs after the function succeeded."""
+
+    def do_retry(self, message: Message, exception: BaseException) -> bool:
+        if self.max_retries is None:
+            return True
+        return message.retries < self.max_retries
+
+    def do_callback(self, message: Message, result: Any) -> bool:
+        """Only asked for messages that have a callback."""
+        return True
+
+    # --- running --------------------------------------------------------------------
+
+    def execute(self, message: Message) -> Any:
+        """Call the function with the message's arguments (and the message itself
+        when the function asks for it and kwargs do not already say ``message``)."""
+        kwargs = dict(message.kwargs)
+        if self.takes_message and "message" not in kwargs:
+            kwargs["message"] = message
+        return self.function(*message.args, **kwargs)
+
+
+class TriggerTask(Task):
+    """A task submitted on a schedule (an apscheduler trigger).
+
+    ``generate()`` returns the progenitor message and starts the schedule;
+    each fire submits a copy descending from it. When the same TriggerTask runs
+    in several processes or hosts, each fire time is submitted once: the fire
+    takes a lock on the backend keyed by task name and fire time.
+    """
+
+    def __init__(self, *args: Any, trigger: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        parameters = [p for name, p in inspect.signature(self.function).parameters.items() if name != "message"]
+        if parameters:
+            raise ValidationError(
+                f"task {self.name!r} has a trigger, so it cannot take parameters "
+                f"(it has {', '.join(p.name for p in parameters)})"
+            )
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.trigger = trigger
+        self.scheduler = BackgroundScheduler()
+        self.scheduler.start()
+
+    def generate(  # type: ignore[override]
+        self,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Message:
+        if args or kwargs:
+            raise ValidationError(f"task {self.name!r} has a trigger: it takes no args or kwargs")
+        options["submit"] = False
+        message = super().generate(**options)
+        self.scheduler.add_job(self._fire, trigger=self.trigger, args=(message,), id=message.uuid,
+                               max_instances=1, coalesce=True)
+        return message
+
+    def _fire_slot(self) -> int:
+        """The same number in every process for the same scheduled fire."""
+        from alsek_core.clock import now_ms
+
+        interval = getattr(self.trigger, "interval_length", None)
+        if interval:
+            return now_ms() // int(interval * 1000)
+        return round(now_ms() / 1000)
+
+    def _fire(self, progenitor: Message) -> None:
+        from alsek_core.errors import KeyExistsError
+
+        slot = self._fire_slot()
+        try:
+            self.broker.backend.set(f"triggers:{self.name}:{slot}", progenitor.uuid, nx=True, ttl=24 * 3600 * 1000)
+        except KeyExistsError:
+            return  # another process already submitted this fire
+        data = progenitor.data
+        data.update(uuid=None, progenitor_uuid=progenitor.uuid, created_at=None, updated_at=None)
+        self._submit(Message(**data))
+
+    def pause(self) -> None:
+        self.scheduler.pause()
+
+    def resume(self) -> None:
+        self.scheduler.resume()
+
+    def clear(self) -> None:
+        self.scheduler.remove_all_jobs()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+
+def task(
+    broker: Broker,
+    name: str | None = None,
+    queue: str | None = None,
+    timeout: int = DEFAULT_TIMEOUT,
+    max_retries: int | None = 3,
+    backoff: Backoff | None = _UNSET,
+    trigger: Any = None,
+    mechanism: str = "process",
+    priority: int = 0,
+    result_store: ResultStore | None = None,
+    status_tracker: StatusTracker | None = None,
+    base_task: type[Task] | None = None,
+) -> Callable[[Callable[..., Any]], Task]:
+    """Decorate a function to make it a Task (a TriggerTask with ``trigger``)."""
+    if base_task is not None and not (isinstance(base_task, type) and issubclass(base_task, Task)):
+        raise ValidationError(f"base_task must be a subclass of Task, got {base_task!r}")
+
+    def wrapper(function: Callable[..., Any]) -> Task:
+        options: dict[str, Any] = dict(
+            broker=broker, name=name, queue=queue, timeout=timeout, max_retries=max_retries,
+            backoff=backoff, mechanism=mechanism, priority=priority,
+            result_store=result_store, status_tracker=status_tracker,
+        )
+        if trigger is None:
+            return (base_task or Task)(function, **options)
+        cls = base_task if base_task is not None and issubclass(base_task, TriggerTask) else TriggerTask
+        if base_task is not None and not issubclass(base_task, TriggerTask):
+            cls = type(f"Trigger{base_task.__name__}", (TriggerTask, base_task), {})
+        return cls(function, trigger=trigger, **options)
+
+    return wrapper
