@@ -8,6 +8,7 @@ Subclass ``Task`` and pass it as ``base_task`` to change ``pre_op``,
 
 from __future__ import annotations
 
+import copy
 import inspect
 import typing
 from collections.abc import Callable
@@ -90,6 +91,7 @@ class Task:
         self.result_store = result_store
         self.status_tracker = status_tracker
         self._deferred = False
+        self._origin: Task | None = None
         self.takes_message = _takes_message(function)
         Message(self.name, queue=self.queue, timeout=timeout, priority=priority, mechanism=mechanism)
         self.__doc__ = function.__doc__
@@ -104,12 +106,21 @@ class Task:
     # --- producing ----------------------------------------------------------------
 
     def defer(self) -> Task:
-        """The next ``generate()`` makes its message without submitting it."""
+        """The next ``generate()`` makes its message without submitting it.
+
+        Returns a deferred copy as well as deferring this task, so that
+        ``t.defer().generate(callback=t.defer().generate())`` defers both calls
+        even though the inner one runs (and cancels deferral) first.
+        """
         self._deferred = True
-        return self
+        deferred = copy.copy(self)
+        deferred._origin = self
+        return deferred
 
     def cancel_defer(self) -> Task:
         self._deferred = False
+        if self._origin is not None:
+            self._origin._deferred = False
         return self
 
     def generate(
