@@ -153,7 +153,10 @@ class PluginHost:
             raise PluginError(f"{origin}: a plugin of that name is already registered")
         try:
             self.manager.register(plugin, name=origin.plugin)
+            self.manager.check_pending()  # a hook name we do not define is a typo
         except Exception as exc:
+            if self.manager.has_plugin(origin.plugin):
+                self.manager.unregister(name=origin.plugin)
             raise PluginError(f"{origin}: invalid plugin: {exc}") from exc
         self.origins[origin.plugin] = origin
         hooks = self.manager.hook

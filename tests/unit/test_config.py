@@ -1,0 +1,64 @@
+"""Backend choice: argument > CLI > env > pyproject > embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alsek_backends.diskcache import DiskCacheBackend
+from alsek_core.config import DEFAULT_BACKEND_URL, backend_from_url, backend_url, serializer_name
+from alsek_core.errors import ConfigError
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ALSEK_BACKEND_URL", raising=False)
+    monkeypatch.delenv("ALSEK_SERIALIZER", raising=False)
+    return tmp_path
+
+
+def test_default_is_embedded(project: Path) -> None:
+    assert backend_url() == DEFAULT_BACKEND_URL
+    assert serializer_name() == "json"
+
+
+def test_precedence(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "pyproject.toml").write_text('[tool.alsek]\nbackend = "redis://from-pyproject"\n')
+    assert backend_url() == "redis://from-pyproject"
+    monkeypatch.setenv("ALSEK_BACKEND_URL", "redis://from-env")
+    assert backend_url() == "redis://from-env"
+    assert backend_url(cli="redis://from-cli") == "redis://from-cli"
+    assert backend_url("redis://explicit", cli="redis://from-cli") == "redis://explicit"
+
+
+def test_pyproject_found_from_a_subfolder(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "pyproject.toml").write_text('[tool.alsek]\nserializer = "msgpack"\n')
+    (project / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(project / "deep" / "er")
+    assert serializer_name() == "msgpack"
+
+
+def test_url_parameters_namespace_and_serializer(project: Path) -> None:
+    backend = backend_from_url(f"sqlite:///{project}/store?namespace=tenant1&serializer=msgpack")
+    assert isinstance(backend, DiskCacheBackend)
+    assert backend.namespace == "tenant1"
+    assert type(backend.serializer).__name__ == "MsgpackSerializer"
+    backend.set("k", {"v": [1, 2]})
+    assert backend.get("k") == {"v": [1, 2]}
+
+
+def test_relative_sqlite_url(project: Path) -> None:
+    backend = backend_from_url("sqlite:///rel/dir")
+    backend.set("x", 1)
+    assert (project / "rel" / "dir").is_dir()
+
+
+def test_bad_sqlite_urls(project: Path) -> None:
+    with pytest.raises(ConfigError, match="no directory"):
+        backend_from_url("sqlite:///")
+    with pytest.raises(ConfigError, match="malformed sqlite URL"):
+        backend_from_url("sqlite://host/dir")
+    with pytest.raises(ConfigError, match="unknown serializer 'yaml'"):
+        backend_from_url("sqlite:///x?serializer=yaml")
