@@ -11,4 +11,13 @@ from alsek_core.task import Task, task
 
 __version__ = "0.1.0"
 
-__all__ = ["Broker", "Lock", "Message", "StatusTracker", "Task", "TaskStatus", "__version__", "task"]
+__all__ = [
+    "Broker",
+    "Lock",
+    "Message",
+    "StatusTracker",
+    "Task",
+    "TaskStatus",
+    "__version__",
+    "task",
+]

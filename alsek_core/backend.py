@@ -50,9 +50,13 @@ class Backend(KVQueue):
     #: then checks concurrency with threads instead of processes.
     multi_process = True
 
-    def __init__(self, namespace: str = DEFAULT_NAMESPACE, serializer: Serializer | None = None) -> None:
+    def __init__(
+        self, namespace: str = DEFAULT_NAMESPACE, serializer: Serializer | None = None
+    ) -> None:
         if not namespace or "*" in namespace or "?" in namespace:
-            raise ValueError(f"namespace must be a non-empty name without glob characters, got {namespace!r}")
+            raise ValueError(
+                f"namespace must be a non-empty name without glob characters, got {namespace!r}"
+            )
         self.namespace = namespace
         if serializer is None:
             from alsek_core.plugins import default_serializer
@@ -75,7 +79,6 @@ class Backend(KVQueue):
         """Whether a short name matches a scan pattern (for stores without globbing)."""
         return fnmatch.fnmatchcase(name, f"{pattern or ''}*")
 
-
     def count(self, pattern: str | None = None) -> int:
         return sum(1 for _ in self.scan(pattern))
 
@@ -89,4 +92,6 @@ class Backend(KVQueue):
         """Release connections; the backend reconnects if used again."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(namespace={self.namespace!r}, serializer={self.serializer!r})"
+        return (
+            f"{type(self).__name__}(namespace={self.namespace!r}, serializer={self.serializer!r})"
+        )

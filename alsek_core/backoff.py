@@ -17,7 +17,12 @@ class Backoff(ABC):
     """Clamp a formula between ``floor`` and ``ceiling`` (ms). With
     ``zero_override``, zero incidents always means no wait."""
 
-    def __init__(self, floor: int | None = 60_000, ceiling: int | None = 3_600_000, zero_override: bool = True) -> None:
+    def __init__(
+        self,
+        floor: int | None = 60_000,
+        ceiling: int | None = 3_600_000,
+        zero_override: bool = True,
+    ) -> None:
         if floor is not None and ceiling is not None and floor > ceiling:
             raise ValidationError(f"backoff floor {floor} is above its ceiling {ceiling}")
         self.floor = floor
@@ -60,8 +65,13 @@ class Backoff(ABC):
 
 
 class ConstantBackoff(Backoff):
-    def __init__(self, constant: int = 60_000, floor: int | None = 60_000, ceiling: int | None = 3_600_000,
-                 zero_override: bool = True) -> None:
+    def __init__(
+        self,
+        constant: int = 60_000,
+        floor: int | None = 60_000,
+        ceiling: int | None = 3_600_000,
+        zero_override: bool = True,
+    ) -> None:
         super().__init__(floor, ceiling, zero_override)
         self.constant = constant
 
@@ -74,8 +84,13 @@ class ConstantBackoff(Backoff):
 
 
 class LinearBackoff(Backoff):
-    def __init__(self, factor: int = 10_000, floor: int | None = 60_000, ceiling: int | None = 3_600_000,
-                 zero_override: bool = True) -> None:
+    def __init__(
+        self,
+        factor: int = 10_000,
+        floor: int | None = 60_000,
+        ceiling: int | None = 3_600_000,
+        zero_override: bool = True,
+    ) -> None:
         super().__init__(floor, ceiling, zero_override)
         self.factor = factor
 
@@ -88,8 +103,14 @@ class LinearBackoff(Backoff):
 
 
 class ExponentialBackoff(Backoff):
-    def __init__(self, base: int = 4, factor: int = 10_000, floor: int | None = 60_000,
-                 ceiling: int | None = 3_600_000, zero_override: bool = True) -> None:
+    def __init__(
+        self,
+        base: int = 4,
+        factor: int = 10_000,
+        floor: int | None = 60_000,
+        ceiling: int | None = 3_600_000,
+        zero_override: bool = True,
+    ) -> None:
         super().__init__(floor, ceiling, zero_override)
         self.base = base
         self.factor = factor

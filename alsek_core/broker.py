@@ -72,7 +72,9 @@ class Broker:
         return Message(**data)
 
     def envelope(self, message: Message) -> Envelope:
-        return Envelope(message.queue, message.uuid, message.priority, message.ready_at, self.encode(message))
+        return Envelope(
+            message.queue, message.uuid, message.priority, message.ready_at, self.encode(message)
+        )
 
     # --- producing ----------------------------------------------------------------
 
@@ -86,7 +88,9 @@ class Broker:
             submit: Any = self.backend.submit
             added = submit(envelopes, connection=connection)
         else:
-            raise AlsekError(f"{type(self.backend).__name__} cannot submit inside a caller's transaction")
+            raise AlsekError(
+                f"{type(self.backend).__name__} cannot submit inside a caller's transaction"
+            )
         if not added:
             raise MessageAlreadyExistsError(f"{message.summary} is already queued")
         return message
@@ -99,7 +103,9 @@ class Broker:
 
     # --- consuming ----------------------------------------------------------------
 
-    def claim(self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0) -> list[Delivery]:
+    def claim(
+        self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Delivery]:
         return self.backend.claim(queues, limit, lease_ms, wait_ms)
 
     @staticmethod
@@ -131,7 +137,9 @@ class Broker:
 
     def _release(self, message: Message, ready_at: int) -> None:
         if not self.backend.reschedule(self._delivery(message), self.encode(message), ready_at):
-            log.warning("lease of %s was lost before release; another worker has it", message.summary)
+            log.warning(
+                "lease of %s was lost before release; another worker has it", message.summary
+            )
         message.delivery = None
 
     def fail(self, message: Message, exc: BaseException | None = None) -> None:

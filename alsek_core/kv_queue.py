@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import base64
 import time
-from abc import ABC, abstractmethod
 import uuid as uuid_lib
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -82,7 +82,9 @@ class KVQueue(ABC):
         added = 0
         for i, envelope in enumerate(envelopes):
             try:
-                self.set(_messages(envelope.queue) + envelope.uuid, _record(envelope, base + i), nx=True)
+                self.set(
+                    _messages(envelope.queue) + envelope.uuid, _record(envelope, base + i), nx=True
+                )
             except KeyExistsError:
                 continue
             added += 1
@@ -146,7 +148,9 @@ class KVQueue(ABC):
         record = self.get(name)
         if record is None or not self._holds(delivery):
             return False
-        record.update(r=ready_at, s=time.time_ns(), d=0, b=base64.b64encode(payload).decode("ascii"))
+        record.update(
+            r=ready_at, s=time.time_ns(), d=0, b=base64.b64encode(payload).decode("ascii")
+        )
         self.set(name, record)
         self.delete(_leases(delivery.queue) + delivery.uuid, missing_ok=True)
         return True

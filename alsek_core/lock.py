@@ -28,8 +28,13 @@ class Lock:
     ``strict=False`` it is also True when this owner already holds it.
     """
 
-    def __init__(self, name: str, backend: Backend, ttl: int | None = DEFAULT_LOCK_TTL,
-                 owner_id: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        backend: Backend,
+        ttl: int | None = DEFAULT_LOCK_TTL,
+        owner_id: str | None = None,
+    ) -> None:
         if not name:
             raise AlsekError("a lock needs a name")
         self.name = name
@@ -68,8 +73,12 @@ class Lock:
     def __enter__(self) -> Lock:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.release()
 
     def __repr__(self) -> str:

@@ -23,10 +23,26 @@ MECHANISMS = ("process", "thread")
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
 
 FIELDS = (
-    "task_name", "queue", "args", "kwargs", "priority", "metadata", "exception_details",
-    "result_ttl", "uuid", "progenitor_uuid", "retries", "timeout", "created_at", "updated_at",
-    "delay", "previous_result", "previous_message_uuid", "callback_message_data",
-    "backoff_settings", "mechanism",
+    "task_name",
+    "queue",
+    "args",
+    "kwargs",
+    "priority",
+    "metadata",
+    "exception_details",
+    "result_ttl",
+    "uuid",
+    "progenitor_uuid",
+    "retries",
+    "timeout",
+    "created_at",
+    "updated_at",
+    "delay",
+    "previous_result",
+    "previous_message_uuid",
+    "callback_message_data",
+    "backoff_settings",
+    "mechanism",
 )
 
 
@@ -71,26 +87,46 @@ class Message:
         backoff_settings: dict[str, Any] | None = None,
         mechanism: str = "process",
     ) -> None:
-        _check(isinstance(task_name, str) and bool(task_name), f"task_name must be a non-empty str, got {task_name!r}")
+        _check(
+            isinstance(task_name, str) and bool(task_name),
+            f"task_name must be a non-empty str, got {task_name!r}",
+        )
         self.task_name = task_name
         self.queue = validate_queue_name(queue or DEFAULT_QUEUE)
-        _check(args is None or isinstance(args, (list, tuple)), f"args must be a tuple or list, got {type(args).__name__}")
+        _check(
+            args is None or isinstance(args, (list, tuple)),
+            f"args must be a tuple or list, got {type(args).__name__}",
+        )
         self.args = tuple(args or ())
-        _check(kwargs is None or isinstance(kwargs, dict), f"kwargs must be a dict, got {type(kwargs).__name__}")
+        _check(
+            kwargs is None or isinstance(kwargs, dict),
+            f"kwargs must be a dict, got {type(kwargs).__name__}",
+        )
         self.kwargs = dict(kwargs or {})
-        _check(_is_int(priority), f"priority must be an int, got {type(priority).__name__} {priority!r}")
+        _check(
+            _is_int(priority),
+            f"priority must be an int, got {type(priority).__name__} {priority!r}",
+        )
         self.priority = priority
-        _check(metadata is None or isinstance(metadata, dict), f"metadata must be a dict, got {type(metadata).__name__}")
+        _check(
+            metadata is None or isinstance(metadata, dict),
+            f"metadata must be a dict, got {type(metadata).__name__}",
+        )
         self.metadata = metadata
         self.exception_details = exception_details
-        _check(result_ttl is None or (_is_int(result_ttl) and result_ttl > 0),
-               f"result_ttl must be a positive int (ms) or None, got {result_ttl!r}")
+        _check(
+            result_ttl is None or (_is_int(result_ttl) and result_ttl > 0),
+            f"result_ttl must be a positive int (ms) or None, got {result_ttl!r}",
+        )
         self.result_ttl = result_ttl
         self.uuid = str(uuid or uuid_lib.uuid1())
         self.progenitor_uuid = progenitor_uuid
         _check(_is_int(retries) and retries >= 0, f"retries must be an int >= 0, got {retries!r}")
         self.retries = retries
-        _check(_is_int(timeout) and timeout > 0, f"timeout must be a positive int (ms), got {timeout!r}")
+        _check(
+            _is_int(timeout) and timeout > 0,
+            f"timeout must be a positive int (ms), got {timeout!r}",
+        )
         self.timeout = timeout
         self.created_at = created_at if created_at is not None else now_ms()
         self.updated_at = updated_at if updated_at is not None else self.created_at
@@ -99,8 +135,10 @@ class Message:
         self.delay = delay
         self.previous_result = previous_result
         self.previous_message_uuid = previous_message_uuid
-        _check(callback_message_data is None or isinstance(callback_message_data, dict),
-               "callback_message_data must be a dict (a message's data) or None")
+        _check(
+            callback_message_data is None or isinstance(callback_message_data, dict),
+            "callback_message_data must be a dict (a message's data) or None",
+        )
         self.callback_message_data = callback_message_data
         self.backoff_settings = backoff_settings
         settings2backoff(backoff_settings)  # fail now, not on the worker

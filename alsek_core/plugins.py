@@ -91,7 +91,9 @@ class Registry:
             if taken is not None and taken[1] != self.origin:
                 self.conflicts.setdefault(scheme, [taken[1]]).append(self.origin)
                 self.errors.append(
-                    PluginError(f"{self.origin}: URL scheme {scheme!r} is already taken by {taken[1]}")
+                    PluginError(
+                        f"{self.origin}: URL scheme {scheme!r} is already taken by {taken[1]}"
+                    )
                 )
                 continue
             self.schemes[scheme] = (spec, self.origin)
@@ -100,7 +102,9 @@ class Registry:
         taken = self.serializers.get(spec.name)
         if taken is not None and taken[1] != self.origin:
             self.errors.append(
-                PluginError(f"{self.origin}: serializer {spec.name!r} is already taken by {taken[1]}")
+                PluginError(
+                    f"{self.origin}: serializer {spec.name!r} is already taken by {taken[1]}"
+                )
             )
             return
         self.serializers[spec.name] = (spec, self.origin)
@@ -168,7 +172,9 @@ class PluginHost:
                 try:
                     impl.function(register=self.registry)
                 except Exception as exc:
-                    self.registry.errors.append(PluginError(f"{origin}: {caller.name} failed: {exc!r}"))
+                    self.registry.errors.append(
+                        PluginError(f"{origin}: {caller.name} failed: {exc!r}")
+                    )
 
     def unregister(self, name: str) -> None:
         """Forget a plugin and all it registered (for tests and reloading)."""
@@ -198,7 +204,9 @@ class PluginHost:
         found = self.registry.serializers.get(name)
         if found is None:
             known = ", ".join(sorted(self.registry.serializers)) or "none"
-            raise ConfigError(f"unknown serializer {name!r}; known serializers: {known}" + self.error_hint())
+            raise ConfigError(
+                f"unknown serializer {name!r}; known serializers: {known}" + self.error_hint()
+            )
         return found[0].factory()
 
     def error_hint(self) -> str:
@@ -236,13 +244,23 @@ def describe() -> list[dict[str, Any]]:
     """Every registered backend and serializer with where it came from (``alsek backends``)."""
     reg = plugin_host().registry
     rows: list[dict[str, Any]] = [
-        {"kind": "backend", "name": spec.name, "schemes": list(spec.schemes),
-         "origin": str(origin), "description": spec.description}
+        {
+            "kind": "backend",
+            "name": spec.name,
+            "schemes": list(spec.schemes),
+            "origin": str(origin),
+            "description": spec.description,
+        }
         for spec, origin in reg.backends.values()
     ]
     rows += [
-        {"kind": "serializer", "name": spec.name, "schemes": [],
-         "origin": str(origin), "description": spec.description}
+        {
+            "kind": "serializer",
+            "name": spec.name,
+            "schemes": [],
+            "origin": str(origin),
+            "description": spec.description,
+        }
         for spec, origin in reg.serializers.values()
     ]
     return rows

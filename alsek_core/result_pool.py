@@ -34,8 +34,12 @@ class ResultPool:
                 ready = [m for m in pending if store.exists(m, descendants=descendants)]
                 for message in ready:
                     pending.remove(message)
-                    yield message, store.get(message, keep=keep, with_metadata=with_metadata,
-                                             descendants=descendants)
+                    yield (
+                        message,
+                        store.get(
+                            message, keep=keep, with_metadata=with_metadata, descendants=descendants
+                        ),
+                    )
                 if not pending:
                     return
                 if deadline.expired:

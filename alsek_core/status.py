@@ -54,8 +54,12 @@ class StatusTracker:
         return f"{type(self).__name__}(backend={self.backend!r})"
 
     def set(self, message: Message, status: TaskStatus) -> None:
-        record = {"status": TaskStatus(status).name, "queue": message.queue,
-                  "task_name": message.task_name, "updated_at": now_ms()}
+        record = {
+            "status": TaskStatus(status).name,
+            "queue": message.queue,
+            "task_name": message.task_name,
+            "updated_at": now_ms(),
+        }
         self.backend.set(status_name(message.uuid), record, ttl=self.ttl)
         self.backend.notify(status_name(message.uuid))
 
@@ -77,15 +81,21 @@ class StatusTracker:
             raise ValidationError(f"status of {message.summary} is not terminal; pass check=False")
         self.backend.delete(status_name(message.uuid), missing_ok=not check)
 
-    def wait_for(self, message: Message, status: TaskStatus | Iterable[TaskStatus],
-                 timeout: float | None = 5.0) -> TaskStatus:
+    def wait_for(
+        self,
+        message: Message,
+        status: TaskStatus | Iterable[TaskStatus],
+        timeout: float | None = 5.0,
+    ) -> TaskStatus:
         """Block until the status is one of ``status``; raise TimeoutError after
         ``timeout`` seconds (None: forever)."""
         wanted = {TaskStatus(status)} if isinstance(status, (int, TaskStatus)) else set(status)
         for current in self.listen(message, timeout=timeout):
             if current in wanted:
                 return current
-        raise TimeoutError(f"{message.summary} did not reach {sorted(s.name for s in wanted)} in {timeout}s")
+        raise TimeoutError(
+            f"{message.summary} did not reach {sorted(s.name for s in wanted)} in {timeout}s"
+        )
 
     def listen(self, message: Message, timeout: float | None = None) -> Iterator[TaskStatus]:
         """Yield the status each time it changes, ending at a terminal one or the timeout."""
@@ -136,7 +146,9 @@ class StatusTrackerIntegrityScanner:
             if not self.broker.backend.contains(record["queue"], uuid):
                 message = Message(record["task_name"], queue=record["queue"], uuid=uuid)
                 self.status_tracker.set(message, TaskStatus.UNKNOWN)
-                log.info("status of %s reset to UNKNOWN: the message no longer exists", message.summary)
+                log.info(
+                    "status of %s reset to UNKNOWN: the message no longer exists", message.summary
+                )
                 fixed += 1
         return fixed
 

@@ -40,7 +40,7 @@ def _takes_message(function: Callable[..., Any]) -> bool:
         try:
             annotation = typing.get_type_hints(function).get("message", annotation)
         except Exception:
-            return annotation.rsplit(".", 1)[-1] == "Message"
+            return bool(annotation.rsplit(".", 1)[-1] == "Message")
     return annotation is Message
 
 
@@ -49,7 +49,11 @@ def nest_callbacks(callback: Message | tuple[Message, ...]) -> Message:
     updating each message's ``callback_message_data`` in place."""
     if isinstance(callback, Message):
         return callback
-    if not isinstance(callback, tuple) or not callback or not all(isinstance(m, Message) for m in callback):
+    if (
+        not isinstance(callback, tuple)
+        or not callback
+        or not all(isinstance(m, Message) for m in callback)
+    ):
         raise ValidationError("callback must be a Message or a non-empty tuple of Messages")
     for parent, child in zip(reversed(callback[:-1]), reversed(callback[1:]), strict=True):
         parent.callback_message_data = child.data
@@ -81,11 +85,13 @@ class Task:
             raise ValidationError(f"max_retries must be an int >= 0 or None, got {max_retries!r}")
         self.function = function
         self.broker = broker
-        self.name = name or getattr(function, "__name__", "task")
+        self.name: str = name or str(getattr(function, "__name__", "task"))
         self.queue = queue or DEFAULT_QUEUE
         self.timeout = timeout
         self.max_retries = max_retries
-        self.backoff: Backoff = ExponentialBackoff() if backoff is _UNSET else (backoff or no_backoff())
+        self.backoff: Backoff = (
+            ExponentialBackoff() if backoff is _UNSET else (backoff or no_backoff())
+        )
         self.mechanism = mechanism
         self.priority = priority
         self.result_store = result_store
@@ -93,7 +99,9 @@ class Task:
         self._deferred = False
         self._origin: Task | None = None
         self.takes_message = _takes_message(function)
-        Message(self.name, queue=self.queue, timeout=timeout, priority=priority, mechanism=mechanism)
+        Message(
+            self.name, queue=self.queue, timeout=timeout, priority=priority, mechanism=mechanism
+        )
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
 
@@ -208,7 +216,11 @@ class TriggerTask(Task):
 
     def __init__(self, *args: Any, trigger: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        parameters = [p for name, p in inspect.signature(self.function).parameters.items() if name != "message"]
+        parameters = [
+            p
+            for name, p in inspect.signature(self.function).parameters.items()
+            if name != "message"
+        ]
         if parameters:
             raise ValidationError(
                 f"task {self.name!r} has a trigger, so it cannot take parameters "
@@ -230,8 +242,14 @@ class TriggerTask(Task):
             raise ValidationError(f"task {self.name!r} has a trigger: it takes no args or kwargs")
         options["submit"] = False
         message = super().generate(**options)
-        self.scheduler.add_job(self._fire, trigger=self.trigger, args=(message,), id=message.uuid,
-                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(
+            self._fire,
+            trigger=self.trigger,
+            args=(message,),
+            id=message.uuid,
+            max_instances=1,
+            coalesce=True,
+        )
         return message
 
     def _fire_slot(self) -> int:
@@ -248,7 +266,9 @@ class TriggerTask(Task):
 
         slot = self._fire_slot()
         try:
-            self.broker.backend.set(f"triggers:{self.name}:{slot}", progenitor.uuid, nx=True, ttl=24 * 3600 * 1000)
+            self.broker.backend.set(
+                f"triggers:{self.name}:{slot}", progenitor.uuid, nx=True, ttl=24 * 3600 * 1000
+            )
         except KeyExistsError:
             return  # another process already submitted this fire
         data = progenitor.data
@@ -289,13 +309,24 @@ def task(
 
     def wrapper(function: Callable[..., Any]) -> Task:
         options: dict[str, Any] = dict(
-            broker=broker, name=name, queue=queue, timeout=timeout, max_retries=max_retries,
-            backoff=backoff, mechanism=mechanism, priority=priority,
-            result_store=result_store, status_tracker=status_tracker,
+            broker=broker,
+            name=name,
+            queue=queue,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+            mechanism=mechanism,
+            priority=priority,
+            result_store=result_store,
+            status_tracker=status_tracker,
         )
         if trigger is None:
             return (base_task or Task)(function, **options)
-        cls = base_task if base_task is not None and issubclass(base_task, TriggerTask) else TriggerTask
+        cls = (
+            base_task
+            if base_task is not None and issubclass(base_task, TriggerTask)
+            else TriggerTask
+        )
         if base_task is not None and not issubclass(base_task, TriggerTask):
             cls = type(f"Trigger{base_task.__name__}", (TriggerTask, base_task), {})
         return cls(function, trigger=trigger, **options)

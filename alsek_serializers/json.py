@@ -20,12 +20,18 @@ class JsonSerializer(Serializer):
 
     def dumps(self, obj: Any) -> bytes:
         try:
-            return json.dumps(obj, default=_refuse, ensure_ascii=False, separators=(",", ":")).encode()
+            return json.dumps(
+                obj, default=_refuse, ensure_ascii=False, separators=(",", ":")
+            ).encode()
         except ValueError as exc:  # circular references, NaN handling
-            raise SerializationError(f"JsonSerializer cannot encode {type(obj).__qualname__}: {exc}") from exc
+            raise SerializationError(
+                f"JsonSerializer cannot encode {type(obj).__qualname__}: {exc}"
+            ) from exc
 
     def loads(self, data: bytes) -> Any:
         try:
             return json.loads(data)
         except (ValueError, TypeError) as exc:
-            raise SerializationError(f"JsonSerializer cannot decode {bytes(data)[:40]!r}: {exc}") from exc
+            raise SerializationError(
+                f"JsonSerializer cannot decode {bytes(data)[:40]!r}: {exc}"
+            ) from exc

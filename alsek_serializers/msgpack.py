@@ -28,10 +28,14 @@ class MsgpackSerializer(Serializer):
         try:
             return bytes(self._msgpack.packb(obj, default=_refuse, use_bin_type=True))
         except (TypeError, ValueError, OverflowError) as exc:
-            raise SerializationError(f"MsgpackSerializer cannot encode {type(obj).__qualname__}: {exc}") from exc
+            raise SerializationError(
+                f"MsgpackSerializer cannot encode {type(obj).__qualname__}: {exc}"
+            ) from exc
 
     def loads(self, data: bytes) -> Any:
         try:
             return self._msgpack.unpackb(data, raw=False, strict_map_key=False)
         except Exception as exc:
-            raise SerializationError(f"MsgpackSerializer cannot decode {bytes(data)[:40]!r}: {exc}") from exc
+            raise SerializationError(
+                f"MsgpackSerializer cannot decode {bytes(data)[:40]!r}: {exc}"
+            ) from exc

@@ -20,10 +20,14 @@ class PickleSerializer(Serializer):
         try:
             return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise SerializationError(f"PickleSerializer cannot encode {type(obj).__qualname__}: {exc}") from exc
+            raise SerializationError(
+                f"PickleSerializer cannot encode {type(obj).__qualname__}: {exc}"
+            ) from exc
 
     def loads(self, data: bytes) -> Any:
         try:
             return pickle.loads(data)
         except Exception as exc:
-            raise SerializationError(f"PickleSerializer cannot decode {bytes(data)[:40]!r}: {exc}") from exc
+            raise SerializationError(
+                f"PickleSerializer cannot decode {bytes(data)[:40]!r}: {exc}"
+            ) from exc

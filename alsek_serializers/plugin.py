@@ -10,4 +10,6 @@ from alsek_serializers import JsonSerializer, MsgpackSerializer, PickleSerialize
 def alsek_register_serializers(register: Registry) -> None:
     register.serializer(SerializerSpec("json", JsonSerializer, "JSON, the default"))
     register.serializer(SerializerSpec("msgpack", MsgpackSerializer, "msgpack (extra: msgpack)"))
-    register.serializer(SerializerSpec("pickle", PickleSerializer, "pickle: unsafe for untrusted data"))
+    register.serializer(
+        SerializerSpec("pickle", PickleSerializer, "pickle: unsafe for untrusted data")
+    )

@@ -23,7 +23,10 @@ class DictBackend(Backend):
     multi_process = False  # the dict lives in this process only
 
     def __init__(
-        self, store: str = "default", namespace: str = DEFAULT_NAMESPACE, serializer: Serializer | None = None
+        self,
+        store: str = "default",
+        namespace: str = DEFAULT_NAMESPACE,
+        serializer: Serializer | None = None,
     ) -> None:
         super().__init__(namespace=namespace, serializer=serializer)
         self._data = _STORES.setdefault(store, {})
@@ -79,6 +82,11 @@ def make_backend(url: str, **options: Any) -> DictBackend:
 @hookimpl
 def alsek_register_backends(register: Registry) -> None:
     register.backend(
-        BackendSpec("five-method", ("fivemethod",), make_backend, "dict, five methods only",
-                    test_url=lambda scratch: "fivemethod://contract")
+        BackendSpec(
+            "five-method",
+            ("fivemethod",),
+            make_backend,
+            "dict, five methods only",
+            test_url=lambda scratch: "fivemethod://contract",
+        )
     )

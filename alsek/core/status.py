@@ -7,4 +7,9 @@ from alsek_core.status import (
     TaskStatus,
 )
 
-__all__ = ["StatusTracker", "StatusTrackerIntegrityScanner", "StatusTrackerIntegryScanner", "TaskStatus"]
+__all__ = [
+    "StatusTracker",
+    "StatusTrackerIntegrityScanner",
+    "StatusTrackerIntegryScanner",
+    "TaskStatus",
+]

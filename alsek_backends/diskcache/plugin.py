@@ -16,7 +16,9 @@ from alsek_core.plugins import BackendSpec, Registry, hookimpl
 def directory_from_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.netloc:
-        raise ConfigError(f"malformed {parts.scheme} URL {url!r}: use {parts.scheme}:///relative/dir or {parts.scheme}:////absolute/dir")
+        raise ConfigError(
+            f"malformed {parts.scheme} URL {url!r}: use {parts.scheme}:///relative/dir or {parts.scheme}:////absolute/dir"
+        )
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     if not path:
         raise ConfigError(f"malformed {parts.scheme} URL {url!r}: no directory given")

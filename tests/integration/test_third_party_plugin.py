@@ -87,7 +87,7 @@ class FileBackend(Backend):
                     yield self.short_name(key)
 '''
 
-PLUGIN = '''
+PLUGIN = """
 from alsek_core.plugins import BackendSpec, hookimpl
 
 
@@ -99,11 +99,11 @@ def make(url, **options):
 @hookimpl
 def alsek_register_backends(register):
     register.backend(BackendSpec("filekv", ("filekv",), make, "one file per key"))
-'''
+"""
 
 CONFTEST = 'pytest_plugins = ["alsek_core.testing.contract.fixtures"]\n'
 
-CONTRACT_TEST = '''
+CONTRACT_TEST = """
 import functools
 
 import pytest
@@ -116,7 +116,7 @@ class TestFileKV(BackendContract):
     @pytest.fixture
     def backend_factory(self, contract_namespace, tmp_path):
         return functools.partial(backend_from_url, f"filekv://{tmp_path}/store", namespace=contract_namespace)
-'''
+"""
 
 
 def test_third_party_plugin_is_discovered_and_passes_the_contract(tmp_path: Path) -> None:
@@ -133,17 +133,27 @@ def test_third_party_plugin_is_discovered_and_passes_the_contract(tmp_path: Path
     suite.mkdir()
     (suite / "conftest.py").write_text(CONFTEST)
     (suite / "test_filekv_contract.py").write_text(textwrap.dedent(CONTRACT_TEST))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+    }
 
     listing = subprocess.run(
         [sys.executable, "-c", "from alsek_core.plugins import describe; print(describe())"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert "plugin 'filekv' (alsek-filekv 1.2.3)" in listing.stdout
 
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
-        capture_output=True, text=True, env=env, cwd=suite, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=suite,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout and "failed" not in run.stdout

@@ -91,14 +91,28 @@ def test_message_properties(broker: Broker) -> None:
     assert message.timeout == 3_600_000 and message.mechanism == "process"
     assert message.backoff_settings == {
         "algorithm": "ExponentialBackoff",
-        "parameters": {"base": 4, "factor": 10000, "floor": 60000, "ceiling": 3600000, "zero_override": True},
+        "parameters": {
+            "base": 4,
+            "factor": 10000,
+            "floor": 60000,
+            "ceiling": 3600000,
+            "zero_override": True,
+        },
     }
     assert message.data["task_name"] == "simple_task"
-    assert message.summary == f"Message(uuid={message.uuid!r}, queue='alsek_queue', task='simple_task')"
+    assert (
+        message.summary
+        == f"Message(uuid={message.uuid!r}, queue='alsek_queue', task='simple_task')"
+    )
     assert message.ready_at == message.created_at
     assert message.ttr == 0 and message.ready is True
     assert message.descendant_uuids is None
-    for field in ("progenitor_uuid", "previous_message_uuid", "callback_message_data", "exception_details"):
+    for field in (
+        "progenitor_uuid",
+        "previous_message_uuid",
+        "callback_message_data",
+        "exception_details",
+    ):
         assert f"{field}=" in repr(message)
     assert Message(**message.data) == message
 
@@ -291,7 +305,9 @@ def _chain_tasks(broker: Broker, result_store: ResultStore) -> tuple[Task, Task,
 
     @task(broker, result_store=result_store)
     def print_result(message: Message) -> None:
-        printed.append((message.previous_result, message.previous_message_uuid, message.progenitor_uuid))
+        printed.append(
+            (message.previous_result, message.previous_message_uuid, message.progenitor_uuid)
+        )
 
     return add_1, add_1_previous, print_result, printed
 
@@ -303,7 +319,9 @@ def test_callbacks_nested_and_flat_are_identical(broker: Broker, result_store: R
         callback=(
             add_1_previous.defer().generate(
                 callback=add_1_previous.defer().generate(
-                    callback=add_1_previous.defer().generate(callback=print_result.defer().generate())
+                    callback=add_1_previous.defer().generate(
+                        callback=print_result.defer().generate()
+                    )
                 ),
             )
         ),
@@ -530,7 +548,11 @@ def test_result_pool(broker: Broker, result_store: ResultStore) -> None:
 
 
 def test_unencodable_result_fails_cleanly(backend: Backend) -> None:
-    broker, result_store, status_tracker = Broker(backend), ResultStore(backend), StatusTracker(backend)
+    broker, result_store, status_tracker = (
+        Broker(backend),
+        ResultStore(backend),
+        StatusTracker(backend),
+    )
 
     @task(broker, result_store=result_store, status_tracker=status_tracker)
     def returns_object() -> object:

@@ -37,11 +37,14 @@ def test_builtins_are_discovered_through_entry_points() -> None:
 def test_duplicate_scheme_names_both_plugins_and_keeps_others() -> None:
     host = PluginHost()
     host.register(_backend_plugin("first", "dup", "only-first"), Origin("first", "dist-a", "1.0"))
-    host.register(_backend_plugin("second", "dup", "only-second"), Origin("second", "dist-b", "2.0"))
-    assert "plugin 'second' (dist-b 2.0): URL scheme 'dup' is already taken by plugin 'first'" in str(
-        host.registry.errors[0]
+    host.register(
+        _backend_plugin("second", "dup", "only-second"), Origin("second", "dist-b", "2.0")
     )
-    with pytest.raises(PluginError, match="claimed by plugin 'first'.*and plugin 'second'"):
+    assert (
+        "plugin 'second' (dist-b 2.0): URL scheme 'dup' is already taken by plugin 'first'"
+        in str(host.registry.errors[0])
+    )
+    with pytest.raises(PluginError, match=r"claimed by plugin 'first'.*and plugin 'second'"):
         host.backend_spec("dup")
     assert host.backend_spec("only-first").name == "first"
     assert host.backend_spec("only-second").name == "second"
@@ -54,8 +57,9 @@ def test_failing_hook_is_reported_and_others_load() -> None:
     host = PluginHost()
     host.register(_plugin("broken", alsek_register_backends=broken), Origin("broken", "bad-dist"))
     host.register(_backend_plugin("good", "good"), "good")
-    assert "plugin 'broken' (bad-dist): alsek_register_backends failed: RuntimeError('kaboom')" in str(
-        host.registry.errors[0]
+    assert (
+        "plugin 'broken' (bad-dist): alsek_register_backends failed: RuntimeError('kaboom')"
+        in str(host.registry.errors[0])
     )
     assert host.backend_spec("good").name == "good"
 
@@ -63,7 +67,7 @@ def test_failing_hook_is_reported_and_others_load() -> None:
 def test_unknown_hook_is_an_invalid_plugin() -> None:
     def alsek_not_a_hook() -> None: ...
 
-    with pytest.raises(PluginError, match="plugin 'typo'.*invalid plugin"):
+    with pytest.raises(PluginError, match=r"plugin 'typo'.*invalid plugin"):
         PluginHost().register(_plugin("typo", alsek_not_a_hook=alsek_not_a_hook), "typo")
 
 
@@ -75,12 +79,16 @@ def test_entry_point_that_fails_to_import(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(md, "entry_points", lambda group: [broken, *real])
     host = PluginHost()
     host.load_entry_points()
-    assert any("plugin 'ghost'" in str(e) and "failed to load" in str(e) for e in host.registry.errors)
+    assert any(
+        "plugin 'ghost'" in str(e) and "failed to load" in str(e) for e in host.registry.errors
+    )
     assert host.backend_spec("sqlite").name == "diskcache"
 
 
 def test_unknown_scheme_lists_known_ones() -> None:
-    with pytest.raises(ConfigError, match=r"no backend for URL scheme 'nope'; known schemes: .*sqlite"):
+    with pytest.raises(
+        ConfigError, match=r"no backend for URL scheme 'nope'; known schemes: .*sqlite"
+    ):
         backend_from_url("nope://x")
 
 

@@ -16,7 +16,9 @@ def test_round_trip(serializer: Any) -> None:
     assert serializer.loads(serializer.dumps(VALUE)) == VALUE
 
 
-@pytest.mark.parametrize("serializer", [JsonSerializer(), MsgpackSerializer()], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "serializer", [JsonSerializer(), MsgpackSerializer()], ids=lambda s: s.name
+)
 def test_unencodable_names_the_type(serializer: Any) -> None:
     class Widget:
         pass

@@ -58,7 +58,9 @@ class KeyValueContract:
         for name in ("queues:q1:x", "queues:q1:y", "queues:q10:z", "results:1", "results:2"):
             backend.set(name, 0)
         assert sorted(backend.scan("queues:q1:")) == ["queues:q1:x", "queues:q1:y"]
-        assert sorted(backend.scan("queues:q1")) == sorted(["queues:q1:x", "queues:q1:y", "queues:q10:z"])
+        assert sorted(backend.scan("queues:q1")) == sorted(
+            ["queues:q1:x", "queues:q1:y", "queues:q10:z"]
+        )
         assert sorted(backend.scan("results:")) == ["results:1", "results:2"]
         assert sorted(backend.scan("queues:*:z")) == ["queues:q10:z"]
         assert len(list(backend.scan())) == 5

@@ -17,9 +17,13 @@ from alsek_core.ports import Backend, Envelope, QueueCounts
 LEASE = 30_000
 
 
-def envelope(queue: str = "q", priority: int = 0, delay: int = 0, body: bytes | None = None) -> Envelope:
+def envelope(
+    queue: str = "q", priority: int = 0, delay: int = 0, body: bytes | None = None
+) -> Envelope:
     uuid = uuid_lib.uuid4().hex
-    return Envelope(queue, uuid, priority, now_ms() + delay, body if body is not None else uuid.encode())
+    return Envelope(
+        queue, uuid, priority, now_ms() + delay, body if body is not None else uuid.encode()
+    )
 
 
 def drain(backend: Backend, queues: Sequence[str], lease_ms: int = LEASE) -> list[str]:
@@ -161,7 +165,11 @@ class QueueContract:
         [in_flight] = backend.claim(["q"], 1, LEASE)
         assert backend.counts("q") == QueueCounts(ready=1, delayed=1, in_flight=1, dead=0)
         listing = {m.uuid: m.state for m in backend.messages("q")}
-        assert listing == {ready[0].uuid: "ready", delayed.uuid: "delayed", in_flight.uuid: "in_flight"}
+        assert listing == {
+            ready[0].uuid: "ready",
+            delayed.uuid: "delayed",
+            in_flight.uuid: "in_flight",
+        }
         assert backend.queue_names() == ["q"]
         assert backend.contains("q", delayed.uuid)
 
@@ -182,9 +190,7 @@ class QueueContract:
         assert time.monotonic() - started < 5
 
 
-def _claim_all(
-    factory: Callable[[], Backend], queue: str, barrier: Any, out: Any
-) -> None:
+def _claim_all(factory: Callable[[], Backend], queue: str, barrier: Any, out: Any) -> None:
     """Claim and ack until the queue stays empty; report what was claimed."""
     backend = factory()
     got: list[str] = []
@@ -213,6 +219,8 @@ class ConcurrencyContract:
         envs = [envelope("conc") for _ in range(self.messages)]
         for start in range(0, len(envs), 200):
             backend.submit(envs[start : start + 200])
+        barrier: Any
+        out: Any
         if getattr(backend, "multi_process", True):
             ctx = multiprocessing.get_context("spawn")
             barrier, out = ctx.Barrier(self.workers), ctx.Queue()
@@ -221,7 +229,7 @@ class ConcurrencyContract:
                 for _ in range(self.workers)
             ]
         else:
-            barrier, out = threading.Barrier(self.workers), queue_lib.Queue()
+            barrier, out = threading.Barrier(self.workers), queue_lib.Queue[list[str]]()
             workers = [
                 threading.Thread(target=_claim_all, args=(backend_factory, "conc", barrier, out))
                 for _ in range(self.workers)

@@ -32,7 +32,11 @@ def scratch_dir() -> str:
 
 
 @pytest.fixture
-def backend_factory(registered_backend: str, scratch_dir: str, contract_namespace: str) -> Callable[[], Backend]:
+def backend_factory(
+    registered_backend: str, scratch_dir: str, contract_namespace: str
+) -> Callable[[], Backend]:
     spec = plugin_host().registry.backends[registered_backend][0]
     assert spec.test_url is not None
-    return functools.partial(backend_from_url, spec.test_url(scratch_dir), namespace=contract_namespace)
+    return functools.partial(
+        backend_from_url, spec.test_url(scratch_dir), namespace=contract_namespace
+    )
