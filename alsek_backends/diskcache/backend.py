@@ -1,25 +1,41 @@
-"""DiskCache key-value storage; safe across processes on one host because
-DiskCache commits every operation in an SQLite transaction."""
+"""The embedded backend: key-value storage in a DiskCache, the queue in SQLite
+tables beside it (queue.sqlite3 in the same directory).
+
+Both are safe across processes on one host: every operation is an SQLite
+transaction. The queue keeps its own file rather than sharing DiskCache's
+``cache.db`` so that claims and acks never wait for status and result writes
+(SQLite admits one writer per file), and so that it depends on no private
+detail of DiskCache's schema.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import diskcache
 
+from alsek_backends.diskcache.connections import Connections
+from alsek_backends.diskcache.queue import SQLiteQueue
 from alsek_core.backend import DEFAULT_NAMESPACE, Backend
 from alsek_core.errors import KeyExistsError
 from alsek_core.lazy import LazyClient, resolve
 from alsek_core.ports import Serializer
 
 DEFAULT_DIRECTORY = ".alsek"
+QUEUE_FILE = "queue.sqlite3"
 _MISSING = object()
 
 
-class DiskCacheBackend(Backend):
-    """``conn`` is a directory, a ``diskcache.Cache``, or a LazyClient of one."""
+class DiskCacheBackend(SQLiteQueue, Backend):
+    """``conn`` is a directory, a ``diskcache.Cache``, or a LazyClient of one.
+
+    Picklable: a copy (say, in a spawned worker process) reopens the same
+    directory with its own connections. A ``diskcache.Cache`` given as ``conn``
+    is reopened by directory there, with DiskCache's default settings.
+    """
 
     def __init__(
         self,
@@ -31,7 +47,11 @@ class DiskCacheBackend(Backend):
         if conn is None or isinstance(conn, (str, Path)):
             directory = str(conn or DEFAULT_DIRECTORY)
             conn = LazyClient(lambda: diskcache.Cache(directory))
+        else:
+            directory = None
         self._conn: diskcache.Cache | LazyClient = conn
+        self._directory = directory
+        self._queue_db: Connections | None = None
 
     @property
     def conn(self) -> diskcache.Cache:
@@ -41,7 +61,21 @@ class DiskCacheBackend(Backend):
 
     @property
     def directory(self) -> str:
-        return str(self.conn.directory)
+        if self._directory is None:
+            self._directory = str(self.conn.directory)
+        return self._directory
+
+    @property
+    def queue_db(self) -> Connections:
+        if self._queue_db is None:
+            self._queue_db = Connections(os.path.join(self.directory, QUEUE_FILE))
+        return self._queue_db
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"directory": self.directory, "namespace": self.namespace, "serializer": self.serializer}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["directory"], state["namespace"], state["serializer"])  # type: ignore[misc]
 
     def exists(self, name: str) -> bool:
         return self.full_name(name) in self.conn
@@ -64,13 +98,29 @@ class DiskCacheBackend(Backend):
             raise KeyError(f"no such name: {name!r}")
 
     def scan(self, pattern: str | None = None) -> Iterator[str]:
-        prefix = self.full_name("")
-        for key in list(self.conn.iterkeys()):
-            if isinstance(key, str) and key.startswith(prefix):
-                name = self.short_name(key)
-                if self.matches(name, pattern) and key in self.conn:
-                    yield name
+        """DiskCache iterates keys in SQLite's sort order (for strings, the same
+        as Python's), so the names sharing the pattern's literal head are one
+        run: the scan stops at its end instead of reading every later key."""
+        head = self.full_name(_literal_head(pattern or ""))
+        for key in self.conn.iterkeys():
+            if not isinstance(key, str) or key < head:
+                continue
+            if not key.startswith(head):
+                break
+            name = self.short_name(key)
+            if self.matches(name, pattern) and key in self.conn:
+                yield name
 
     def close(self) -> None:
         if not isinstance(self._conn, LazyClient):
             self._conn.close()
+        if self._queue_db is not None:
+            self._queue_db.close()
+
+
+def _literal_head(pattern: str) -> str:
+    """The part of a glob before its first wildcard."""
+    for i, char in enumerate(pattern):
+        if char in "*?[":
+            return pattern[:i]
+    return pattern

@@ -1,0 +1,108 @@
+"""SQLite connections for the queue: one per thread, per process.
+
+A ``sqlite3.Connection`` must not cross threads, nor survive a ``fork`` into
+the child (SQLite's own rule: the child would share the parent's file locks).
+So each thread opens its own on first use, and a process that finds itself
+with a new pid starts afresh.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alsek_backends.diskcache.sql import QUERIES
+from alsek_core.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+#: Connections a forked child inherited. Closing them in the child could
+#: release POSIX locks its own connections hold, so they are kept, unused.
+_inherited: list[object] = []
+
+
+class _Connection(sqlite3.Connection):
+    """Only so that connections can be tracked weakly (the base class cannot)."""
+
+
+class Connections:
+    """Opens ``path`` lazily, at most once per thread; ``close`` closes them all."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+
+    def get(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            _inherited.append((self._local, list(self._open)))
+            self._start()
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._open.add(conn)
+        return conn
+
+    def _connect(self) -> _Connection:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        # isolation_level=None: no implicit transactions; we say BEGIN ourselves.
+        # check_same_thread=False only so that close() may close every thread's.
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
+        try:
+            conn.executescript(QUERIES["connect"])
+            migrate(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        """Close this process's connections; threads reconnect on their next call."""
+        if self._pid != os.getpid():
+            return
+        with self._lock:
+            conns = list(self._open)
+            self._open.clear()
+        self._local = threading.local()
+        for conn in conns:
+            conn.close()
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Create the schema on first use; refuse a file from a newer release."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"queue database {path} has schema version {version}, this alsek knows "
+            f"up to {SCHEMA_VERSION}: upgrade alsek"
+        )
+    conn.executescript(QUERIES["schema"])
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout),
+    so a read-then-write never fails half-way because another process wrote."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,147 @@
+"""The ``Queue`` port natively on SQLite, with the semantics of
+``alsek_core/kv_queue.py``: lower priority first, then FIFO; a claim leases up
+to ``limit`` messages in one transaction; a lost lease makes extend, reschedule
+and dead_letter return False. The tables and why they look so are in queue.sql.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from alsek_backends.diskcache.connections import Connections, transaction
+from alsek_backends.diskcache.sql import QUERIES
+from alsek_core.clock import now_ms
+from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
+
+
+class SQLiteQueue:
+    """Mixed into a backend that sets ``namespace`` and ``queue_db``."""
+
+    #: No native wake-up: SQLite cannot signal another process. The consumer
+    #: backs off between empty claims, and an empty claim only reads.
+    blocking_claim = False
+
+    namespace: str
+
+    @property
+    @abstractmethod
+    def queue_db(self) -> Connections:
+        """The connections to the queue's database file."""
+
+    def _params(self, queue: str, **more: Any) -> dict[str, Any]:
+        return {"namespace": self.namespace, "queue": queue, **more}
+
+    def submit(self, envelopes: Sequence[Envelope]) -> int:
+        conn = self.queue_db.get()
+        with transaction(conn):
+            now = now_ms()
+            rows = [
+                self._params(
+                    e.queue,
+                    uuid=e.uuid,
+                    priority=e.priority,
+                    ready_at=e.ready_at,
+                    payload=e.payload,
+                    now=now,
+                )
+                for e in envelopes
+            ]
+            before = conn.total_changes
+            conn.executemany(QUERIES["submit"], rows)
+            return conn.total_changes - before
+
+    def claim(
+        self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Delivery]:
+        conn = self.queue_db.get()
+        now = now_ms()
+        due = [q for q in queues if conn.execute(QUERIES["has_due"], self._params(q, now=now)).fetchone()[0]]
+        claimed: list[Delivery] = []
+        if not due or limit <= 0:
+            return claimed
+        with transaction(conn):
+            now = now_ms()  # the lock may have taken a while
+            for queue in due:
+                conn.execute(QUERIES["wake"], self._params(queue, now=now))
+                params = self._params(queue, lease_until=now + lease_ms, limit=limit - len(claimed))
+                rows = sorted(conn.execute(QUERIES["claim"], params).fetchall())
+                claimed += [Delivery(queue, *row[2:]) for row in rows]
+                if len(claimed) >= limit:
+                    break
+        return claimed
+
+    def ack(self, queue: str, uuid: str) -> None:
+        self.queue_db.get().execute(QUERIES["ack"], self._params(queue, uuid=uuid))
+
+    def _holder(self, delivery: Delivery, **more: Any) -> dict[str, Any]:
+        return self._params(
+            delivery.queue, uuid=delivery.uuid, token=delivery.token, now=now_ms(), **more
+        )
+
+    def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
+        params = self._holder(delivery)
+        params["lease_until"] = params["now"] + lease_ms
+        return self.queue_db.get().execute(QUERIES["extend_lease"], params).rowcount == 1
+
+    def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
+        """Delete and re-insert, so the message goes to the back of its priority
+        with a fresh delivery count."""
+        conn = self.queue_db.get()
+        with transaction(conn):
+            params = self._holder(delivery)
+            taken = conn.execute(QUERIES["take_leased"], params).fetchall()
+            if not taken:
+                return False
+            [(priority, _)] = taken
+            params.update(priority=priority, ready_at=ready_at, payload=payload)
+            conn.execute(QUERIES["submit"], params)
+        return True
+
+    def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
+        conn = self.queue_db.get()
+        with transaction(conn):
+            params = self._holder(delivery)
+            taken = conn.execute(QUERIES["take_leased"], params).fetchall()
+            if not taken:
+                return False
+            [(priority, ready_at)] = taken
+            params.update(priority=priority, ready_at=ready_at, payload=payload)
+            conn.execute(QUERIES["bury"], params)
+        return True
+
+    def contains(self, queue: str, uuid: str) -> bool:
+        row = self.queue_db.get().execute(QUERIES["contains"], self._params(queue, uuid=uuid))
+        return bool(row.fetchone()[0])
+
+    def queue_names(self) -> list[str]:
+        rows = self.queue_db.get().execute(QUERIES["queue_names"], {"namespace": self.namespace})
+        return [name for (name,) in rows]
+
+    def counts(self, queue: str) -> QueueCounts:
+        params = self._params(queue, now=now_ms())
+        ready, delayed, in_flight, dead = self.queue_db.get().execute(QUERIES["counts"], params).fetchone()
+        return QueueCounts(ready=ready, delayed=delayed, in_flight=in_flight, dead=dead)
+
+    def messages(self, queue: str, dead: bool = False) -> Iterator[QueuedMessage]:
+        """Read in full before yielding: no statement stays open while the
+        caller acts on the listing (say, removes what it is shown)."""
+        conn = self.queue_db.get()
+        if dead:
+            rows = conn.execute(QUERIES["dead_messages"], self._params(queue)).fetchall()
+            for uuid, payload, ready_at in rows:
+                yield QueuedMessage(queue, uuid, payload, "dead", ready_at)
+            return
+        now = now_ms()
+        rows = conn.execute(QUERIES["messages"], self._params(queue, now=now)).fetchall()
+        for uuid, payload, ready_at, leased in rows:
+            state = "in_flight" if leased else "delayed" if ready_at > now else "ready"
+            yield QueuedMessage(queue, uuid, payload, state, ready_at)
+
+    def remove_dead(self, queue: str, uuid: str) -> bool:
+        conn = self.queue_db.get()
+        return conn.execute(QUERIES["remove_dead"], self._params(queue, uuid=uuid)).rowcount == 1
+
+    def purge(self, queue: str) -> int:
+        return int(self.queue_db.get().execute(QUERIES["purge"], self._params(queue)).rowcount)
