@@ -9,6 +9,7 @@ PostgreSQL) is a drop-in: workers only call the methods of the port.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from alsek_core.clock import now_ms
 from alsek_core.errors import ValidationError
 from alsek_core.message import Message
-from alsek_core.ports import Backend
+from alsek_core.backend import PollingListener
+from alsek_core.ports import Backend, Listener
 from alsek_core.waiting import Deadline
 
 if TYPE_CHECKING:
@@ -45,41 +47,51 @@ def status_name(uuid: str) -> str:
     return f"status:{uuid}"
 
 
-class StatusTracker:
-    def __init__(self, backend: Backend, ttl: int | None = DEFAULT_TTL) -> None:
-        self.backend = backend
-        self.ttl = ttl
+class BaseStatusTracker(ABC):
+    """What every status tracker shares; subclasses say where records live.
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(backend={self.backend!r})"
+    A record is ``{"status": name, "queue", "task_name", "updated_at"}``.
+    """
 
-    def set(self, message: Message, status: TaskStatus) -> None:
-        record = {
+    @abstractmethod
+    def set(self, message: Message, status: TaskStatus) -> None: ...
+
+    @abstractmethod
+    def record(self, uuid: str) -> dict[str, Any] | None:
+        """The stored record for a uuid, or None."""
+
+    @abstractmethod
+    def uuids(self) -> Iterator[str]:
+        """Every uuid with a status (for the integrity scanner)."""
+
+    @abstractmethod
+    def remove(self, uuid: str) -> None: ...
+
+    def listener(self, uuid: str) -> Listener:
+        """How to wait for the next change of a status; polling unless overridden."""
+        return PollingListener()
+
+    @staticmethod
+    def make_record(message: Message, status: TaskStatus) -> dict[str, Any]:
+        return {
             "status": TaskStatus(status).name,
             "queue": message.queue,
             "task_name": message.task_name,
             "updated_at": now_ms(),
         }
-        self.backend.set(status_name(message.uuid), record, ttl=self.ttl)
-        self.backend.notify(status_name(message.uuid))
-
-    def record(self, uuid: str) -> dict[str, Any] | None:
-        """The stored record (status, queue, task_name, updated_at), by uuid."""
-        found = self.backend.get(status_name(uuid))
-        return found if isinstance(found, dict) else None
 
     def get(self, message: Message) -> TaskStatus:
         record = self.record(message.uuid)
         return TaskStatus[record["status"]] if record else TaskStatus.UNKNOWN
 
     def exists(self, message: Message) -> bool:
-        return self.backend.exists(status_name(message.uuid))
+        return self.record(message.uuid) is not None
 
     def delete(self, message: Message, check: bool = True) -> None:
         """With ``check``, refuse to forget a status that is not terminal yet."""
         if check and self.get(message) not in TERMINAL_STATUSES:
             raise ValidationError(f"status of {message.summary} is not terminal; pass check=False")
-        self.backend.delete(status_name(message.uuid), missing_ok=not check)
+        self.remove(message.uuid)
 
     def wait_for(
         self,
@@ -100,7 +112,7 @@ class StatusTracker:
     def listen(self, message: Message, timeout: float | None = None) -> Iterator[TaskStatus]:
         """Yield the status each time it changes, ending at a terminal one or the timeout."""
         deadline = Deadline(timeout)
-        listener = self.backend.listen([status_name(message.uuid)])
+        listener = self.listener(message.uuid)
         try:
             last = None
             while True:
@@ -115,12 +127,44 @@ class StatusTracker:
             listener.close()
 
 
+class StatusTracker(BaseStatusTracker):
+    """Statuses on any backend, one key per message."""
+
+    def __init__(self, backend: Backend, ttl: int | None = DEFAULT_TTL) -> None:
+        self.backend = backend
+        self.ttl = ttl
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backend={self.backend!r})"
+
+    def set(self, message: Message, status: TaskStatus) -> None:
+        self.backend.set(status_name(message.uuid), self.make_record(message, status), ttl=self.ttl)
+        self.backend.notify(status_name(message.uuid))
+
+    def record(self, uuid: str) -> dict[str, Any] | None:
+        found = self.backend.get(status_name(uuid))
+        return found if isinstance(found, dict) else None
+
+    def uuids(self) -> Iterator[str]:
+        for name in list(self.backend.scan("status:")):
+            yield name.split(":", 1)[1]
+
+    def exists(self, message: Message) -> bool:
+        return self.backend.exists(status_name(message.uuid))
+
+    def remove(self, uuid: str) -> None:
+        self.backend.delete(status_name(uuid), missing_ok=True)
+
+    def listener(self, uuid: str) -> Listener:
+        return self.backend.listen([status_name(uuid)])
+
+
 class StatusTrackerIntegrityScanner:
     """Finds statuses that can no longer change (the message is gone, but the
     status is not terminal: a worker died and nobody will retry it) and marks
     them UNKNOWN. ``trigger`` is an apscheduler trigger for periodic scans."""
 
-    def __init__(self, status_tracker: StatusTracker, broker: Broker, trigger: Any = None) -> None:
+    def __init__(self, status_tracker: BaseStatusTracker, broker: Broker, trigger: Any = None) -> None:
         self.status_tracker = status_tracker
         self.broker = broker
         self.trigger = trigger
@@ -135,9 +179,7 @@ class StatusTrackerIntegrityScanner:
     def scan(self) -> int:
         """One pass; returns how many statuses were reset to UNKNOWN."""
         fixed = 0
-        backend = self.status_tracker.backend
-        for name in list(backend.scan("status:")):
-            uuid = name.split(":", 1)[1]
+        for uuid in list(self.status_tracker.uuids()):
             record = self.status_tracker.record(uuid)
             if not record or TaskStatus[record["status"]] in TERMINAL_STATUSES:
                 continue
