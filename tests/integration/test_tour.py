@@ -601,6 +601,35 @@ def test_lock_expires_when_holder_dies(backend: Backend) -> None:
     assert Lock("dies", backend=backend).acquire()
 
 
+def _count_under_lock(factory: Any, rounds: int) -> None:
+    backend = factory()
+    lock = Lock("counter", backend=backend, ttl=10_000)
+    for _ in range(rounds):
+        while not lock.acquire():
+            time.sleep(0.001)
+        value = backend.get("counter", default=0)
+        time.sleep(0.001)  # widen the window a missing lock would let others in
+        backend.set("counter", value + 1)
+        lock.release()
+
+
+def test_lock_across_processes(backend: Backend, backend_factory: Any) -> None:
+    import multiprocessing
+    import threading
+
+    rounds, workers = 25, 4
+    if backend.multi_process:
+        ctx = multiprocessing.get_context("spawn")
+        runners: list[Any] = [ctx.Process(target=_count_under_lock, args=(backend_factory, rounds)) for _ in range(workers)]
+    else:
+        runners = [threading.Thread(target=_count_under_lock, args=(backend_factory, rounds)) for _ in range(workers)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(timeout=120)
+    assert backend.get("counter") == rounds * workers
+
+
 # --- Consumers ------------------------------------------------------------------------
 
 
