@@ -66,16 +66,27 @@ def enqueue_bulk(n):
 """
 
 
-def run(label: str, python: str, workdir: Path, module: str, enqueue: str, worker: list[str], n: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(workdir), str(PEERS)]), PYTHONUNBUFFERED="1")
+def run(
+    label: str, python: str, workdir: Path, module: str, enqueue: str, worker: list[str], n: int
+) -> dict:
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(workdir), str(PEERS)]), PYTHONUNBUFFERED="1"
+    )
     r = redis.Redis.from_url(REDIS_URL)
     r.delete("bench:done", "bench:first")
     started = time.perf_counter()
-    subprocess.run([python, "-c", f"import {module}; {module}.{enqueue}({n})"], env=env, cwd=workdir, check=True)
+    subprocess.run(
+        [python, "-c", f"import {module}; {module}.{enqueue}({n})"],
+        env=env,
+        cwd=workdir,
+        check=True,
+    )
     enqueue_s = time.perf_counter() - started
     log = open(workdir / f"{label}.log", "w")  # noqa: SIM115
     spawn = time.perf_counter()
-    proc = subprocess.Popen(worker, env=env, cwd=workdir, stdout=log, stderr=log, start_new_session=True)
+    proc = subprocess.Popen(
+        worker, env=env, cwd=workdir, stdout=log, stderr=log, start_new_session=True
+    )
     done = 0
     deadline = spawn + 300
     while time.perf_counter() < deadline:
@@ -91,10 +102,17 @@ def run(label: str, python: str, workdir: Path, module: str, enqueue: str, worke
         proc.wait(20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-    row = {"mode": label, "n": n, "done": done, "enqueue_per_s": round(n / enqueue_s),
-           "drain_per_s": round(n / drain_s) if done >= n else None}
-    print(f"{label:<22} enqueue/s {row['enqueue_per_s']:>8}   drain/s {row['drain_per_s'] or 'INCOMPLETE':>8}",
-          flush=True)
+    row = {
+        "mode": label,
+        "n": n,
+        "done": done,
+        "enqueue_per_s": round(n / enqueue_s),
+        "drain_per_s": round(n / drain_s) if done >= n else None,
+    }
+    print(
+        f"{label:<22} enqueue/s {row['enqueue_per_s']:>8}   drain/s {row['drain_per_s'] or 'INCOMPLETE':>8}",
+        flush=True,
+    )
     return row
 
 
@@ -111,26 +129,62 @@ def main() -> None:
         work = Path(tmp)
         (work / "huey_bench.py").write_text(HUEY_MODULE.format(db=str(work / "huey.db")))
         huey_consumer = str(Path(args.huey_python).parent / "huey_consumer")
-        rows.append(run("huey-sqlite-w2", args.huey_python, work, "huey_bench", "enqueue",
-                        [huey_consumer, "huey_bench.huey", "-w", "2", "-q"], args.n))
+        rows.append(
+            run(
+                "huey-sqlite-w2",
+                args.huey_python,
+                work,
+                "huey_bench",
+                "enqueue",
+                [huey_consumer, "huey_bench.huey", "-w", "2", "-q"],
+                args.n,
+            )
+        )
         for mechanism, label, pool in (
-            ("thread", "alsek-thread-t2", ["thread-pool", "--n_threads", "2", "--n_processes", "1"]),
+            (
+                "thread",
+                "alsek-thread-t2",
+                ["thread-pool", "--n_threads", "2", "--n_processes", "1"],
+            ),
             ("process", "alsek-process-p2", ["process-pool", "--n_processes", "2"]),
         ):
             for enqueue in ("enqueue", "enqueue_bulk"):
                 directory = work / f"disk-{mechanism}-{enqueue}"
                 module = f"alsek_{mechanism}_{enqueue}"
                 (work / f"{module}.py").write_text(
-                    textwrap.dedent(ALSEK_MODULE.format(directory=str(directory), mechanism=mechanism))
+                    textwrap.dedent(
+                        ALSEK_MODULE.format(directory=str(directory), mechanism=mechanism)
+                    )
                 )
                 suffix = "" if enqueue == "enqueue" else "+bulk"
-                rows.append(run(label + suffix, args.alsek_python, work, module, enqueue,
-                                [*alsek, *pool[:1], module, *pool[1:], "-qu", "bench", "--log-level", "WARNING"],
-                                args.n))
+                rows.append(
+                    run(
+                        label + suffix,
+                        args.alsek_python,
+                        work,
+                        module,
+                        enqueue,
+                        [
+                            *alsek,
+                            *pool[:1],
+                            module,
+                            *pool[1:],
+                            "-qu",
+                            "bench",
+                            "--log-level",
+                            "WARNING",
+                        ],
+                        args.n,
+                    )
+                )
                 shutil.rmtree(directory, ignore_errors=True)
     huey = rows[0]["drain_per_s"] or 0
     best = max((r["drain_per_s"] or 0) for r in rows[1:])
-    print(f"best alsek drain / huey-sqlite drain = {best / huey:.2f}x" if huey else "huey did not finish")
+    print(
+        f"best alsek drain / huey-sqlite drain = {best / huey:.2f}x"
+        if huey
+        else "huey did not finish"
+    )
     print(json.dumps({"rows": rows}, indent=1))
 
 

@@ -620,9 +620,15 @@ def test_lock_across_processes(backend: Backend, backend_factory: Any) -> None:
     rounds, workers = 25, 4
     if backend.multi_process:
         ctx = multiprocessing.get_context("spawn")
-        runners: list[Any] = [ctx.Process(target=_count_under_lock, args=(backend_factory, rounds)) for _ in range(workers)]
+        runners: list[Any] = [
+            ctx.Process(target=_count_under_lock, args=(backend_factory, rounds))
+            for _ in range(workers)
+        ]
     else:
-        runners = [threading.Thread(target=_count_under_lock, args=(backend_factory, rounds)) for _ in range(workers)]
+        runners = [
+            threading.Thread(target=_count_under_lock, args=(backend_factory, rounds))
+            for _ in range(workers)
+        ]
     for runner in runners:
         runner.start()
     for runner in runners:
