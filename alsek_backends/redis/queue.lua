@@ -1,0 +1,304 @@
+--[[
+Every queue operation of the Redis adapter in one script, loaded once per
+server (EVALSHA, re-loaded after NOSCRIPT):
+
+    EVALSHA <sha> 5 <ready> <delayed> <leased> <dead> <seq> <command> <P> <args...>
+
+P = "{<namespace>:<queue>}". Every key of a queue starts with P, so they all
+share that hash tag and live in one Redis Cluster slot: a call never crosses
+slots. Keys:
+
+  KEYS[1] P:ready    ZSET  claimable messages. score = priority, member =
+                           <seq><uuid> where <seq> is the per-queue submission
+                           counter as 16 hex digits. Redis orders equal scores
+                           by member, so within a priority the zero-padded seq
+                           gives FIFO; across priorities the score is exact for
+                           any |priority| <= 2^53 (checked by the client).
+  KEYS[2] P:delayed  ZSET  messages waiting for their time. score = ready_at
+                           (ms since the epoch), member = uuid.
+  KEYS[3] P:leased   ZSET  claimed messages. score = lease expiry (ms, server
+                           clock), member = uuid.
+  KEYS[4] P:dead     ZSET  dead letters, ordered like ready: score = priority,
+                           member = <seq at dead-lettering><uuid>.
+  KEYS[5] P:seq      STRING the submission counter (INCR).
+  P:m:<uuid>         HASH  a live message: p priority, s seq (16 hex digits),
+                           r ready_at, d claims since the last reschedule,
+                           t lease token (only while leased), b payload.
+  P:x:<uuid>         HASH  a dead letter: k its member in P:dead, r ready_at,
+                           b payload.
+
+The per-message hashes are named from P (ARGV[2]) rather than passed in KEYS,
+since a claim cannot know them in advance; they share P's hash tag, so they
+are in the same slot. A live message is in exactly one of ready, delayed and
+leased. Submitting and rescheduling PUBLISH on the channel P:wake, so that
+blocked claimers look again.
+
+Every clock reading is the server's (TIME): leases and delays then mean the
+same thing to every host. A claim first moves expired leases and due delayed
+messages back to ready, so nothing else has to sweep.
+]]
+
+local ready, delayed, leased, dead, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local command, prefix = ARGV[1], ARGV[2]
+
+local function clock()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function message_key(uuid)
+    return prefix .. ':m:' .. uuid
+end
+
+local function hex(n)
+    return string.format('%016x', n)
+end
+
+local function enqueue(uuid, priority, s, ready_at, now)
+    if tonumber(ready_at) <= now then
+        redis.call('ZADD', ready, priority, s .. uuid)
+    else
+        redis.call('ZADD', delayed, ready_at, uuid)
+    end
+end
+
+local function wake()
+    redis.call('PUBLISH', prefix .. ':wake', '')
+end
+
+-- back to ready, at the place its priority and seq give it
+local function requeue(uuid)
+    local f = redis.call('HMGET', message_key(uuid), 'p', 's')
+    if f[1] then
+        redis.call('ZADD', ready, f[1], f[2] .. uuid)
+    end
+end
+
+-- whether `token` still holds a live lease on the message
+local function holds(uuid, token, now)
+    if redis.call('HGET', message_key(uuid), 't') ~= token then
+        return false
+    end
+    local expiry = redis.call('ZSCORE', leased, uuid)
+    return expiry and tonumber(expiry) > now
+end
+
+-- ms until the next delayed message is due or lease expires; -1 if none
+local function wake_in(now)
+    local soonest = -1
+    for _, zset in ipairs({delayed, leased}) do
+        local first = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
+        if first[2] then
+            local wait = tonumber(first[2]) - now
+            if soonest < 0 or wait < soonest then
+                soonest = wait
+            end
+        end
+    end
+    return soonest
+end
+
+local commands = {}
+
+-- ARGV[3..]: uuid, priority, ready_at, payload for each message.
+-- Returns how many were new: a uuid already live is skipped.
+function commands.submit()
+    local n = (#ARGV - 2) / 4
+    local last = redis.call('INCRBY', seq, n)
+    local now = clock()
+    local added = 0
+    for i = 0, n - 1 do
+        local at = 3 + i * 4
+        local uuid, priority, ready_at = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+        local key = message_key(uuid)
+        if redis.call('EXISTS', key) == 0 then
+            local s = hex(last - n + i + 1)
+            redis.call('HSET', key, 'p', priority, 's', s, 'r', ready_at, 'd', 0, 'b', ARGV[at + 3])
+            enqueue(uuid, priority, s, ready_at, now)
+            added = added + 1
+        end
+    end
+    if added > 0 then
+        wake()
+    end
+    return added
+end
+
+-- ARGV[3] limit, ARGV[4] lease_ms, ARGV[5] token prefix.
+-- Returns {wake_in, uuid, payload, token, deliveries, ...}; wake_in is -1
+-- when something was claimed (the caller has no need to wait).
+function commands.claim()
+    local limit, lease_ms, token = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+    local now = clock()
+    for _, uuid in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now)) do
+        redis.call('HDEL', message_key(uuid), 't')
+        requeue(uuid)
+    end
+    redis.call('ZREMRANGEBYSCORE', leased, '-inf', now)
+    for _, uuid in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now)) do
+        requeue(uuid)
+    end
+    redis.call('ZREMRANGEBYSCORE', delayed, '-inf', now)
+    local out = {-1}
+    local popped = redis.call('ZPOPMIN', ready, limit)
+    for i = 1, #popped, 2 do
+        local uuid = string.sub(popped[i], 17)
+        local key = message_key(uuid)
+        local payload = redis.call('HGET', key, 'b')
+        if payload then
+            local t = token .. ':' .. ((i + 1) / 2)
+            local deliveries = redis.call('HINCRBY', key, 'd', 1)
+            redis.call('HSET', key, 't', t)
+            redis.call('ZADD', leased, now + lease_ms, uuid)
+            table.insert(out, uuid)
+            table.insert(out, payload)
+            table.insert(out, t)
+            table.insert(out, deliveries)
+        end
+    end
+    if #out == 1 then
+        out[1] = wake_in(now)
+    end
+    return out
+end
+
+-- ARGV[3] uuid. Idempotent; needs no lease.
+function commands.ack()
+    local uuid = ARGV[3]
+    local key = message_key(uuid)
+    local s = redis.call('HGET', key, 's')
+    if not s then
+        return 0
+    end
+    redis.call('ZREM', ready, s .. uuid)
+    redis.call('ZREM', delayed, uuid)
+    redis.call('ZREM', leased, uuid)
+    redis.call('DEL', key)
+    return 1
+end
+
+-- ARGV[3] uuid, ARGV[4] token, ARGV[5] lease_ms. 0 when the lease was lost.
+function commands.extend()
+    local uuid, token, lease_ms = ARGV[3], ARGV[4], tonumber(ARGV[5])
+    local now = clock()
+    if not holds(uuid, token, now) then
+        return 0
+    end
+    redis.call('ZADD', leased, 'XX', now + lease_ms, uuid)
+    return 1
+end
+
+-- ARGV[3] uuid, ARGV[4] token, ARGV[5] payload, ARGV[6] ready_at.
+-- Releases the lease; the message goes behind its priority's current
+-- messages (a new seq) and its delivery count starts again.
+function commands.reschedule()
+    local uuid, token, payload, ready_at = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+    local now = clock()
+    if not holds(uuid, token, now) then
+        return 0
+    end
+    local key = message_key(uuid)
+    local s = hex(redis.call('INCR', seq))
+    redis.call('ZREM', leased, uuid)
+    redis.call('HDEL', key, 't')
+    redis.call('HSET', key, 's', s, 'r', ready_at, 'd', 0, 'b', payload)
+    enqueue(uuid, redis.call('HGET', key, 'p'), s, ready_at, now)
+    wake()
+    return 1
+end
+
+-- ARGV[3] uuid, ARGV[4] token, ARGV[5] payload. 0 when the lease was lost.
+-- A later dead letter of the same uuid replaces the earlier one.
+function commands.dead_letter()
+    local uuid, token, payload = ARGV[3], ARGV[4], ARGV[5]
+    if not holds(uuid, token, clock()) then
+        return 0
+    end
+    local key = message_key(uuid)
+    local f = redis.call('HMGET', key, 'p', 'r')
+    local dead_key = prefix .. ':x:' .. uuid
+    local previous = redis.call('HGET', dead_key, 'k')
+    if previous then
+        redis.call('ZREM', dead, previous)
+    end
+    local member = hex(redis.call('INCR', seq)) .. uuid
+    redis.call('HSET', dead_key, 'k', member, 'r', f[2], 'b', payload)
+    redis.call('ZADD', dead, f[1], member)
+    redis.call('ZREM', leased, uuid)
+    redis.call('DEL', key)
+    return 1
+end
+
+-- ARGV[3] uuid. 1 if a dead letter was removed.
+function commands.remove_dead()
+    local dead_key = prefix .. ':x:' .. ARGV[3]
+    local member = redis.call('HGET', dead_key, 'k')
+    if not member then
+        return 0
+    end
+    redis.call('ZREM', dead, member)
+    redis.call('DEL', dead_key)
+    return 1
+end
+
+-- Returns {ready, delayed, in_flight, dead}; a due delayed message counts as
+-- ready and an expired lease as ready, as a claim would see them.
+function commands.counts()
+    local now = clock()
+    local due = redis.call('ZCOUNT', delayed, '-inf', now)
+    local expired = redis.call('ZCOUNT', leased, '-inf', now)
+    return {
+        redis.call('ZCARD', ready) + due + expired,
+        redis.call('ZCARD', delayed) - due,
+        redis.call('ZCARD', leased) - expired,
+        redis.call('ZCARD', dead),
+    }
+end
+
+-- Returns {uuid, priority, seq, ready_at, state, ...} for every live message,
+-- unordered; payloads are fetched by the caller in pages.
+function commands.listing()
+    local now = clock()
+    local out = {}
+    local function add(uuid, state)
+        local f = redis.call('HMGET', message_key(uuid), 'p', 's', 'r')
+        if f[1] then
+            if state == nil then
+                state = tonumber(f[3]) > now and 'delayed' or 'ready'
+            end
+            for _, v in ipairs({uuid, f[1], f[2], f[3], state}) do
+                table.insert(out, v)
+            end
+        end
+    end
+    for _, member in ipairs(redis.call('ZRANGE', ready, 0, -1)) do
+        add(string.sub(member, 17), 'ready')
+    end
+    for _, uuid in ipairs(redis.call('ZRANGE', delayed, 0, -1)) do
+        add(uuid, nil)
+    end
+    local held = redis.call('ZRANGE', leased, 0, -1, 'WITHSCORES')
+    for i = 1, #held, 2 do
+        add(held[i], tonumber(held[i + 1]) > now and 'in_flight' or nil)
+    end
+    return out
+end
+
+-- Drops every live message; returns how many.
+function commands.purge()
+    local n = 0
+    for _, member in ipairs(redis.call('ZRANGE', ready, 0, -1)) do
+        redis.call('DEL', message_key(string.sub(member, 17)))
+        n = n + 1
+    end
+    for _, zset in ipairs({delayed, leased}) do
+        for _, uuid in ipairs(redis.call('ZRANGE', zset, 0, -1)) do
+            redis.call('DEL', message_key(uuid))
+            n = n + 1
+        end
+    end
+    redis.call('DEL', ready, delayed, leased)
+    return n
+end
+
+return commands[command]()

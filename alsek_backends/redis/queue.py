@@ -1,0 +1,250 @@
+"""The ``Queue`` port on Redis: every operation is one call of ``queue.lua``
+(whose header documents the keys), so each is atomic and one round trip.
+
+Queue names are also kept in a set, ``{<namespace>}:queues``, for
+``queue_names()``: a set rather than a SCAN, and outside the queues' own
+slots, so it is written beside the script rather than by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from importlib.resources import files
+from typing import Any, cast
+
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
+
+from alsek_backends.redis.connection import Client, translated
+from alsek_backends.redis.wakeups import PubSubListener
+from alsek_core.backend import Backend
+from alsek_core.errors import ValidationError
+from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
+
+QUEUE_LUA = files("alsek_backends.redis").joinpath("queue.lua").read_text(encoding="utf-8")
+QUEUE_SHA = hashlib.sha1(QUEUE_LUA.encode()).hexdigest()
+#: Priorities are zset scores, which are doubles: exact up to 2**53.
+MAX_PRIORITY = 2**53
+#: Messages per round trip when a listing fetches payloads.
+PAGE = 500
+
+
+class QueueKeys:
+    """The names of one queue's keys, all under the hash tag ``{<namespace>:<queue>}``."""
+
+    __slots__ = ("keys", "prefix")
+
+    def __init__(self, namespace: str, queue: str) -> None:
+        self.prefix = f"{{{namespace}:{queue}}}"
+        self.keys = [f"{self.prefix}:{part}" for part in ("ready", "delayed", "leased", "dead", "seq")]
+
+    def message(self, uuid: str) -> str:
+        return f"{self.prefix}:m:{uuid}"
+
+    def dead_letter(self, uuid: str) -> str:
+        return f"{self.prefix}:x:{uuid}"
+
+    @property
+    def wake_channel(self) -> str:
+        return f"{self.prefix}:wake"
+
+
+class RedisQueue(Backend):
+    """Native queue operations; the subclass supplies the client and the KV methods."""
+
+    blocking_claim = True
+
+    def __init__(self, namespace: str, serializer: Any) -> None:
+        super().__init__(namespace=namespace, serializer=serializer)
+        self._reset_queue_state()
+
+    def _reset_queue_state(self) -> None:
+        self._queue_keys: dict[str, QueueKeys] = {}
+        self._script: Script | None = None
+        self._local = threading.local()
+        self._waiters: list[PubSubListener] = []
+        self._waiters_lock = threading.Lock()
+
+    @property
+    @abstractmethod
+    def conn(self) -> Client: ...
+
+    @property
+    @abstractmethod
+    def where(self) -> str: ...
+
+    @property
+    def registry_key(self) -> str:
+        return f"{{{self.namespace}}}:queues"
+
+    def keys(self, queue: str) -> QueueKeys:
+        found = self._queue_keys.get(queue)
+        if found is None:
+            found = self._queue_keys[queue] = QueueKeys(self.namespace, queue)
+        return found
+
+    def _run(self, queue: str, command: str, *args: Any) -> Any:
+        if self._script is None:
+            self._script = self.conn.register_script(QUEUE_LUA)
+        keys = self.keys(queue)
+        return self._script(keys=keys.keys, args=(command, keys.prefix, *args))
+
+    @translated
+    def submit(self, envelopes: Sequence[Envelope]) -> int:
+        batches: dict[str, list[Any]] = {}
+        for envelope in envelopes:
+            if not -MAX_PRIORITY <= envelope.priority <= MAX_PRIORITY:
+                raise ValidationError(f"priority {envelope.priority} is beyond ±2**53")
+            batches.setdefault(envelope.queue, []).extend(
+                (envelope.uuid, envelope.priority, envelope.ready_at, envelope.payload)
+            )
+        if not batches:
+            return 0
+        for attempt in (1, 2):
+            pipe = self.conn.pipeline(transaction=False)
+            pipe.sadd(self.registry_key, *batches)
+            for queue, args in batches.items():
+                keys = self.keys(queue)
+                pipe.evalsha(QUEUE_SHA, len(keys.keys), *keys.keys, "submit", keys.prefix, *args)
+            results = pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
+                # Flushed scripts or a restarted server: load and submit again,
+                # which skips whatever the first attempt did enqueue.
+                self.conn.script_load(QUEUE_LUA)
+                continue
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            break
+        return sum(results[1:])
+
+    @translated
+    def claim(
+        self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Delivery]:
+        # Subscribe before the first look, so a submit between an empty claim
+        # and the wait still wakes us.
+        waiter = self._waiter(queues) if wait_ms > 0 else None
+        deadline = time.monotonic() + wait_ms / 1000
+        while True:
+            if waiter is not None:
+                waiter.drain()
+            claimed, wake_in = self._claim_once(queues, limit, lease_ms)
+            remaining_ms = (deadline - time.monotonic()) * 1000
+            if claimed or waiter is None or remaining_ms <= 0:
+                return claimed
+            # A delayed message falling due or a lease expiring publishes
+            # nothing, so never sleep past it.
+            waiter.wait(remaining_ms if wake_in < 0 else min(remaining_ms, wake_in))
+
+    def _claim_once(self, queues: Sequence[str], limit: int, lease_ms: int) -> tuple[list[Delivery], int]:
+        claimed: list[Delivery] = []
+        soonest = -1
+        for queue in queues:
+            if len(claimed) >= limit:
+                break
+            reply = self._run(queue, "claim", limit - len(claimed), lease_ms, secrets.token_hex(8))
+            wake_in = reply[0]
+            if wake_in >= 0 and (soonest < 0 or wake_in < soonest):
+                soonest = wake_in
+            for i in range(1, len(reply), 4):
+                uuid, payload, token, deliveries = reply[i : i + 4]
+                claimed.append(Delivery(queue, uuid.decode(), payload, token.decode(), deliveries))
+        return claimed, soonest
+
+    def _waiter(self, queues: Sequence[str]) -> PubSubListener:
+        """This thread's standing subscription to the queues' wake channels."""
+        waiter: PubSubListener | None = getattr(self._local, "waiter", None)
+        if waiter is None or self._local.pid != os.getpid():  # a forked child needs its own socket
+            waiter = PubSubListener(self.conn, ())
+            self._local.waiter, self._local.pid = waiter, os.getpid()
+            with self._waiters_lock:
+                self._waiters.append(waiter)
+        waiter.subscribe(self.keys(q).wake_channel for q in queues)
+        return waiter
+
+    def close_waiters(self) -> None:
+        with self._waiters_lock:
+            waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.close()
+        self._local = threading.local()
+
+    @translated
+    def ack(self, queue: str, uuid: str) -> None:
+        self._run(queue, "ack", uuid)
+
+    @translated
+    def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
+        return bool(self._run(delivery.queue, "extend", delivery.uuid, delivery.token, lease_ms))
+
+    @translated
+    def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
+        return bool(
+            self._run(delivery.queue, "reschedule", delivery.uuid, delivery.token, payload, ready_at)
+        )
+
+    @translated
+    def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
+        return bool(self._run(delivery.queue, "dead_letter", delivery.uuid, delivery.token, payload))
+
+    @translated
+    def contains(self, queue: str, uuid: str) -> bool:
+        return bool(self.conn.exists(self.keys(queue).message(uuid)))
+
+    @translated
+    def queue_names(self) -> list[str]:
+        names = sorted(n.decode() for n in cast(set[bytes], self.conn.smembers(self.registry_key)))
+        pipe = self.conn.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(*self.keys(name).keys[:4])
+        return [name for name, live in zip(names, pipe.execute(), strict=True) if live]
+
+    @translated
+    def counts(self, queue: str) -> QueueCounts:
+        ready, delayed, in_flight, dead = self._run(queue, "counts")
+        return QueueCounts(ready=ready, delayed=delayed, in_flight=in_flight, dead=dead)
+
+    @translated
+    def messages(self, queue: str, dead: bool = False) -> Iterator[QueuedMessage]:
+        keys = self.keys(queue)
+        if dead:
+            members = cast(list[bytes], self.conn.zrange(keys.keys[3], 0, -1))
+            rows = [(m[16:].decode(), "dead") for m in members]
+            name = keys.dead_letter
+        else:
+            flat = self._run(queue, "listing")
+            entries = [flat[i : i + 5] for i in range(0, len(flat), 5)]
+            entries.sort(key=lambda e: (int(e[1]), e[2]))
+            rows = [(e[0].decode(), e[4].decode()) for e in entries]
+            name = keys.message
+        for start in range(0, len(rows), PAGE):
+            page = rows[start : start + PAGE]
+            pipe = self.conn.pipeline(transaction=False)
+            for uuid, _ in page:
+                pipe.hmget(name(uuid), "b", "r")
+            for (uuid, state), (payload, ready_at) in zip(page, pipe.execute(), strict=True):
+                if payload is not None:  # acked since the listing was taken
+                    yield QueuedMessage(queue, uuid, payload, state, int(ready_at))
+
+    @translated
+    def remove_dead(self, queue: str, uuid: str) -> bool:
+        return bool(self._run(queue, "remove_dead", uuid))
+
+    @translated
+    def purge(self, queue: str) -> int:
+        return int(self._run(queue, "purge"))
+
+    @translated
+    def notify(self, channel: str) -> None:
+        self.conn.publish(self.full_name(channel), b"")
+
+    @translated
+    def listen(self, channels: Sequence[str]) -> PubSubListener:
+        return PubSubListener(self.conn, [self.full_name(c) for c in channels])
