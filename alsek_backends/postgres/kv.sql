@@ -1,0 +1,54 @@
+-- The key-value store: one row per (namespace, name). A row past its
+-- expires_at (database clock, ms) is invisible, as if already gone.
+
+-- name: exists
+SELECT 1 FROM {schema}.kv
+WHERE namespace = %(namespace)s AND name = %(name)s
+  AND (expires_at IS NULL OR expires_at > {schema}.now_ms());
+
+-- name: get
+SELECT value FROM {schema}.kv
+WHERE namespace = %(namespace)s AND name = %(name)s
+  AND (expires_at IS NULL OR expires_at > {schema}.now_ms());
+
+-- name: set
+INSERT INTO {schema}.kv (namespace, name, value, expires_at)
+VALUES (%(namespace)s, %(name)s, %(value)s, {schema}.now_ms() + %(ttl)s::bigint)
+ON CONFLICT (namespace, name) DO UPDATE
+SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at;
+
+-- name: set_nx
+-- Inserts, or takes over a row that has expired; no row back means the name is live.
+INSERT INTO {schema}.kv AS kv (namespace, name, value, expires_at)
+VALUES (%(namespace)s, %(name)s, %(value)s, {schema}.now_ms() + %(ttl)s::bigint)
+ON CONFLICT (namespace, name) DO UPDATE
+SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
+WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= {schema}.now_ms()
+RETURNING 1;
+
+-- name: delete
+-- Returns whether the deleted row was live (an expired one counts as missing).
+DELETE FROM {schema}.kv
+WHERE namespace = %(namespace)s AND name = %(name)s
+RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms();
+
+-- name: scan
+-- lo/hi bound the literal prefix of the pattern, so the primary key is used
+-- even under a generic (prepared) plan that cannot look inside the LIKE.
+SELECT name FROM {schema}.kv
+WHERE namespace = %(namespace)s
+  AND name >= %(lo)s AND (%(hi)s::text IS NULL OR name < %(hi)s::text)
+  AND name LIKE %(like)s
+  AND (expires_at IS NULL OR expires_at > {schema}.now_ms())
+ORDER BY name;
+
+-- name: count
+SELECT count(*) FROM {schema}.kv
+WHERE namespace = %(namespace)s
+  AND name >= %(lo)s AND (%(hi)s::text IS NULL OR name < %(hi)s::text)
+  AND name LIKE %(like)s
+  AND (expires_at IS NULL OR expires_at > {schema}.now_ms());
+
+-- name: prune
+-- Every namespace's expired rows: invisible to all, so anyone may delete them.
+DELETE FROM {schema}.kv WHERE expires_at <= {schema}.now_ms();

@@ -1,0 +1,158 @@
+-- Queue operations (semantics of alsek_core/kv_queue.py, natively).
+--
+-- A message is claimable when ready_at <= now and it has no live lease
+-- (lease_expires_at NULL or past). Order: the given queue order, then lower
+-- priority, then id (submission order). Every time is the database's, in ms.
+
+-- name: submit
+-- A uuid already queued is skipped. One NOTIFY per queue wakes idle claimers
+-- (inside a caller's transaction it is sent on commit, or never).
+WITH added AS (
+    INSERT INTO {schema}.messages (namespace, queue, uuid, priority, ready_at, payload)
+    SELECT %(namespace)s, e.queue, e.uuid, e.priority, e.ready_at, e.payload
+    FROM unnest(%(queues)s::text[], %(uuids)s::text[], %(priorities)s::bigint[],
+                %(ready_ats)s::bigint[], %(payloads)s::bytea[])
+         WITH ORDINALITY AS e(queue, uuid, priority, ready_at, payload, ord)
+    ORDER BY e.ord
+    ON CONFLICT (namespace, queue, uuid) DO NOTHING
+    RETURNING 1
+), woken AS (
+    SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
+)
+SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM woken);
+
+-- name: claim
+-- One statement: per queue (LATERAL), the best claimable rows in index order,
+-- skipping rows other claimers hold locked; then the overall best `limit`.
+WITH picked AS (
+    SELECT m.id, q.ord, m.priority
+    FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, ord)
+    CROSS JOIN LATERAL (
+        SELECT id, priority FROM {schema}.messages
+        WHERE namespace = %(namespace)s AND queue = q.name
+          AND ready_at <= {schema}.now_ms()
+          AND (lease_expires_at IS NULL OR lease_expires_at <= {schema}.now_ms())
+        ORDER BY priority, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS m
+    ORDER BY q.ord, m.priority, m.id
+    LIMIT %(limit)s
+)
+UPDATE {schema}.messages AS t
+SET lease_token = gen_random_uuid()::text,
+    lease_expires_at = {schema}.now_ms() + %(lease_ms)s::bigint,
+    deliveries = t.deliveries + 1
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.queue, t.uuid, t.payload, t.lease_token, t.deliveries, picked.ord, picked.priority, t.id;
+
+-- name: next_due
+-- How long until the soonest delayed message of these queues becomes ready.
+SELECT min(d.ready_at) - {schema}.now_ms()
+FROM unnest(%(queues)s::text[]) AS q(name)
+CROSS JOIN LATERAL (
+    SELECT ready_at FROM {schema}.messages
+    WHERE namespace = %(namespace)s AND queue = q.name AND ready_at > {schema}.now_ms()
+    ORDER BY ready_at
+    LIMIT 1
+) AS d;
+
+-- name: ack
+DELETE FROM {schema}.messages
+WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
+
+-- name: extend_lease
+UPDATE {schema}.messages
+SET lease_expires_at = {schema}.now_ms() + %(lease_ms)s::bigint
+WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s
+  AND lease_token = %(token)s AND lease_expires_at > {schema}.now_ms();
+
+-- name: reschedule
+-- Back of its priority (a new id), lease dropped, delivery count reset.
+WITH moved AS (
+    UPDATE {schema}.messages
+    SET payload = %(payload)s, ready_at = %(ready_at)s,
+        id = nextval('{schema}.message_order'),
+        deliveries = 0, lease_token = NULL, lease_expires_at = NULL
+    WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s
+      AND lease_token = %(token)s AND lease_expires_at > {schema}.now_ms()
+    RETURNING 1
+)
+SELECT count(*), (SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM moved))
+FROM moved;
+
+-- name: dead_letter
+WITH moved AS (
+    DELETE FROM {schema}.messages
+    WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s
+      AND lease_token = %(token)s AND lease_expires_at > {schema}.now_ms()
+    RETURNING namespace, queue, uuid, priority, ready_at
+)
+INSERT INTO {schema}.dead_letters (namespace, queue, uuid, priority, ready_at, dead_at, payload)
+SELECT namespace, queue, uuid, priority, ready_at, {schema}.now_ms(), %(payload)s FROM moved
+ON CONFLICT (namespace, queue, uuid) DO UPDATE
+SET id = EXCLUDED.id, priority = EXCLUDED.priority, ready_at = EXCLUDED.ready_at,
+    dead_at = EXCLUDED.dead_at, payload = EXCLUDED.payload;
+
+-- name: contains
+SELECT 1 FROM {schema}.messages
+WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
+
+-- name: queue_names
+-- Distinct queues by skipping through the indexes (one probe per queue), not
+-- by reading every row: the dead letters may number millions.
+WITH RECURSIVE live(queue) AS (
+    (SELECT queue FROM {schema}.messages WHERE namespace = %(namespace)s ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.queue FROM {schema}.messages AS m
+            WHERE m.namespace = %(namespace)s AND m.queue > live.queue
+            ORDER BY m.queue LIMIT 1)
+    FROM live WHERE live.queue IS NOT NULL
+), dead(queue) AS (
+    (SELECT queue FROM {schema}.dead_letters WHERE namespace = %(namespace)s ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.queue FROM {schema}.dead_letters AS d
+            WHERE d.namespace = %(namespace)s AND d.queue > dead.queue
+            ORDER BY d.queue LIMIT 1)
+    FROM dead WHERE dead.queue IS NOT NULL
+)
+SELECT queue FROM live WHERE queue IS NOT NULL
+UNION
+SELECT queue FROM dead WHERE queue IS NOT NULL
+ORDER BY queue;
+
+-- name: counts
+SELECT
+    count(*) FILTER (WHERE lease_expires_at > now.ms),
+    count(*) FILTER (WHERE (lease_expires_at IS NULL OR lease_expires_at <= now.ms)
+                     AND ready_at > now.ms),
+    count(*) FILTER (WHERE (lease_expires_at IS NULL OR lease_expires_at <= now.ms)
+                     AND ready_at <= now.ms),
+    (SELECT count(*) FROM {schema}.dead_letters
+     WHERE namespace = %(namespace)s AND queue = %(queue)s)
+FROM {schema}.messages, (SELECT {schema}.now_ms() AS ms) AS now
+WHERE namespace = %(namespace)s AND queue = %(queue)s;
+
+-- name: messages
+SELECT uuid, payload, ready_at,
+       CASE WHEN lease_expires_at > {schema}.now_ms() THEN 'in_flight'
+            WHEN ready_at > {schema}.now_ms() THEN 'delayed'
+            ELSE 'ready' END
+FROM {schema}.messages
+WHERE namespace = %(namespace)s AND queue = %(queue)s
+ORDER BY priority, id;
+
+-- name: dead_messages
+SELECT uuid, payload, ready_at, 'dead'
+FROM {schema}.dead_letters
+WHERE namespace = %(namespace)s AND queue = %(queue)s
+ORDER BY priority, id;
+
+-- name: remove_dead
+DELETE FROM {schema}.dead_letters
+WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
+
+-- name: purge
+DELETE FROM {schema}.messages
+WHERE namespace = %(namespace)s AND queue = %(queue)s;
