@@ -106,23 +106,40 @@ class RedisQueue(Backend):
             )
         if not batches:
             return 0
-        for attempt in (1, 2):
-            pipe = self.conn.pipeline(transaction=False)
+        added, reload = self._submit_round_trip(batches, register=True)
+        if reload:
+            # Scripts flushed or the server restarted: load and send those again.
+            self.conn.script_load(QUEUE_LUA)
+            added += self._submit_round_trip(reload, register=False)[0]
+        return added
+
+    def _submit_round_trip(
+        self, batches: dict[str, list[Any]], register: bool
+    ) -> tuple[int, dict[str, list[Any]]]:
+        """Submit every batch in one pipeline; (how many were new, the batches
+        the server lacked the script for)."""
+        pipe = self.conn.pipeline(transaction=False)
+        if register:
             pipe.sadd(self.registry_key, *batches)
-            for queue, args in batches.items():
-                keys = self.keys(queue)
-                pipe.evalsha(QUEUE_SHA, len(keys.keys), *keys.keys, "submit", keys.prefix, *args)
-            results = pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
-                # Flushed scripts or a restarted server: load and submit again,
-                # which skips whatever the first attempt did enqueue.
-                self.conn.script_load(QUEUE_LUA)
-                continue
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            break
-        return sum(results[1:])
+        for queue, args in batches.items():
+            keys = self.keys(queue)
+            # execute_command because cluster pipelines refuse the named evalsha
+            # (they cannot reload a script; submit does that itself).
+            pipe.execute_command(
+                "EVALSHA", QUEUE_SHA, len(keys.keys), *keys.keys, "submit", keys.prefix, *args
+            )
+        results = pipe.execute(raise_on_error=False)
+        added, reload = 0, {}
+        for queue, result in zip(batches, results[1:] if register else results, strict=True):
+            if isinstance(result, NoScriptError):
+                reload[queue] = batches[queue]
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                added += result
+        if register and isinstance(results[0], Exception):
+            raise results[0]
+        return added, reload
 
     @translated
     def claim(
