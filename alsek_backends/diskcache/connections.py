@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from alsek_backends.diskcache.sql import QUERIES
 from alsek_core.errors import ConfigError
 
 SCHEMA_VERSION = 1
+#: How long a write waits for another process's transaction to end.
+BUSY_TIMEOUT_S = 30.0
 
 #: Connections a forked child inherited. Closing them in the child could
 #: release POSIX locks its own connections hold, so they are kept, unused.
@@ -55,19 +58,33 @@ class Connections:
         return conn
 
     def _connect(self) -> _Connection:
+        """Open and set up a connection. Processes racing to set up a new file
+        can get "database is locked" without SQLite waiting (switching to WAL
+        is one such step), so setup alone is retried, within the busy timeout."""
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        # isolation_level=None: no implicit transactions; we say BEGIN ourselves.
-        # check_same_thread=False only so that close() may close every thread's.
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, factory=_Connection
-        )
-        try:
-            conn.executescript(QUERIES["connect"])
-            migrate(conn, self.path)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            # isolation_level=None: no implicit transactions; we say BEGIN ourselves.
+            # check_same_thread=False only so that close() may close every thread's.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
+            )
+            try:
+                conn.executescript(QUERIES["connect"])
+                migrate(conn, self.path)
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+            except BaseException:
+                conn.close()
+                raise
 
     def close(self) -> None:
         """Close this process's connections; threads reconnect on their next call."""

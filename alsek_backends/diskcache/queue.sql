@@ -22,8 +22,7 @@
 -- WAL: readers never block the writer, and a commit is an append to the log.
 -- synchronous=NORMAL under WAL fsyncs only at checkpoints: a committed
 -- transaction survives a crash of the process, a power loss may drop the
--- last few (never corrupting the file).
-PRAGMA busy_timeout = 30000;
+-- last few (never corrupting the file). The busy timeout is set by the caller.
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 
