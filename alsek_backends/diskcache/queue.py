@@ -17,7 +17,7 @@ from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
 
 
 class SQLiteQueue:
-    """Mixed into a backend that sets ``namespace`` and ``queue_db``."""
+    """Mixed into a backend that provides ``namespace`` and ``queue_db``."""
 
     #: No native wake-up: SQLite cannot signal another process. The consumer
     #: backs off between empty claims, and an empty claim only reads.
@@ -55,11 +55,13 @@ class SQLiteQueue:
     def claim(
         self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
     ) -> list[Delivery]:
+        claimed: list[Delivery] = []
+        if limit <= 0:
+            return claimed
         conn = self.queue_db.get()
         now = now_ms()
         due = [q for q in queues if conn.execute(QUERIES["has_due"], self._params(q, now=now)).fetchone()[0]]
-        claimed: list[Delivery] = []
-        if not due or limit <= 0:
+        if not due:
             return claimed
         with transaction(conn):
             now = now_ms()  # the lock may have taken a while
@@ -75,10 +77,9 @@ class SQLiteQueue:
     def ack(self, queue: str, uuid: str) -> None:
         self.queue_db.get().execute(QUERIES["ack"], self._params(queue, uuid=uuid))
 
-    def _holder(self, delivery: Delivery, **more: Any) -> dict[str, Any]:
-        return self._params(
-            delivery.queue, uuid=delivery.uuid, token=delivery.token, now=now_ms(), **more
-        )
+    def _holder(self, delivery: Delivery) -> dict[str, Any]:
+        """Parameters that match the message only while ``delivery``'s lease is live."""
+        return self._params(delivery.queue, uuid=delivery.uuid, token=delivery.token, now=now_ms())
 
     def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
         params = self._holder(delivery)
