@@ -124,7 +124,8 @@ class Queue(Protocol):
         ...
 
     def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
-        """False when the lease was lost (expired and claimed by someone else)."""
+        """False when this lease no longer holds the message (it expired, or
+        another claim took it); then the caller must stop treating it as its own."""
         ...
 
     def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:

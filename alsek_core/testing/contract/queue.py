@@ -83,6 +83,22 @@ class QueueContract:
         backend.submit([a, b])
         assert [d.uuid for d in backend.claim(["b", "a"], 2, LEASE)] == [b.uuid, a.uuid]
 
+    def test_limit_spans_queues_in_order(self, backend: Backend) -> None:
+        a = [envelope("a") for _ in range(2)]
+        b = [envelope("b", priority=-5) for _ in range(2)]
+        backend.submit(a + b)
+        claimed = backend.claim(["a", "b"], 3, LEASE)
+        assert [d.uuid for d in claimed] == [a[0].uuid, a[1].uuid, b[0].uuid]
+
+    def test_reschedule_goes_behind_its_priority_peers(self, backend: Backend) -> None:
+        first, second = envelope(), envelope()
+        backend.submit([first])
+        backend.submit([second])
+        [delivery] = backend.claim(["q"], 1, LEASE)
+        assert delivery.uuid == first.uuid
+        assert backend.reschedule(delivery, delivery.payload, now_ms())
+        assert drain(backend, ["q"]) == [second.uuid, first.uuid]
+
     def test_queue_name_is_not_a_prefix(self, backend: Backend) -> None:
         backend.submit([envelope("q10")])
         assert backend.claim(["q1"], 10, LEASE) == []
