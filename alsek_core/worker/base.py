@@ -1,0 +1,331 @@
+"""The worker pool every pool stands on: claim only what there is room for,
+keep the leases of what runs alive, and let go of nothing.
+
+Subclassing contract
+--------------------
+A pool decides *how* a message runs; the base decides *what* runs and keeps
+the guarantees. A subclass implements two methods:
+
+``free_slots() -> int``
+    How many more messages it can start right now. The base claims at most
+    that many, so a full pool stops claiming and other pools (other hosts)
+    get the work. Return 0 when full.
+
+``submit_to_executor(task, message) -> None``
+    Start running ``message`` (a thread, a process, an event loop, or right
+    here, synchronously). Whatever runs it must call ``self.execute(task,
+    message)``, which runs the task and records the outcome (result, callback,
+    status, then ack, retry or fail) and frees the message's place.
+
+and may override ``watch()``, called about every 100 ms from a background
+thread for housekeeping such as enforcing timeouts.
+
+The base supplies the rest:
+
+* one :class:`~alsek_core.consumer.Consumer` over ``queues`` in the order
+  given (alphabetical order of the tasks' queues by default);
+* a lease keeper that extends the lease of every message the pool holds
+  every ``lease_ms / 3``, so a long task keeps its message, and a pool that
+  dies stops extending so its messages come back after at most ``lease_ms``;
+* SIGTERM / SIGINT (when run in the main thread): stop claiming, give running
+  messages ``grace_period`` ms to finish, release (nack) what still runs, and
+  return normally. A second signal ends the grace period at once;
+* bad input: a message for a task this pool does not know, or one that
+  cannot be decoded, is logged with its uuid and why, marked FAILED on the
+  pool's status trackers and dead-lettered; the pool keeps going.
+
+A minimal in-process pool::
+
+    class ExecutorPool(BaseWorkerPool):
+        def __init__(self, tasks, n_workers=4, **options):
+            super().__init__(tasks, **options)
+            self.executor = ThreadPoolExecutor(n_workers)
+            self.n_workers = n_workers
+            self.running = 0
+
+        def free_slots(self):
+            return self.n_workers - self.running
+
+        def submit_to_executor(self, task, message):
+            self.running += 1
+            future = self.executor.submit(self.execute, task, message)
+            future.add_done_callback(lambda _: self._done())
+
+        def _done(self):
+            self.running -= 1
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from types import FrameType
+from typing import Any
+
+from alsek_core.backoff import Backoff, ConstantBackoff
+from alsek_core.broker import Broker
+from alsek_core.clock import now_ms
+from alsek_core.consumer import DEFAULT_LEASE_MS, Consumer
+from alsek_core.errors import ValidationError
+from alsek_core.execution import process
+from alsek_core.message import Message, validate_queue_name
+from alsek_core.ports import Delivery, StatusTracker
+from alsek_core.status import TaskStatus
+from alsek_core.task import Task
+
+log = logging.getLogger(__name__)
+
+#: How long running messages get to finish after SIGTERM before they are released.
+DEFAULT_GRACE_MS = 20_000
+#: How long a full pool waits for a free slot before it looks again.
+DEFAULT_SLOT_WAIT_MS = 50
+#: How often ``watch()`` runs.
+WATCH_INTERVAL_S = 0.1
+#: ``backoff=None``: look for work again almost at once (not at once: an idle
+#: pool on a backend that cannot block would spin).
+NO_BACKOFF = ConstantBackoff(constant=10, floor=0, ceiling=10)
+_DEFAULT: Any = object()
+UNDECODABLE_TASK = "(undecodable)"
+
+
+def index_tasks(tasks: Iterable[Task]) -> dict[str, Task]:
+    by_name: dict[str, Task] = {}
+    for task in tasks:
+        if not isinstance(task, Task):
+            raise ValidationError(f"a worker pool runs Tasks, got {task!r}")
+        other = by_name.setdefault(task.name, task)
+        if other is not task:
+            raise ValidationError(f"two different tasks are named {task.name!r}; task names must be unique")
+    if not by_name:
+        raise ValidationError("a worker pool needs at least one task")
+    return by_name
+
+
+def common_broker(tasks: Iterable[Task]) -> Broker:
+    """The broker the pool consumes: every task must submit to the same storage."""
+    brokers = {id(t.broker): t.broker for t in tasks}
+    first = next(iter(brokers.values()))
+    for broker in brokers.values():
+        same = type(broker.backend) is type(first.backend) and broker.backend.namespace == first.backend.namespace
+        if not same:
+            raise ValidationError(
+                f"the tasks use different brokers ({first!r} and {broker!r}); run one pool per broker"
+            )
+    return first
+
+
+class BaseWorkerPool(ABC):
+    """See the module docstring for what a subclass implements."""
+
+    def __init__(
+        self,
+        tasks: Iterable[Task],
+        queues: Iterable[str] | None = None,
+        backoff: Backoff | None = _DEFAULT,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        slot_wait_interval: int = DEFAULT_SLOT_WAIT_MS,
+        grace_period: int = DEFAULT_GRACE_MS,
+    ) -> None:
+        self.tasks = index_tasks(tasks)
+        self.broker = common_broker(self.tasks.values())
+        self.queues = (
+            [validate_queue_name(q) for q in queues]
+            if queues
+            else sorted({t.queue for t in self.tasks.values()})
+        )
+        if lease_ms < 100:
+            raise ValidationError(f"lease_ms must be at least 100, got {lease_ms}")
+        self.backoff = NO_BACKOFF if backoff is None else backoff
+        self.lease_ms = lease_ms
+        self.slot_wait_interval = slot_wait_interval
+        self.grace_period = grace_period
+        self.stop_event = threading.Event()
+        self._hurry = threading.Event()
+        self._slot_freed = threading.Event()
+        self._held: dict[str, Delivery] = {}
+        self._held_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(tasks={sorted(self.tasks)}, queues={self.queues})"
+
+    # --- what a subclass implements ---------------------------------------------------
+
+    @abstractmethod
+    def free_slots(self) -> int:
+        """How many more messages can start now (0 when full)."""
+
+    @abstractmethod
+    def submit_to_executor(self, task: Task, message: Message) -> None:
+        """Start running ``message``; the runner must call ``self.execute(task, message)``."""
+
+    def watch(self) -> None:  # noqa: B027 - optional hook
+        """Housekeeping, about every 100 ms, from a background thread."""
+
+    # --- what a subclass calls ------------------------------------------------------
+
+    def execute(self, task: Task, message: Message) -> None:
+        """Run ``message`` and record its outcome; frees its place in the pool."""
+        try:
+            process(task, message, self.tasks)
+        except Exception:  # a backend error while recording: the lease runs out, it comes back
+            log.exception("could not record the outcome of %s; it will be delivered again", message.summary)
+        finally:
+            with self._held_lock:
+                self._held.pop(message.uuid, None)
+            self._slot_freed.set()
+
+    def held(self) -> list[Delivery]:
+        """The leases of the messages the pool holds right now."""
+        with self._held_lock:
+            return list(self._held.values())
+
+    # --- running ---------------------------------------------------------------------
+
+    def consumer(self) -> Consumer:
+        return Consumer(
+            self.broker,
+            subset=self.queues,
+            backoff=None if self.backoff is _DEFAULT else self.backoff,
+            lease_ms=self.lease_ms,
+            on_undecodable=self.reject_undecodable,
+        )
+
+    def run(self) -> None:
+        """Consume until stopped (``stop()``, SIGTERM or SIGINT), then wind down."""
+        previous = self._install_signal_handlers()
+        consumer = self.consumer()
+        keeper = threading.Thread(target=self._keep, name="alsek-lease-keeper", daemon=True)
+        keeper.start()
+        log.info("%s consuming %s", self, ", ".join(self.queues))
+        try:
+            while not self.stop_event.is_set():
+                self._slot_freed.clear()
+                free = self.free_slots()
+                if free <= 0:
+                    self._slot_freed.wait(self.slot_wait_interval / 1000)
+                    continue
+                for message in consumer.claim(free):
+                    self._dispatch(message)
+        finally:
+            consumer.stop()
+            self.stop_event.set()
+            self._wind_down()
+            keeper.join(timeout=1)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def stop(self) -> None:
+        """Stop claiming; ``run()`` then lets running messages finish and returns."""
+        self.stop_event.set()
+        self._slot_freed.set()
+
+    def _dispatch(self, message: Message) -> None:
+        if self.stop_event.is_set():  # claimed while stopping: hand it straight back
+            self.broker.nack(message)
+            return
+        task = self.tasks.get(message.task_name)
+        if task is None:
+            self.reject_unknown(message)
+            return
+        assert message.delivery is not None
+        with self._held_lock:
+            self._held[message.uuid] = message.delivery
+        try:
+            self.submit_to_executor(task, message)
+        except Exception:
+            log.exception("could not start %s; releasing it", message.summary)
+            self._release(message.delivery)
+
+    def _keep(self) -> None:
+        """Extend leases every lease/3 and call ``watch()`` in between."""
+        every = self.lease_ms / 3000
+        next_extend = time.monotonic() + every
+        while not (self.stop_event.is_set() and not self.held()):
+            try:
+                self.watch()
+                if time.monotonic() >= next_extend:
+                    next_extend = time.monotonic() + every
+                    self._extend_leases()
+            except Exception:
+                log.exception("worker pool housekeeping failed; continuing")
+            time.sleep(WATCH_INTERVAL_S)
+
+    def _extend_leases(self) -> None:
+        for delivery in self.held():
+            if not self.broker.backend.extend_lease(delivery, self.lease_ms):
+                with self._held_lock:
+                    still_held = self._held.get(delivery.uuid) is delivery
+                if still_held:
+                    log.warning("lost the lease of message %s in queue %r: it may run twice",
+                                delivery.uuid, delivery.queue)
+
+    def _wind_down(self) -> None:
+        """Give running messages the grace period, then release what still runs."""
+        deadline = time.monotonic() + self.grace_period / 1000
+        if self.held():
+            log.info("stopping: waiting up to %d ms for %d running message(s)",
+                     self.grace_period, len(self.held()))
+        while self.held() and time.monotonic() < deadline and not self._hurry.is_set():
+            self._slot_freed.clear()
+            self._slot_freed.wait(0.05)
+        for delivery in self.held():
+            log.warning("message %s in queue %r did not finish in time; released for another worker",
+                        delivery.uuid, delivery.queue)
+            self._release(delivery)
+
+    def _release(self, delivery: Delivery) -> None:
+        """Hand a held message back untouched, claimable again at once."""
+        with self._held_lock:
+            self._held.pop(delivery.uuid, None)
+        try:
+            self.broker.backend.reschedule(delivery, delivery.payload, now_ms())
+        except Exception:
+            log.exception("could not release message %s; it comes back when its lease runs out",
+                          delivery.uuid)
+
+    # --- signals ---------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_event.is_set():
+            self._hurry.set()
+        self.stop()
+
+    # --- bad input ---------------------------------------------------------------------
+
+    def status_trackers(self) -> list[StatusTracker]:
+        found: dict[int, StatusTracker] = {}
+        for task in self.tasks.values():
+            if task.status_tracker is not None:
+                found.setdefault(id(task.status_tracker), task.status_tracker)
+        return list(found.values())
+
+    def _mark_failed(self, message: Message) -> None:
+        for tracker in self.status_trackers():
+            try:
+                tracker.set(message, TaskStatus.FAILED)
+            except Exception:
+                log.exception("could not record status FAILED of %s", message.summary)
+
+    def reject_unknown(self, message: Message) -> None:
+        reason = f"no task named {message.task_name!r} in this pool (it runs {', '.join(sorted(self.tasks))})"
+        log.error("message %s in queue %r: %s; dead-lettered", message.uuid, message.queue, reason)
+        self._mark_failed(message)
+        self.broker.fail(message, LookupError(reason))
+
+    def reject_undecodable(self, delivery: Delivery, exc: Exception) -> None:
+        log.error("message %s in queue %r cannot be decoded (%s: %s); dead-lettered",
+                  delivery.uuid, delivery.queue, type(exc).__name__, exc)
+        self._mark_failed(Message(UNDECODABLE_TASK, queue=delivery.queue, uuid=delivery.uuid))
+        self.broker.backend.dead_letter(delivery, delivery.payload)

@@ -1,0 +1,106 @@
+"""Stopping a thread whose task ran past its timeout: CPython can raise an
+exception in another thread (``PyThreadState_SetAsyncExc``).
+
+The exception is only ever aimed at user code (``pre_op``, the function,
+``post_op``): a thread is interruptible inside a *window* and never while it
+records an outcome, so a timeout can not tear an ack or a result write in
+half. It lands when the thread next runs Python bytecode; a thread blocked in
+C (a long ``time.sleep``, a socket read without timeout) only sees it when the
+call returns, which is why the pools also terminate a process whose thread
+stays past its deadline for too long.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import platform
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from alsek_core.message import Message
+from alsek_core.task import Task
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = platform.python_implementation() == "CPython"
+
+
+class TaskTimeoutError(TimeoutError):
+    """Raised inside a task that ran past its timeout."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(args or ("the task ran past its timeout",)))
+
+
+def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> int:
+    target = ctypes.py_object(exc) if exc is not None else None
+    return int(ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target))
+
+
+class Interruptible:
+    """One slot's interrupt state: which thread is inside user code right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread_id: int | None = None
+        self.interrupted = False
+
+    def reset(self) -> None:
+        with self._lock:
+            self.interrupted = False
+
+    @contextmanager
+    def window(self) -> Iterator[None]:
+        with self._lock:
+            self._thread_id = threading.get_ident()
+        try:
+            yield
+        finally:
+            with self._lock:
+                thread_id, self._thread_id = self._thread_id, None
+                if self.interrupted and thread_id is not None and SUPPORTED:
+                    _set_async_exc(thread_id, None)  # not raised yet: it must not land outside
+
+    def interrupt(self) -> bool:
+        """Raise TaskTimeoutError in the thread if it is in user code; once per message."""
+        with self._lock:
+            if self._thread_id is None or self.interrupted:
+                return False
+            self.interrupted = True
+            if not SUPPORTED:
+                log.warning("cannot interrupt a thread on %s; its process will be stopped instead",
+                            platform.python_implementation())
+                return False
+            return _set_async_exc(self._thread_id, TaskTimeoutError) == 1
+
+
+class _Watched:
+    """A task whose user code runs inside an interruptible window. Everything
+    else (broker, hooks, stores) is the task's own."""
+
+    def __init__(self, task: Task, interruptible: Interruptible) -> None:
+        self._task = task
+        self._window = interruptible.window
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+    def pre_op(self, message: Message) -> None:
+        with self._window():
+            self._task.pre_op(message)
+
+    def execute(self, message: Message) -> Any:
+        with self._window():
+            return self._task.execute(message)
+
+    def post_op(self, message: Message, result: Any) -> None:
+        with self._window():
+            self._task.post_op(message, result)
+
+
+def watched(task: Task, interruptible: Interruptible) -> Task:
+    """``task`` as ``execution.process`` sees it, interruptible in user code only."""
+    return cast(Task, _Watched(task, interruptible))

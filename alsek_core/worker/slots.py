@@ -1,0 +1,131 @@
+"""What each worker slot is running, in memory shared between a pool's
+processes.
+
+A child writes a slot when it starts and when it ends a message; the parent
+only reads, and only acts on what it read after the child is gone (killed for
+a timeout, or dead on its own). That way the parent can settle or release a
+message a child held without a message ever crossing a pipe: the fast path
+(claim, run, ack) stays entirely inside the child.
+
+Each record is guarded by a sequence number (a seqlock): odd while being
+written, so a reader never mistakes half a write for a record.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from alsek_core.ports import Delivery
+
+#: Room for queue, uuid, lease token and payload. A payload that does not fit
+#: is left out; the parent then looks it up in the queue when it needs it.
+BUFFER_BYTES = 64 * 1024
+_HEADER = struct.Struct("!HHHi")  # len(queue), len(uuid), len(token), deliveries
+
+
+class _Record(ctypes.Structure):
+    _fields_ = [
+        ("seq", ctypes.c_uint64),
+        ("busy", ctypes.c_bool),
+        ("terminate", ctypes.c_bool),
+        ("has_payload", ctypes.c_bool),
+        ("deadline", ctypes.c_double),
+        ("changed_at", ctypes.c_double),
+        ("length", ctypes.c_int32),
+        ("data", ctypes.c_char * BUFFER_BYTES),
+    ]
+
+
+_DATA_OFFSET = _Record.data.offset
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """One consistent read of a slot. ``delivery`` is None when the slot is idle
+    or its record could not hold the lease (a very long queue name or token);
+    ``delivery.payload`` is empty when the payload was too big to keep."""
+
+    busy: bool
+    terminate: bool
+    deadline: float
+    changed_at: float
+    seq: int
+    delivery: Delivery | None
+    has_payload: bool
+
+
+def _encode(delivery: Delivery) -> tuple[bytes, bool]:
+    queue, uuid, token = (s.encode() for s in (delivery.queue, delivery.uuid, delivery.token))
+    header = _HEADER.pack(len(queue), len(uuid), len(token), delivery.deliveries) + queue + uuid + token
+    if len(header) + len(delivery.payload) <= BUFFER_BYTES:
+        return header + delivery.payload, True
+    return header, False
+
+
+def _decode(data: bytes, has_payload: bool) -> Delivery:
+    nq, nu, nt, deliveries = _HEADER.unpack_from(data)
+    at = _HEADER.size
+    queue, uuid, token = (data[at : at + nq], data[at + nq : at + nq + nu], data[at + nq + nu : at + nq + nu + nt])
+    payload = data[at + nq + nu + nt :] if has_payload else b""
+    return Delivery(queue.decode(), uuid.decode(), payload, token.decode(), deliveries)
+
+
+class SlotTable:
+    """``size`` records in shared memory; ``context`` is a multiprocessing context."""
+
+    def __init__(self, context: Any, size: int) -> None:
+        self.size = size
+        self._records: Any = context.RawArray(_Record, size)
+        now = time.monotonic()
+        for i in range(size):
+            self._records[i].changed_at = now
+
+    def begin(self, index: int, delivery: Delivery, timeout_ms: int, terminate: bool) -> None:
+        record = self._records[index]
+        data, has_payload = _encode(delivery)
+        fits = len(data) <= BUFFER_BYTES
+        record.seq += 1
+        record.busy = True
+        record.terminate = terminate
+        record.has_payload = has_payload and fits
+        now = time.monotonic()
+        record.deadline = now + timeout_ms / 1000
+        record.changed_at = now
+        record.length = len(data) if fits else -1
+        if fits:
+            ctypes.memmove(ctypes.addressof(record) + _DATA_OFFSET, data, len(data))
+        record.seq += 1
+
+    def end(self, index: int) -> None:
+        record = self._records[index]
+        record.seq += 1
+        record.busy = False
+        record.changed_at = time.monotonic()
+        record.seq += 1
+
+    def reset(self, index: int) -> None:
+        """Mark idle for a new child, even if the old one died mid-write."""
+        record = self._records[index]
+        record.seq = (record.seq | 1) + 1
+        record.busy = False
+        record.changed_at = time.monotonic()
+
+    def read(self, index: int) -> SlotState | None:
+        """None if a write kept overlapping the read (the writer is alive and busy)."""
+        record = self._records[index]
+        for _ in range(100):
+            seq = record.seq
+            if seq % 2:
+                continue
+            busy, terminate, has_payload = record.busy, record.terminate, record.has_payload
+            deadline, changed_at, length = record.deadline, record.changed_at, record.length
+            data = ctypes.string_at(ctypes.addressof(record) + _DATA_OFFSET, max(length, 0)) if busy else b""
+            if record.seq != seq:
+                continue
+            delivery = _decode(data, has_payload) if busy and length >= 0 else None
+            return SlotState(busy, terminate, deadline, changed_at, seq, delivery, has_payload)
+        return None

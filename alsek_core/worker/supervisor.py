@@ -1,0 +1,325 @@
+"""Pools whose work runs in child processes, each child a whole worker: it
+claims, runs and settles messages on its own, so no message is ever passed
+between processes and the parent stays out of the hot path.
+
+The parent only supervises, every ``prune_interval`` ms:
+
+* scales: one child at first; another (up to ``n_processes``) whenever every
+  slot of every child is busy; a child idle for a while is asked to leave
+  (never the last one);
+* restarts a child that died, and makes what it held claimable again at once
+  (the lease is cut short; its delivery count is kept, so a message that kills
+  every worker it reaches ends up failed as a poison message, not in a loop);
+* enforces timeouts that need a process to go: a 'process' task past its
+  deadline, or a 'thread' task that did not stop when TimeoutError was raised
+  in it (``STUCK_THREAD_GRACE_S`` later). The child is killed, the message is
+  settled with TimeoutError (retried if its task allows, else failed), the
+  other messages the child held are released, and a fresh child replaces it;
+* on SIGTERM / SIGINT tells every child to stop, waits ``grace_period``, then
+  kills what is left and releases what it held.
+
+What each child runs is in the shared :class:`~alsek_core.worker.slots.SlotTable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from alsek_core.backoff import Backoff
+from alsek_core.clock import now_ms
+from alsek_core.errors import AlsekError
+from alsek_core.execution import settle_failure
+from alsek_core.ports import Delivery
+from alsek_core.task import Task
+from alsek_core.worker.base import _DEFAULT, BaseWorkerPool
+from alsek_core.worker.interrupt import TaskTimeoutError
+from alsek_core.worker.mp import context
+from alsek_core.worker.slots import SlotState, SlotTable
+
+log = logging.getLogger(__name__)
+
+#: How long a thread may outlive its deadline (after TimeoutError was raised in
+#: it) before its whole process is stopped.
+STUCK_THREAD_GRACE_S = 5.0
+#: A child with nothing to do for this long is let go (unless it is the last).
+IDLE_BEFORE_PRUNE_S = 10.0
+#: Cutting a lease short: the message is claimable again right away.
+CUT_LEASE_MS = 1
+#: Slack between a child's own grace period and the parent's kill.
+SHUTDOWN_SLACK_S = 2.0
+
+
+class _Child:
+    def __init__(self, index: int, process: Any) -> None:
+        self.index = index
+        self.process = process
+        self.started = time.monotonic()
+        self.leaving = False
+
+
+class SupervisedPool(BaseWorkerPool):
+    """A :class:`BaseWorkerPool` run as up to ``n_processes`` child processes of
+    ``slots_per_process`` slots each. Subclasses implement the engine every
+    child runs (``free_slots`` / ``submit_to_executor``) and report each
+    message they run with ``begin_slot`` / ``end_slot``."""
+
+    def __init__(
+        self,
+        tasks: Iterable[Task],
+        n_processes: int,
+        slots_per_process: int,
+        queues: Iterable[str] | None = None,
+        prune_interval: int = 100,
+        backoff: Backoff | None = _DEFAULT,
+        **options: Any,
+    ) -> None:
+        super().__init__(tasks, queues=queues, backoff=backoff, **options)
+        if n_processes < 1 or slots_per_process < 1:
+            raise AlsekError(f"need at least one process and one slot, got {n_processes} and {slots_per_process}")
+        self.n_processes = n_processes
+        self.slots_per_process = slots_per_process
+        self.prune_interval = prune_interval
+        self.slot_table: SlotTable | None = None
+        self.child_index: int | None = None
+        self._parent_pid = os.getpid()
+        self._children: dict[int, _Child] = {}
+        self._quick_deaths = 0
+        self._respawn_at = 0.0
+
+    @property
+    def capacity(self) -> int:
+        return self.n_processes * self.slots_per_process
+
+    # --- the child side -------------------------------------------------------------
+
+    def slot_index(self, local: int) -> int:
+        assert self.child_index is not None
+        return self.child_index * self.slots_per_process + local
+
+    def begin_slot(self, local: int, delivery: Delivery, timeout_ms: int, terminate: bool) -> None:
+        assert self.slot_table is not None
+        self.slot_table.begin(self.slot_index(local), delivery, timeout_ms, terminate)
+
+    def end_slot(self, local: int) -> None:
+        assert self.slot_table is not None
+        self.slot_table.end(self.slot_index(local))
+
+    def start_engine(self) -> None:
+        """Set up what a child needs before it consumes (threads, ...)."""
+
+    def watch(self) -> None:
+        if os.getppid() != self._parent_pid and not self.stop_event.is_set():
+            log.error("the pool's parent process is gone; stopping")
+            self.stop()
+
+    def _child_main(self, index: int) -> None:
+        self.child_index = index
+        self.stop_event = threading.Event()
+        self._hurry = threading.Event()
+        self._slot_freed = threading.Event()
+        self._held = {}
+        self._held_lock = threading.Lock()
+        try:
+            self.start_engine()
+            BaseWorkerPool.run(self)
+        except Exception as exc:
+            log.error("worker process %d failed: %s: %s", index, type(exc).__name__, exc,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            sys.exit(1)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.child_index is not None:
+            self.stop()  # the parent decides when the grace period is over
+        else:
+            super()._on_signal(signum, frame)
+
+    # --- the parent side ------------------------------------------------------------
+
+    def run(self) -> None:
+        """Start the children and supervise them until SIGTERM / SIGINT or ``stop()``."""
+        if self.child_index is not None:
+            BaseWorkerPool.run(self)
+            return
+        ctx = context()
+        self.slot_table = SlotTable(ctx, self.capacity)
+        self._parent_pid = os.getpid()
+        previous = self._install_signal_handlers()
+        log.info("%s: up to %d process(es) x %d slot(s), consuming %s",
+                 type(self).__name__, self.n_processes, self.slots_per_process, ", ".join(self.queues))
+        try:
+            self._spawn(ctx, 0)
+            while not self.stop_event.is_set():
+                self._reap(ctx)
+                self._enforce_timeouts(ctx)
+                self._scale(ctx)
+                self.stop_event.wait(self.prune_interval / 1000)
+        finally:
+            self._shut_down()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _slots_of(self, index: int) -> range:
+        return range(index * self.slots_per_process, (index + 1) * self.slots_per_process)
+
+    def _states(self, index: int) -> list[SlotState | None]:
+        assert self.slot_table is not None
+        return [self.slot_table.read(s) for s in self._slots_of(index)]
+
+    def _close_connections(self) -> None:
+        """A forked child must not share its parent's connections (SQLite and
+        psycopg forbid it); backends reconnect on next use."""
+        backends: dict[int, Any] = {}
+        for task in self.tasks.values():
+            for owner in (task.broker, task.result_store, task.status_tracker):
+                backend = getattr(owner, "backend", None)
+                if backend is not None:
+                    backends.setdefault(id(backend), backend)
+        for backend in backends.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+
+    def _spawn(self, ctx: Any, index: int) -> None:
+        assert self.slot_table is not None
+        for s in self._slots_of(index):
+            self.slot_table.reset(s)
+        current = ctx.current_process()
+        if current.daemon:
+            # Run inside a daemonic process (the seed's pytest fixture does):
+            # multiprocessing refuses children there to avoid orphans, which
+            # our children avoid by themselves (they stop when we go away).
+            current.daemon = False
+        self._close_connections()
+        process = ctx.Process(target=self._child_main, args=(index,), name=f"alsek-worker-{index}")
+        process.start()
+        self._children[index] = _Child(index, process)
+        log.debug("started worker process %d (pid %s)", index, process.pid)
+
+    def _reap(self, ctx: Any) -> None:
+        for child in list(self._children.values()):
+            if child.process.is_alive():
+                continue
+            child.process.join()
+            del self._children[child.index]
+            if child.leaving:
+                log.debug("worker process %d left (idle)", child.index)
+                self._recover(child.index, cut=True)
+                continue
+            log.warning("worker process %d (pid %s) exited unexpectedly with code %s; replacing it",
+                        child.index, child.process.pid, child.process.exitcode)
+            self._recover(child.index, cut=True)
+            quick = time.monotonic() - child.started < 2.0
+            self._quick_deaths = self._quick_deaths + 1 if quick else 0
+            self._respawn_at = time.monotonic() + min(30.0, 0.5 * 2 ** self._quick_deaths) if quick else 0.0
+        if not self._children and time.monotonic() >= self._respawn_at:
+            self._spawn(ctx, 0)
+
+    def _recover(self, index: int, cut: bool, timed_out: tuple[int, int] | None = None) -> None:
+        """Deal with what a dead child held: settle the message that timed out;
+        cut the leases of the rest (a crash) or release them (we killed it).
+        ``timed_out`` is (slot, sequence number) of the message that overran."""
+        assert self.slot_table is not None
+        for s, state in zip(self._slots_of(index), self._states(index), strict=True):
+            self.slot_table.reset(s)
+            if state is None:
+                log.warning("slot %d of a dead worker could not be read; its message returns when its lease ends", s)
+                continue
+            if not state.busy or state.delivery is None:
+                continue
+            try:
+                if timed_out == (s, state.seq):
+                    self._settle_timeout(state.delivery)
+                elif cut:
+                    self.broker.backend.extend_lease(state.delivery, CUT_LEASE_MS)
+                else:
+                    self._release_state(state.delivery)
+            except Exception:
+                log.exception("could not recover message %s of a dead worker; it returns when its lease ends",
+                              state.delivery.uuid)
+
+    def _payload(self, delivery: Delivery) -> bytes:
+        if delivery.payload:
+            return delivery.payload
+        for item in self.broker.backend.messages(delivery.queue):
+            if item.uuid == delivery.uuid:
+                return item.payload
+        raise LookupError(f"message {delivery.uuid} is no longer in queue {delivery.queue!r}")
+
+    def _release_state(self, delivery: Delivery) -> None:
+        self.broker.backend.reschedule(delivery, self._payload(delivery), now_ms())
+
+    def _settle_timeout(self, delivery: Delivery) -> None:
+        message = self.broker.decode(self._payload(delivery))
+        message.delivery = delivery
+        task = self.tasks.get(message.task_name)
+        if task is None:
+            self.broker.fail(message, TaskTimeoutError())
+            return
+        settle_failure(task, message, TaskTimeoutError(
+            f"ran past its timeout of {message.timeout} ms; its worker process was stopped"))
+
+    def _enforce_timeouts(self, ctx: Any) -> None:
+        now = time.monotonic()
+        for child in list(self._children.values()):
+            for s, state in zip(self._slots_of(child.index), self._states(child.index), strict=True):
+                if state is None or not state.busy or now <= state.deadline:
+                    continue
+                if not state.terminate and now - state.deadline < STUCK_THREAD_GRACE_S:
+                    continue
+                uuid = state.delivery.uuid if state.delivery else "?"
+                log.warning("message %s ran past its timeout; stopping worker process %d (pid %s)",
+                            uuid, child.index, child.process.pid)
+                child.process.kill()
+                child.process.join()
+                del self._children[child.index]
+                self._recover(child.index, cut=False, timed_out=(s, state.seq))
+                self._spawn(ctx, child.index)
+                break
+
+    def _scale(self, ctx: Any) -> None:
+        now = time.monotonic()
+        staying = [c for c in self._children.values() if not c.leaving]
+        states = {c.index: self._states(c.index) for c in staying}
+        saturated = all(s is not None and s.busy for group in states.values() for s in group)
+        if saturated and len(self._children) < self.n_processes:
+            free = next(i for i in range(self.n_processes) if i not in self._children)
+            self._spawn(ctx, free)
+            return
+        if len(staying) <= 1:
+            return
+        for child in staying:
+            group = states[child.index]
+            idle = all(s is not None and not s.busy and now - s.changed_at > IDLE_BEFORE_PRUNE_S for s in group)
+            if idle and now - child.started > IDLE_BEFORE_PRUNE_S:
+                child.leaving = True
+                child.process.terminate()
+                log.debug("worker process %d is idle; letting it go", child.index)
+                return
+
+    def _shut_down(self) -> None:
+        if not self._children:
+            return
+        log.info("stopping %d worker process(es)", len(self._children))
+        for child in self._children.values():
+            if child.process.is_alive():
+                child.process.terminate()
+        deadline = time.monotonic() + self.grace_period / 1000 + SHUTDOWN_SLACK_S
+        while any(c.process.is_alive() for c in self._children.values()):
+            if time.monotonic() >= deadline or self._hurry.is_set():
+                break
+            time.sleep(0.05)
+        for child in self._children.values():
+            killed = child.process.is_alive()
+            if killed:
+                child.process.kill()
+            child.process.join()
+            self._recover(child.index, cut=not killed)
+        self._children.clear()
+

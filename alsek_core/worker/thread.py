@@ -1,0 +1,133 @@
+"""ThreadWorkerPool: process groups of threads.
+
+Each process group is a child process with ``n_threads`` threads that claims
+work only when one of its threads is free; groups are added while every
+thread of every group is busy (up to ``n_processes``) and let go when idle.
+Capacity: ``n_threads * n_processes``.
+
+Timeouts follow the task's mechanism. A 'thread' task gets TimeoutError
+raised in its thread (CPython), and if it is still running a few seconds
+later its group is stopped. A 'process' task in a thread pool has no process
+of its own, so its whole group is stopped at the deadline and the other
+messages of that group are released to run again: give such tasks a
+ProcessWorkerPool (or a queue of their own) if that matters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable
+
+from alsek_core.backoff import Backoff
+from alsek_core.consumer import DEFAULT_LEASE_MS
+from alsek_core.message import Message
+from alsek_core.task import Task
+from alsek_core.worker.base import _DEFAULT, DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS
+from alsek_core.worker.interrupt import Interruptible, watched
+from alsek_core.worker.supervisor import SupervisedPool
+
+log = logging.getLogger(__name__)
+
+DEFAULT_N_THREADS = 8
+
+
+class _Slot:
+    def __init__(self, local: int) -> None:
+        self.local = local
+        self.interruptible = Interruptible()
+        self.inbox: queue.SimpleQueue[tuple[Task, Message]] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.busy = False
+        self.deadline = 0.0
+        self.interrupt_on_timeout = False
+        self.summary = ""
+
+
+class ThreadWorkerPool(SupervisedPool):
+    """``complete_only_on_thread_exit``: run each message in a thread of its
+    own and count its slot busy until that thread has exited, so nothing a
+    task leaves in its thread (thread-locals, a thread that ignored its
+    timeout) carries over to the next message. By default threads are reused."""
+
+    def __init__(
+        self,
+        tasks: Iterable[Task],
+        n_threads: int = DEFAULT_N_THREADS,
+        n_processes: int | None = None,
+        queues: Iterable[str] | None = None,
+        slot_wait_interval: int = DEFAULT_SLOT_WAIT_MS,
+        complete_only_on_thread_exit: bool = False,
+        prune_interval: int = 100,
+        backoff: Backoff | None = _DEFAULT,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        grace_period: int = DEFAULT_GRACE_MS,
+    ) -> None:
+        super().__init__(
+            tasks,
+            n_processes=n_processes or os.cpu_count() or 1,
+            slots_per_process=n_threads,
+            queues=queues,
+            prune_interval=prune_interval,
+            backoff=backoff,
+            lease_ms=lease_ms,
+            slot_wait_interval=slot_wait_interval,
+            grace_period=grace_period,
+        )
+        self.n_threads = n_threads
+        self.complete_only_on_thread_exit = complete_only_on_thread_exit
+        self._slots: list[_Slot] = []
+
+    def start_engine(self) -> None:
+        self._slots = [_Slot(i) for i in range(self.n_threads)]
+
+    def _available(self, slot: _Slot) -> bool:
+        if slot.busy:
+            return False
+        return not (self.complete_only_on_thread_exit and slot.thread is not None and slot.thread.is_alive())
+
+    def free_slots(self) -> int:
+        return sum(1 for slot in self._slots if self._available(slot))
+
+    def submit_to_executor(self, task: Task, message: Message) -> None:
+        assert message.delivery is not None
+        slot = next(s for s in self._slots if self._available(s))
+        slot.busy = True
+        slot.interruptible.reset()
+        slot.deadline = time.monotonic() + message.timeout / 1000
+        slot.interrupt_on_timeout = message.mechanism == "thread"
+        slot.summary = message.summary
+        self.begin_slot(slot.local, message.delivery, message.timeout, terminate=message.mechanism == "process")
+        if self.complete_only_on_thread_exit:
+            slot.thread = threading.Thread(target=self._run_one, args=(slot, task, message),
+                                           name=f"alsek-slot-{slot.local}", daemon=True)
+            slot.thread.start()
+            return
+        if slot.thread is None:
+            slot.thread = threading.Thread(target=self._serve, args=(slot,),
+                                           name=f"alsek-slot-{slot.local}", daemon=True)
+            slot.thread.start()
+        slot.inbox.put((task, message))
+
+    def _serve(self, slot: _Slot) -> None:
+        while True:
+            task, message = slot.inbox.get()
+            self._run_one(slot, task, message)
+
+    def _run_one(self, slot: _Slot, task: Task, message: Message) -> None:
+        try:
+            self.execute(watched(task, slot.interruptible), message)
+        finally:
+            self.end_slot(slot.local)
+            slot.busy = False
+            self._slot_freed.set()
+
+    def watch(self) -> None:
+        super().watch()
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.busy and slot.interrupt_on_timeout and now > slot.deadline and slot.interruptible.interrupt():
+                log.warning("%s ran past its timeout: TimeoutError raised in its thread", slot.summary)
