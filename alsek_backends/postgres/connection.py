@@ -9,10 +9,12 @@ opens a pool of its own and leaves the parent's objects alone for good.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,10 +33,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-#: Attempts of one operation across connection faults; the pool waits up to
-#: its own timeout for a fresh connection on each, so a restart of a few
-#: seconds is absorbed.
+#: Attempts of one operation across connection faults. Each waits up to
+#: POOL_TIMEOUT_S for a connection while the pool reconnects, so a server
+#: restart of a few seconds is absorbed and an outage fails within ~30 s.
 ATTEMPTS = 6
+POOL_TIMEOUT_S = 5.0
 #: SQLSTATEs of a server going away or not yet back (besides class 08).
 _GONE = {"57P01", "57P02", "57P03"}
 #: A forked child's inherited pools and hubs: kept referenced so that nothing
@@ -46,6 +49,41 @@ def is_disconnect(exc: psycopg.OperationalError) -> bool:
     """A lost or refused connection, as opposed to an error in the statement."""
     state = exc.sqlstate
     return isinstance(exc, PoolTimeout) or state is None or state.startswith("08") or state in _GONE
+
+
+class _Opened:
+    """What a Database opened in this process. Closed by a finalizer when the
+    Database is collected: a pool left to the garbage collector may be
+    finalized in one of its own worker threads, which psycopg_pool cannot do.
+    Holds no reference to the Database, so collection stays prompt."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.pool: ConnectionPool[Conn] | None = None
+        self.owns_pool = False
+        self.hub: Hub | None = None
+
+    def forked(self) -> bool:
+        """True (and everything inherited set aside, never touched) in a child."""
+        if self.pid == os.getpid():
+            return False
+        _ORPHANS.extend(x for x in (self.pool, self.hub) if x is not None)
+        self.pool, self.hub, self.pid = None, None, os.getpid()
+        return True
+
+    def close(self) -> None:
+        if self.pid != os.getpid():
+            return  # the parent's: not ours to close
+        hub, pool, owns = self.hub, self.pool, self.owns_pool
+        self.hub, self.pool = None, None
+        if hub is not None:
+            hub.close()
+        if pool is not None and owns:
+            pool.close()
+
+
+def _connect(conninfo: str, kwargs: dict[str, Any]) -> Conn:
+    return psycopg.Connection.connect(conninfo, **{**kwargs, "autocommit": True})
 
 
 class Database:
@@ -67,10 +105,8 @@ class Database:
         self._source = source
         self._source_pid = os.getpid()
         self._lock = threading.Lock()
-        self._pool: ConnectionPool[Conn] | None = None
-        self._owns_pool = False
-        self._hub: Hub | None = None
-        self._pid = os.getpid()
+        self._opened = _Opened()
+        weakref.finalize(self, self._opened.close)
         self._checked = False
 
     def _resolved(self) -> str | ConnectionPool[Conn]:
@@ -99,38 +135,42 @@ class Database:
         return masked(with_schema(conninfo, self.schema))
 
     def pool(self) -> ConnectionPool[Conn]:
-        pool = self._pool
-        if pool is None or self._pid != os.getpid():
-            pool = self._open()
         if not self._checked:
             self._check()
+        opened = self._opened
+        pool = opened.pool
+        if pool is None or opened.pid != os.getpid():
+            pool = self._open()
         return pool
 
     def _open(self) -> ConnectionPool[Conn]:
         with self._lock:
-            if self._pid != os.getpid():
-                _ORPHANS.extend(x for x in (self._pool, self._hub) if x is not None)
-                self._pool, self._hub, self._pid = None, None, os.getpid()
-            if self._pool is None:
+            opened = self._opened
+            opened.forked()
+            if opened.pool is None:
                 source = self._resolved()
                 if isinstance(source, ConnectionPool) and self._source_pid == os.getpid():
-                    self._pool, self._owns_pool = source, False
+                    opened.pool, opened.owns_pool = source, False
                 else:
                     conninfo, kwargs = self.conninfo()
-                    self._pool = ConnectionPool(
+                    pool: ConnectionPool[Conn] = ConnectionPool(
                         conninfo,
                         kwargs={**kwargs, "autocommit": True},
                         min_size=1,
                         max_size=self.pool_size,
                         open=False,
+                        timeout=POOL_TIMEOUT_S,
                         name=f"alsek-{self.schema}",
                     )
-                    self._pool.open(wait=False)
-                    self._owns_pool = True
-            return self._pool
+                    pool.open(wait=False)
+                    opened.pool, opened.owns_pool = pool, True
+            return opened.pool
 
     def _check(self) -> None:
-        self.run(self.check, checked=False)
+        """On a connection of its own, before any pool exists: a wrong URL or
+        an absent server fails here at once instead of after pool retries."""
+        with self.connect() as conn:
+            self.check(conn)
 
     def check(self, conn: Conn) -> None:
         """The schema version check, on ``conn``, once per instance."""
@@ -138,12 +178,12 @@ class Database:
             schema_lib.check(conn, self.schema, self.url())
             self._checked = True
 
-    def run(self, work: Callable[[Conn], T], checked: bool = True) -> T:
+    def run(self, work: Callable[[Conn], T]) -> T:
         """``work(connection)``, again on a fresh connection if the server went
         away. Only for work that is safe to repeat: each attempt is one
         autocommit statement or a transaction of its own."""
         for attempt in range(ATTEMPTS):
-            pool = self.pool() if checked else self._pool or self._open()
+            pool = self.pool()
             try:
                 with pool.connection() as conn:
                     return work(conn)
@@ -157,26 +197,19 @@ class Database:
 
     def connect(self) -> Conn:
         """A dedicated autocommit connection, outside the pool (for LISTEN)."""
-        conninfo, kwargs = self.conninfo()
-        return psycopg.Connection.connect(conninfo, **{**kwargs, "autocommit": True})
+        return _connect(*self.conninfo())
 
     def hub(self) -> Hub:
         self.pool()  # also notices a fork
         with self._lock:
-            if self._hub is None:
-                self._hub = Hub(self.connect)
-            return self._hub
+            if self._opened.hub is None:
+                self._opened.hub = Hub(functools.partial(_connect, *self.conninfo()))
+            return self._opened.hub
 
     def close(self) -> None:
+        """Release what this process opened; used again, it reopens."""
         with self._lock:
-            if self._pid != os.getpid():
-                return  # the parent's: not ours to close
-            hub, pool, owns = self._hub, self._pool, self._owns_pool
-            self._hub, self._pool = None, None
-        if hub is not None:
-            hub.close()
-        if pool is not None and owns:
-            pool.close()
+            self._opened.close()
 
     def state(self) -> dict[str, Any]:
         """What rebuilds this in another process: never the pool itself."""
