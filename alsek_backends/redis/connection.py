@@ -38,8 +38,9 @@ class RedisUnavailableError(AlsekError, ConnectionError):
 
 
 def retry_policy() -> Retry:
-    """Ride out a dropped connection or a restarting server (about 5 s in all,
-    jittered so that many workers do not reconnect in lockstep)."""
+    """Ride out a dropped connection or a restarting server: up to 8 retries
+    over about 4 s, jittered so that many workers do not reconnect in lockstep.
+    redis-py retries both the command and the reconnect with it."""
     return Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), retries=8)
 
 
