@@ -100,7 +100,6 @@ class RedisBackend(RedisQueue):
         if self._recipe is not None and not isinstance(self._conn, LazyClient):
             self._conn.close()
             self._conn = LazyClient(self._recipe.build)
-            self._script = None
 
     def __getstate__(self) -> dict[str, Any]:
         recipe = self._recipe or ClientRecipe.from_client(self.conn)

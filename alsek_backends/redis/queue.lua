@@ -2,44 +2,41 @@
 Every queue operation of the Redis adapter in one script, loaded once per
 server (EVALSHA, re-loaded after NOSCRIPT):
 
-    EVALSHA <sha> 5 <ready> <delayed> <leased> <dead> <seq> <command> <P> <args...>
+    EVALSHA <sha> 1 <P> <command> <args...>
 
-P = "{<namespace>:<queue>}". Every key of a queue starts with P, so they all
-share that hash tag and live in one Redis Cluster slot: a call never crosses
-slots. Keys:
+P = "{<namespace>:<queue>}" is the only key passed. It is its own hash tag,
+and every key of the queue starts with it, so Redis Cluster routes the call
+by P and each call stays in one slot. The keys, all named from P:
 
-  KEYS[1] P:ready    ZSET  claimable messages. score = priority, member =
-                           <seq><uuid> where <seq> is the per-queue submission
-                           counter as 16 hex digits. Redis orders equal scores
-                           by member, so within a priority the zero-padded seq
-                           gives FIFO; across priorities the score is exact for
-                           any |priority| <= 2^53 (checked by the client).
-  KEYS[2] P:delayed  ZSET  messages waiting for their time. score = ready_at
-                           (ms since the epoch), member = uuid.
-  KEYS[3] P:leased   ZSET  claimed messages. score = lease expiry (ms, server
-                           clock), member = uuid.
-  KEYS[4] P:dead     ZSET  dead letters, ordered like ready: score = priority,
-                           member = <seq at dead-lettering><uuid>.
-  KEYS[5] P:seq      STRING the submission counter (INCR).
-  P:m:<uuid>         HASH  a live message: p priority, s seq (16 hex digits),
-                           r ready_at, d claims since the last reschedule,
-                           t lease token (only while leased), b payload.
-  P:x:<uuid>         HASH  a dead letter: k its member in P:dead, r ready_at,
-                           b payload.
+  P:ready     ZSET   claimable messages. score = priority, member =
+                     <seq><uuid> where <seq> is the per-queue submission
+                     counter as 16 hex digits. Redis orders equal scores by
+                     member, so within a priority the zero-padded seq gives
+                     FIFO; across priorities the score is exact for any
+                     |priority| <= 2^53 (the client refuses larger ones).
+  P:delayed   ZSET   messages waiting for their time. score = ready_at (ms
+                     since the epoch), member = uuid.
+  P:leased    ZSET   claimed messages. score = lease expiry (ms, server
+                     clock), member = uuid.
+  P:dead      ZSET   dead letters, ordered like ready: score = priority,
+                     member = <seq at dead-lettering><uuid>.
+  P:seq       STRING the submission counter (INCR).
+  P:m:<uuid>  HASH   a live message: p priority, s seq (16 hex digits),
+                     r ready_at, d claims since the last reschedule, t lease
+                     token (only while leased), b payload.
+  P:x:<uuid>  HASH   a dead letter: k its member in P:dead, r ready_at,
+                     b payload.
 
-The per-message hashes are named from P (ARGV[2]) rather than passed in KEYS,
-since a claim cannot know them in advance; they share P's hash tag, so they
-are in the same slot. A live message is in exactly one of ready, delayed and
-leased. Submitting and rescheduling PUBLISH on the channel P:wake, so that
-blocked claimers look again.
-
-Every clock reading is the server's (TIME): leases and delays then mean the
-same thing to every host. A claim first moves expired leases and due delayed
+A live message is in exactly one of ready, delayed and leased. Submitting and
+rescheduling PUBLISH on the channel P:wake, so that blocked claimers look
+again. Every clock reading is the server's (TIME), so leases and delays mean
+the same to every host. A claim first moves expired leases and due delayed
 messages back to ready, so nothing else has to sweep.
 ]]
 
-local ready, delayed, leased, dead, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local command, prefix = ARGV[1], ARGV[2]
+local prefix, command = KEYS[1], ARGV[1]
+local ready, delayed, leased = prefix .. ':ready', prefix .. ':delayed', prefix .. ':leased'
+local dead, seq = prefix .. ':dead', prefix .. ':seq'
 
 local function clock()
     local t = redis.call('TIME')
@@ -100,15 +97,15 @@ end
 
 local commands = {}
 
--- ARGV[3..]: uuid, priority, ready_at, payload for each message.
+-- ARGV[2..]: uuid, priority, ready_at, payload for each message.
 -- Returns how many were new: a uuid already live is skipped.
 function commands.submit()
-    local n = (#ARGV - 2) / 4
+    local n = (#ARGV - 1) / 4
     local last = redis.call('INCRBY', seq, n)
     local now = clock()
     local added = 0
     for i = 0, n - 1 do
-        local at = 3 + i * 4
+        local at = 2 + i * 4
         local uuid, priority, ready_at = ARGV[at], ARGV[at + 1], ARGV[at + 2]
         local key = message_key(uuid)
         if redis.call('EXISTS', key) == 0 then
@@ -124,11 +121,11 @@ function commands.submit()
     return added
 end
 
--- ARGV[3] limit, ARGV[4] lease_ms, ARGV[5] token prefix.
+-- ARGV[2] limit, ARGV[3] lease_ms, ARGV[4] token prefix.
 -- Returns {wake_in, uuid, payload, token, deliveries, ...}; wake_in is -1
 -- when something was claimed (the caller has no need to wait).
 function commands.claim()
-    local limit, lease_ms, token = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+    local limit, lease_ms, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
     local now = clock()
     for _, uuid in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now)) do
         redis.call('HDEL', message_key(uuid), 't')
@@ -162,9 +159,9 @@ function commands.claim()
     return out
 end
 
--- ARGV[3] uuid. Idempotent; needs no lease.
+-- ARGV[2] uuid. Idempotent; needs no lease.
 function commands.ack()
-    local uuid = ARGV[3]
+    local uuid = ARGV[2]
     local key = message_key(uuid)
     local s = redis.call('HGET', key, 's')
     if not s then
@@ -177,9 +174,9 @@ function commands.ack()
     return 1
 end
 
--- ARGV[3] uuid, ARGV[4] token, ARGV[5] lease_ms. 0 when the lease was lost.
+-- ARGV[2] uuid, ARGV[3] token, ARGV[4] lease_ms. 0 when the lease was lost.
 function commands.extend()
-    local uuid, token, lease_ms = ARGV[3], ARGV[4], tonumber(ARGV[5])
+    local uuid, token, lease_ms = ARGV[2], ARGV[3], tonumber(ARGV[4])
     local now = clock()
     if not holds(uuid, token, now) then
         return 0
@@ -188,11 +185,11 @@ function commands.extend()
     return 1
 end
 
--- ARGV[3] uuid, ARGV[4] token, ARGV[5] payload, ARGV[6] ready_at.
+-- ARGV[2] uuid, ARGV[3] token, ARGV[4] payload, ARGV[5] ready_at.
 -- Releases the lease; the message goes behind its priority's current
 -- messages (a new seq) and its delivery count starts again.
 function commands.reschedule()
-    local uuid, token, payload, ready_at = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+    local uuid, token, payload, ready_at = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
     local now = clock()
     if not holds(uuid, token, now) then
         return 0
@@ -207,10 +204,10 @@ function commands.reschedule()
     return 1
 end
 
--- ARGV[3] uuid, ARGV[4] token, ARGV[5] payload. 0 when the lease was lost.
+-- ARGV[2] uuid, ARGV[3] token, ARGV[4] payload. 0 when the lease was lost.
 -- A later dead letter of the same uuid replaces the earlier one.
 function commands.dead_letter()
-    local uuid, token, payload = ARGV[3], ARGV[4], ARGV[5]
+    local uuid, token, payload = ARGV[2], ARGV[3], ARGV[4]
     if not holds(uuid, token, clock()) then
         return 0
     end
@@ -229,9 +226,9 @@ function commands.dead_letter()
     return 1
 end
 
--- ARGV[3] uuid. 1 if a dead letter was removed.
+-- ARGV[2] uuid. 1 if a dead letter was removed.
 function commands.remove_dead()
-    local dead_key = prefix .. ':x:' .. ARGV[3]
+    local dead_key = prefix .. ':x:' .. ARGV[2]
     local member = redis.call('HGET', dead_key, 'k')
     if not member then
         return 0

@@ -18,7 +18,6 @@ from collections.abc import Iterator, Sequence
 from importlib.resources import files
 from typing import Any, cast
 
-from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from alsek_backends.redis.connection import Client, translated
@@ -33,16 +32,27 @@ QUEUE_SHA = hashlib.sha1(QUEUE_LUA.encode()).hexdigest()
 MAX_PRIORITY = 2**53
 #: Messages per round trip when a listing fetches payloads.
 PAGE = 500
+#: Messages per script call of a submit (all calls still go in one round trip):
+#: a bounded call keeps other clients' latency and the server's Lua heap small.
+SUBMIT_CHUNK = 1000
 
 
 class QueueKeys:
-    """The names of one queue's keys, all under the hash tag ``{<namespace>:<queue>}``."""
+    """The names of one queue's keys, all under the hash tag ``{<namespace>:<queue>}``
+    (``queue.lua`` documents them)."""
 
-    __slots__ = ("keys", "prefix")
+    __slots__ = ("prefix",)
 
     def __init__(self, namespace: str, queue: str) -> None:
         self.prefix = f"{{{namespace}:{queue}}}"
-        self.keys = [f"{self.prefix}:{part}" for part in ("ready", "delayed", "leased", "dead", "seq")]
+
+    def key(self, part: str) -> str:
+        return f"{self.prefix}:{part}"
+
+    @property
+    def zsets(self) -> list[str]:
+        """Where a queue's live and dead messages are; all empty means no queue."""
+        return [self.key(part) for part in ("ready", "delayed", "leased", "dead")]
 
     def message(self, uuid: str) -> str:
         return f"{self.prefix}:m:{uuid}"
@@ -65,8 +75,6 @@ class RedisQueue(Backend):
         self._reset_queue_state()
 
     def _reset_queue_state(self) -> None:
-        self._queue_keys: dict[str, QueueKeys] = {}
-        self._script: Script | None = None
         self._local = threading.local()
         self._waiters: list[PubSubListener] = []
         self._waiters_lock = threading.Lock()
@@ -84,61 +92,61 @@ class RedisQueue(Backend):
         return f"{{{self.namespace}}}:queues"
 
     def keys(self, queue: str) -> QueueKeys:
-        found = self._queue_keys.get(queue)
-        if found is None:
-            found = self._queue_keys[queue] = QueueKeys(self.namespace, queue)
-        return found
+        return QueueKeys(self.namespace, queue)
 
     def _run(self, queue: str, command: str, *args: Any) -> Any:
-        if self._script is None:
-            self._script = self.conn.register_script(QUEUE_LUA)
-        keys = self.keys(queue)
-        return self._script(keys=keys.keys, args=(command, keys.prefix, *args))
+        """One command of queue.lua; loads the script when the server lacks it."""
+        prefix = f"{{{self.namespace}:{queue}}}"
+        try:
+            return self.conn.evalsha(QUEUE_SHA, 1, prefix, command, *args)
+        except NoScriptError:
+            self.conn.script_load(QUEUE_LUA)
+            return self.conn.evalsha(QUEUE_SHA, 1, prefix, command, *args)
 
     @translated
     def submit(self, envelopes: Sequence[Envelope]) -> int:
-        batches: dict[str, list[Any]] = {}
+        by_queue: dict[str, list[Envelope]] = {}
         for envelope in envelopes:
             if not -MAX_PRIORITY <= envelope.priority <= MAX_PRIORITY:
                 raise ValidationError(f"priority {envelope.priority} is beyond ±2**53")
-            batches.setdefault(envelope.queue, []).extend(
-                (envelope.uuid, envelope.priority, envelope.ready_at, envelope.payload)
-            )
-        if not batches:
+            by_queue.setdefault(envelope.queue, []).append(envelope)
+        if not by_queue:
             return 0
-        added, reload = self._submit_round_trip(batches, register=True)
+        calls = [
+            (queue, [x for e in batch[i : i + SUBMIT_CHUNK] for x in (e.uuid, e.priority, e.ready_at, e.payload)])
+            for queue, batch in by_queue.items()
+            for i in range(0, len(batch), SUBMIT_CHUNK)
+        ]
+        added, reload = self._submit_round_trip(calls, register=list(by_queue))
         if reload:
             # Scripts flushed or the server restarted: load and send those again.
             self.conn.script_load(QUEUE_LUA)
-            added += self._submit_round_trip(reload, register=False)[0]
+            added += self._submit_round_trip(reload, register=[])[0]
         return added
 
     def _submit_round_trip(
-        self, batches: dict[str, list[Any]], register: bool
-    ) -> tuple[int, dict[str, list[Any]]]:
-        """Submit every batch in one pipeline; (how many were new, the batches
-        the server lacked the script for)."""
+        self, calls: list[tuple[str, list[Any]]], register: list[str]
+    ) -> tuple[int, list[tuple[str, list[Any]]]]:
+        """Make the calls in one pipeline; (how many messages were new, the
+        calls the server lacked the script for)."""
         pipe = self.conn.pipeline(transaction=False)
         if register:
-            pipe.sadd(self.registry_key, *batches)
-        for queue, args in batches.items():
-            keys = self.keys(queue)
+            pipe.sadd(self.registry_key, *register)
+        for queue, args in calls:
             # execute_command because cluster pipelines refuse the named evalsha
             # (they cannot reload a script; submit does that itself).
-            pipe.execute_command(
-                "EVALSHA", QUEUE_SHA, len(keys.keys), *keys.keys, "submit", keys.prefix, *args
-            )
+            pipe.execute_command("EVALSHA", QUEUE_SHA, 1, self.keys(queue).prefix, "submit", *args)
         results = pipe.execute(raise_on_error=False)
-        added, reload = 0, {}
-        for queue, result in zip(batches, results[1:] if register else results, strict=True):
+        if register and isinstance(results[0], Exception):
+            raise results[0]
+        added, reload = 0, []
+        for call, result in zip(calls, results[1:] if register else results, strict=True):
             if isinstance(result, NoScriptError):
-                reload[queue] = batches[queue]
+                reload.append(call)
             elif isinstance(result, Exception):
                 raise result
             else:
                 added += result
-        if register and isinstance(results[0], Exception):
-            raise results[0]
         return added, reload
 
     @translated
@@ -220,7 +228,7 @@ class RedisQueue(Backend):
         names = sorted(n.decode() for n in cast(set[bytes], self.conn.smembers(self.registry_key)))
         pipe = self.conn.pipeline(transaction=False)
         for name in names:
-            pipe.exists(*self.keys(name).keys[:4])
+            pipe.exists(*self.keys(name).zsets)
         return [name for name, live in zip(names, pipe.execute(), strict=True) if live]
 
     @translated
@@ -232,7 +240,7 @@ class RedisQueue(Backend):
     def messages(self, queue: str, dead: bool = False) -> Iterator[QueuedMessage]:
         keys = self.keys(queue)
         if dead:
-            members = cast(list[bytes], self.conn.zrange(keys.keys[3], 0, -1))
+            members = cast(list[bytes], self.conn.zrange(keys.key("dead"), 0, -1))
             rows = [(m[16:].decode(), "dead") for m in members]
             name = keys.dead_letter
         else:

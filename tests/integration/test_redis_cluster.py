@@ -50,11 +50,11 @@ def envelope(queue: str, priority: int = 0, delay: int = 0) -> Envelope:
 def test_queues_spread_over_the_masters(cluster_backend: RedisBackend) -> None:
     client = cluster_backend.conn
     assert isinstance(client, RedisCluster)
-    nodes = {client.get_node_from_key(cluster_backend.keys(q).keys[0]).name for q in QUEUES}
+    nodes = {client.get_node_from_key(cluster_backend.keys(q).prefix).name for q in QUEUES}
     assert len(nodes) == 3, "twelve queues should land on every master"
     for queue in QUEUES[:3]:
         keys = cluster_backend.keys(queue)
-        names = [*keys.keys, keys.message("u"), keys.dead_letter("u")]
+        names = [keys.prefix, *keys.zsets, keys.key("seq"), keys.message("u"), keys.dead_letter("u")]
         assert len({client.keyslot(name) for name in names}) == 1
 
 
