@@ -15,7 +15,8 @@ the guarantees. A subclass implements two methods:
     Start running ``message`` (a thread, a process, an event loop, or right
     here, synchronously). Whatever runs it must call ``self.execute(task,
     message)``, which runs the task and records the outcome (result, callback,
-    status, then ack, retry or fail) and frees the message's place.
+    status, then ack, retry or fail), then ``self.slot_freed()`` so that a
+    full pool claims again at once.
 
 and may override ``watch()``, called about every 100 ms from a background
 thread for housekeeping such as enforcing timeouts.
@@ -53,6 +54,7 @@ A minimal in-process pool::
 
         def _done(self):
             self.running -= 1
+            self.slot_freed()
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import Delivery, StatusTracker
 from alsek_core.status import TaskStatus
 from alsek_core.task import Task
+from alsek_core.worker.holdings import Holdings
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +149,7 @@ class BaseWorkerPool(ABC):
         self.stop_event = threading.Event()
         self._hurry = threading.Event()
         self._slot_freed = threading.Event()
-        self._held: dict[str, Delivery] = {}
-        self._held_lock = threading.Lock()
+        self.holdings = Holdings()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tasks={sorted(self.tasks)}, queues={self.queues})"
@@ -168,20 +170,23 @@ class BaseWorkerPool(ABC):
     # --- what a subclass calls ------------------------------------------------------
 
     def execute(self, task: Task, message: Message) -> None:
-        """Run ``message`` and record its outcome; frees its place in the pool."""
+        """Run ``message`` and record its outcome. Does nothing if the pool
+        handed the message back in the meantime."""
+        assert message.delivery is not None
+        if not self.holdings.start(message.delivery):
+            return
+        started = time.perf_counter()
         try:
             process(task, message, self.tasks)
         except Exception:  # a backend error while recording: the lease runs out, it comes back
             log.exception("could not record the outcome of %s; it will be delivered again", message.summary)
         finally:
-            with self._held_lock:
-                self._held.pop(message.uuid, None)
-            self._slot_freed.set()
+            self.holdings.finish(message.uuid, time.perf_counter() - started)
 
-    def held(self) -> list[Delivery]:
-        """The leases of the messages the pool holds right now."""
-        with self._held_lock:
-            return list(self._held.values())
+    def slot_freed(self) -> None:
+        """Wake the claim loop: a full pool then claims at once instead of after
+        ``slot_wait_interval``."""
+        self._slot_freed.set()
 
     # --- running ---------------------------------------------------------------------
 
@@ -197,7 +202,7 @@ class BaseWorkerPool(ABC):
     def run(self) -> None:
         """Consume until stopped (``stop()``, SIGTERM or SIGINT), then wind down."""
         previous = self._install_signal_handlers()
-        consumer = self.consumer()
+        self._consumer = consumer = self.consumer()
         keeper = threading.Thread(target=self._keep, name="alsek-lease-keeper", daemon=True)
         keeper.start()
         log.info("%s consuming %s", self, ", ".join(self.queues))
@@ -208,8 +213,11 @@ class BaseWorkerPool(ABC):
                 if free <= 0:
                     self._slot_freed.wait(self.slot_wait_interval / 1000)
                     continue
-                for message in consumer.claim(free):
-                    self._dispatch(message)
+                # Hold the whole batch before running any of it, so that its
+                # leases are kept alive while the first ones run.
+                batch = [(task, m) for m in consumer.claim(free) if (task := self._accept(m)) is not None]
+                for task, message in batch:
+                    self._submit(task, message)
         finally:
             consumer.stop()
             self.stop_event.set()
@@ -222,18 +230,27 @@ class BaseWorkerPool(ABC):
         """Stop claiming; ``run()`` then lets running messages finish and returns."""
         self.stop_event.set()
         self._slot_freed.set()
+        consumer = getattr(self, "_consumer", None)
+        if consumer is not None:
+            consumer.stop()
 
-    def _dispatch(self, message: Message) -> None:
+    def _accept(self, message: Message) -> Task | None:
+        """The task to run ``message`` with, holding it; None if it was dealt with."""
         if self.stop_event.is_set():  # claimed while stopping: hand it straight back
             self.broker.nack(message)
-            return
+            return None
         task = self.tasks.get(message.task_name)
         if task is None:
             self.reject_unknown(message)
-            return
+            return None
         assert message.delivery is not None
-        with self._held_lock:
-            self._held[message.uuid] = message.delivery
+        self.holdings.add(message.delivery)
+        return task
+
+    def _submit(self, task: Task, message: Message) -> None:
+        assert message.delivery is not None
+        if self.stop_event.is_set() or not self.holdings.holds(message.delivery):
+            return  # stopping (the wind-down releases it) or already handed back
         try:
             self.submit_to_executor(task, message)
         except Exception:
@@ -244,9 +261,12 @@ class BaseWorkerPool(ABC):
         """Extend leases every lease/3 and call ``watch()`` in between."""
         every = self.lease_ms / 3000
         next_extend = time.monotonic() + every
-        while not (self.stop_event.is_set() and not self.held()):
+        while not (self.stop_event.is_set() and not len(self.holdings)):
             try:
                 self.watch()
+                for delivery in self.holdings.take_unstarted():
+                    log.info("message %s waited behind a slow one; handed back", delivery.uuid)
+                    self._release(delivery)
                 if time.monotonic() >= next_extend:
                     next_extend = time.monotonic() + every
                     self._extend_leases()
@@ -255,32 +275,32 @@ class BaseWorkerPool(ABC):
             time.sleep(WATCH_INTERVAL_S)
 
     def _extend_leases(self) -> None:
-        for delivery in self.held():
-            if not self.broker.backend.extend_lease(delivery, self.lease_ms):
-                with self._held_lock:
-                    still_held = self._held.get(delivery.uuid) is delivery
-                if still_held:
-                    log.warning("lost the lease of message %s in queue %r: it may run twice",
+        for delivery in self.holdings.deliveries():
+            if self.broker.backend.extend_lease(delivery, self.lease_ms):
+                continue
+            # Settled between our snapshot and the extension, or really lost?
+            if self.holdings.holds(delivery) and self.broker.backend.contains(delivery.queue, delivery.uuid):
+                log.warning("lost the lease of message %s in queue %r: it may run twice",
                                 delivery.uuid, delivery.queue)
 
     def _wind_down(self) -> None:
         """Give running messages the grace period, then release what still runs."""
         deadline = time.monotonic() + self.grace_period / 1000
-        if self.held():
-            log.info("stopping: waiting up to %d ms for %d running message(s)",
-                     self.grace_period, len(self.held()))
-        while self.held() and time.monotonic() < deadline and not self._hurry.is_set():
+        if len(self.holdings):
+            log.info("stopping: waiting up to %d ms for %d message(s)", self.grace_period, len(self.holdings))
+        for delivery in self.holdings.take_unstarted(older_than_s=0):
+            self._release(delivery)
+        while len(self.holdings) and time.monotonic() < deadline and not self._hurry.is_set():
             self._slot_freed.clear()
             self._slot_freed.wait(0.05)
-        for delivery in self.held():
+        for delivery in self.holdings.deliveries():
             log.warning("message %s in queue %r did not finish in time; released for another worker",
                         delivery.uuid, delivery.queue)
             self._release(delivery)
 
     def _release(self, delivery: Delivery) -> None:
         """Hand a held message back untouched, claimable again at once."""
-        with self._held_lock:
-            self._held.pop(delivery.uuid, None)
+        self.holdings.drop(delivery.uuid)
         try:
             self.broker.backend.reschedule(delivery, delivery.payload, now_ms())
         except Exception:

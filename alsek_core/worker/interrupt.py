@@ -16,8 +16,6 @@ import ctypes
 import logging
 import platform
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, cast
 
 from alsek_core.message import Message
@@ -41,7 +39,9 @@ def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> int:
 
 
 class Interruptible:
-    """One slot's interrupt state: which thread is inside user code right now."""
+    """One slot's interrupt state: which thread is inside user code right now.
+    Used as a context manager around user code (a class, not a generator:
+    this runs three times per message)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -52,17 +52,15 @@ class Interruptible:
         with self._lock:
             self.interrupted = False
 
-    @contextmanager
-    def window(self) -> Iterator[None]:
+    def __enter__(self) -> None:
         with self._lock:
             self._thread_id = threading.get_ident()
-        try:
-            yield
-        finally:
-            with self._lock:
-                thread_id, self._thread_id = self._thread_id, None
-                if self.interrupted and thread_id is not None and SUPPORTED:
-                    _set_async_exc(thread_id, None)  # not raised yet: it must not land outside
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            thread_id, self._thread_id = self._thread_id, None
+            if self.interrupted and thread_id is not None and SUPPORTED:
+                _set_async_exc(thread_id, None)  # not raised yet: it must not land outside
 
     def interrupt(self) -> bool:
         """Raise TaskTimeoutError in the thread if it is in user code; once per message."""
@@ -83,21 +81,21 @@ class _Watched:
 
     def __init__(self, task: Task, interruptible: Interruptible) -> None:
         self._task = task
-        self._window = interruptible.window
+        self._window = interruptible
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._task, name)
 
     def pre_op(self, message: Message) -> None:
-        with self._window():
+        with self._window:
             self._task.pre_op(message)
 
     def execute(self, message: Message) -> Any:
-        with self._window():
+        with self._window:
             return self._task.execute(message)
 
     def post_op(self, message: Message, result: Any) -> None:
-        with self._window():
+        with self._window:
             self._task.post_op(message, result)
 
 

@@ -48,7 +48,8 @@ class ProcessWorkerPool(SupervisedPool):
         )
 
     def free_slots(self) -> int:
-        return 1  # a message runs to its end before the next claim
+        # Messages run one after another, to the end, before the next claim.
+        return 1 + self.holdings.claim_ahead(1)
 
     def submit_to_executor(self, task: Task, message: Message) -> None:
         assert message.delivery is not None

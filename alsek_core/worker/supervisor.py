@@ -39,6 +39,7 @@ from alsek_core.execution import settle_failure
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker.base import _DEFAULT, BaseWorkerPool
+from alsek_core.worker.holdings import Holdings
 from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.mp import context
 from alsek_core.worker.slots import SlotState, SlotTable
@@ -124,8 +125,7 @@ class SupervisedPool(BaseWorkerPool):
         self.stop_event = threading.Event()
         self._hurry = threading.Event()
         self._slot_freed = threading.Event()
-        self._held = {}
-        self._held_lock = threading.Lock()
+        self.holdings = Holdings()
         try:
             self.start_engine()
             BaseWorkerPool.run(self)

@@ -39,7 +39,6 @@ class _Slot:
     def __init__(self, local: int) -> None:
         self.local = local
         self.interruptible = Interruptible()
-        self.inbox: queue.SimpleQueue[tuple[Task, Message]] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
         self.busy = False
         self.deadline = 0.0
@@ -83,6 +82,12 @@ class ThreadWorkerPool(SupervisedPool):
 
     def start_engine(self) -> None:
         self._slots = [_Slot(i) for i in range(self.n_threads)]
+        self._inbox: queue.SimpleQueue[tuple[Task, Message]] = queue.SimpleQueue()
+        if not self.complete_only_on_thread_exit:
+            for slot in self._slots:
+                slot.thread = threading.Thread(target=self._serve, args=(slot,),
+                                               name=f"alsek-slot-{slot.local}", daemon=True)
+                slot.thread.start()
 
     def _available(self, slot: _Slot) -> bool:
         if slot.busy:
@@ -90,40 +95,47 @@ class ThreadWorkerPool(SupervisedPool):
         return not (self.complete_only_on_thread_exit and slot.thread is not None and slot.thread.is_alive())
 
     def free_slots(self) -> int:
-        return sum(1 for slot in self._slots if self._available(slot))
+        idle = sum(1 for slot in self._slots if self._available(slot))
+        if self.complete_only_on_thread_exit:
+            return idle
+        waiting = self._inbox.qsize()
+        if waiting and waiting > self._low_water():
+            return 0  # enough is queued here: claim again in a batch, not one by one
+        return max(0, idle + self.holdings.claim_ahead(self.n_threads) - waiting)
 
     def submit_to_executor(self, task: Task, message: Message) -> None:
-        assert message.delivery is not None
+        if not self.complete_only_on_thread_exit:
+            self._inbox.put((task, message))  # the next free thread takes it
+            return
         slot = next(s for s in self._slots if self._available(s))
-        slot.busy = True
+        slot.busy = True  # taken now, so the next free_slots() does not count it
+        slot.thread = threading.Thread(target=self._run_one, args=(slot, task, message),
+                                       name=f"alsek-slot-{slot.local}", daemon=True)
+        slot.thread.start()
+
+    def _serve(self, slot: _Slot) -> None:
+        while True:
+            task, message = self._inbox.get()
+            slot.busy = True
+            self._run_one(slot, task, message)
+
+    def _run_one(self, slot: _Slot, task: Task, message: Message) -> None:
+        assert message.delivery is not None
         slot.interruptible.reset()
         slot.deadline = time.monotonic() + message.timeout / 1000
         slot.interrupt_on_timeout = message.mechanism == "thread"
         slot.summary = message.summary
         self.begin_slot(slot.local, message.delivery, message.timeout, terminate=message.mechanism == "process")
-        if self.complete_only_on_thread_exit:
-            slot.thread = threading.Thread(target=self._run_one, args=(slot, task, message),
-                                           name=f"alsek-slot-{slot.local}", daemon=True)
-            slot.thread.start()
-            return
-        if slot.thread is None:
-            slot.thread = threading.Thread(target=self._serve, args=(slot,),
-                                           name=f"alsek-slot-{slot.local}", daemon=True)
-            slot.thread.start()
-        slot.inbox.put((task, message))
-
-    def _serve(self, slot: _Slot) -> None:
-        while True:
-            task, message = slot.inbox.get()
-            self._run_one(slot, task, message)
-
-    def _run_one(self, slot: _Slot, task: Task, message: Message) -> None:
         try:
             self.execute(watched(task, slot.interruptible), message)
         finally:
             self.end_slot(slot.local)
             slot.busy = False
-            self._slot_freed.set()
+            if self.complete_only_on_thread_exit or self._inbox.qsize() <= self._low_water():
+                self.slot_freed()
+
+    def _low_water(self) -> int:
+        return self.holdings.claim_ahead(self.n_threads) // 2
 
     def watch(self) -> None:
         super().watch()

@@ -1,0 +1,89 @@
+"""The messages a pool holds under lease, from claim to outcome, and how long
+its messages take to run.
+
+Tiny tasks make the round trip of a claim the cost that matters, so a pool
+may claim a little ahead of its free slots: never more than about
+``CLAIM_AHEAD_S`` of work (judged by how long its recent messages ran, so a
+pool of slow tasks claims only into free slots) and never more than
+``MAX_CLAIM_AHEAD`` messages. A message claimed ahead that has not started
+after ``RELEASE_UNSTARTED_S`` (it got stuck behind a slow one) is handed back
+for another worker to take.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from alsek_core.ports import Delivery
+
+CLAIM_AHEAD_S = 0.05
+MAX_CLAIM_AHEAD = 32
+RELEASE_UNSTARTED_S = 1.0
+#: Weight of the newest run time in the moving average.
+SMOOTHING = 0.2
+
+
+@dataclass
+class _Entry:
+    delivery: Delivery
+    claimed_at: float
+    started: bool = False
+
+
+class Holdings:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self.average_run_s: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._entries[delivery.uuid] = _Entry(delivery, time.monotonic())
+
+    def start(self, delivery: Delivery) -> bool:
+        """Mark as running; False if it was handed back meanwhile (do not run it)."""
+        with self._lock:
+            entry = self._entries.get(delivery.uuid)
+            if entry is None or entry.delivery.token != delivery.token:
+                return False
+            entry.started = True
+            return True
+
+    def finish(self, uuid: str, run_s: float) -> None:
+        with self._lock:
+            self._entries.pop(uuid, None)
+            previous = self.average_run_s
+            self.average_run_s = run_s if previous is None else previous + SMOOTHING * (run_s - previous)
+
+    def drop(self, uuid: str) -> Delivery | None:
+        with self._lock:
+            entry = self._entries.pop(uuid, None)
+        return entry.delivery if entry else None
+
+    def holds(self, delivery: Delivery) -> bool:
+        with self._lock:
+            entry = self._entries.get(delivery.uuid)
+            return entry is not None and entry.delivery.token == delivery.token
+
+    def deliveries(self) -> list[Delivery]:
+        with self._lock:
+            return [entry.delivery for entry in self._entries.values()]
+
+    def take_unstarted(self, older_than_s: float = RELEASE_UNSTARTED_S) -> list[Delivery]:
+        """Remove and return messages claimed ahead that have waited too long."""
+        limit = time.monotonic() - older_than_s
+        with self._lock:
+            stale = [u for u, e in self._entries.items() if not e.started and e.claimed_at < limit]
+            return [self._entries.pop(u).delivery for u in stale]
+
+    def claim_ahead(self, slots: int) -> int:
+        """How many messages beyond ``slots`` free ones are worth claiming now."""
+        average = self.average_run_s
+        if average is None:
+            return 0
+        return min(MAX_CLAIM_AHEAD, int(slots * CLAIM_AHEAD_S / max(average, 1e-6)))
