@@ -27,8 +27,18 @@ DEFAULT_URL = "redis://localhost:6379/0"
 #: What a client needs to be rebuilt elsewhere; anything else in redis-py's
 #: connection kwargs (callbacks, handlers, our retry object) is process-local.
 _PORTABLE = frozenset(
-    {"host", "port", "db", "username", "password", "path", "client_name",
-     "socket_timeout", "socket_connect_timeout", "socket_keepalive"}
+    {
+        "host",
+        "port",
+        "db",
+        "username",
+        "password",
+        "path",
+        "client_name",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+    }
 )
 
 
@@ -58,7 +68,9 @@ class ClientRecipe:
     def from_url(cls, url: str) -> ClientRecipe:
         scheme = urlsplit(url).scheme.lower()
         if scheme not in SCHEMES:
-            raise ConfigError(f"not a Redis URL: {url!r}; expected one of {', '.join(SCHEMES)}://")
+            raise ConfigError(
+                f"not a Redis URL: {_redacted(url)!r}; expected one of {', '.join(SCHEMES)}://"
+            )
         try:
             _parse(url)
         except ValueError as exc:
@@ -70,12 +82,18 @@ class ClientRecipe:
         if isinstance(client, RedisCluster):
             manager = client.nodes_manager
             nodes = tuple((n.host, n.port) for n in manager.startup_nodes.values())
-            kwargs = {k: v for k, v in manager.connection_kwargs.items()
-                      if k in _PORTABLE and k not in ("host", "port", "db")}
+            kwargs = {
+                k: v
+                for k, v in manager.connection_kwargs.items()
+                if k in _PORTABLE and k not in ("host", "port", "db")
+            }
             return cls(kwargs=kwargs, nodes=nodes)
         pool = client.connection_pool
-        kwargs = {k: v for k, v in pool.connection_kwargs.items()
-                  if k in _PORTABLE or k.startswith("ssl_")}
+        kwargs = {
+            k: v
+            for k, v in pool.connection_kwargs.items()
+            if k in _PORTABLE or k.startswith("ssl_")
+        }
         return cls(kwargs=kwargs, connection_class=pool.connection_class)
 
     @property
@@ -127,7 +145,9 @@ def check_client(client: Any) -> Client:
     """Refuse what cannot hold our bytes: payloads are serializer output, and a
     client decoding replies to str would mangle them."""
     if not isinstance(client, (redis.Redis, RedisCluster)):
-        raise ConfigError(f"expected a redis.Redis or redis.RedisCluster client, got {type(client).__name__}")
+        raise ConfigError(
+            f"expected a redis.Redis or redis.RedisCluster client, got {type(client).__name__}"
+        )
     if client.get_encoder().decode_responses:
         raise ConfigError(
             "the Redis client decodes responses (decode_responses=True), which would turn "

@@ -37,14 +37,18 @@ PAGE = 500
 SUBMIT_CHUNK = 1000
 
 
+def queue_prefix(namespace: str, queue: str) -> str:
+    """The hash tag every key of the queue starts with (one Cluster slot per queue)."""
+    return f"{{{namespace}:{queue}}}"
+
+
 class QueueKeys:
-    """The names of one queue's keys, all under the hash tag ``{<namespace>:<queue>}``
-    (``queue.lua`` documents them)."""
+    """The names of one queue's keys (``queue.lua`` documents them)."""
 
     __slots__ = ("prefix",)
 
     def __init__(self, namespace: str, queue: str) -> None:
-        self.prefix = f"{{{namespace}:{queue}}}"
+        self.prefix = queue_prefix(namespace, queue)
 
     def key(self, part: str) -> str:
         return f"{self.prefix}:{part}"
@@ -96,7 +100,7 @@ class RedisQueue(Backend):
 
     def _run(self, queue: str, command: str, *args: Any) -> Any:
         """One command of queue.lua; loads the script when the server lacks it."""
-        prefix = f"{{{self.namespace}:{queue}}}"
+        prefix = queue_prefix(self.namespace, queue)
         try:
             return self.conn.evalsha(QUEUE_SHA, 1, prefix, command, *args)
         except NoScriptError:
@@ -113,9 +117,9 @@ class RedisQueue(Backend):
         if not by_queue:
             return 0
         calls = [
-            (queue, [x for e in batch[i : i + SUBMIT_CHUNK] for x in (e.uuid, e.priority, e.ready_at, e.payload)])
+            (queue, [x for e in chunk for x in (e.uuid, e.priority, e.ready_at, e.payload)])
             for queue, batch in by_queue.items()
-            for i in range(0, len(batch), SUBMIT_CHUNK)
+            for chunk in (batch[i : i + SUBMIT_CHUNK] for i in range(0, len(batch), SUBMIT_CHUNK))
         ]
         added, reload = self._submit_round_trip(calls, register=list(by_queue))
         if reload:
@@ -168,7 +172,9 @@ class RedisQueue(Backend):
             # nothing, so never sleep past it.
             waiter.wait(remaining_ms if wake_in < 0 else min(remaining_ms, wake_in))
 
-    def _claim_once(self, queues: Sequence[str], limit: int, lease_ms: int) -> tuple[list[Delivery], int]:
+    def _claim_once(
+        self, queues: Sequence[str], limit: int, lease_ms: int
+    ) -> tuple[list[Delivery], int]:
         claimed: list[Delivery] = []
         soonest = -1
         for queue in queues:
@@ -212,12 +218,16 @@ class RedisQueue(Backend):
     @translated
     def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
         return bool(
-            self._run(delivery.queue, "reschedule", delivery.uuid, delivery.token, payload, ready_at)
+            self._run(
+                delivery.queue, "reschedule", delivery.uuid, delivery.token, payload, ready_at
+            )
         )
 
     @translated
     def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
-        return bool(self._run(delivery.queue, "dead_letter", delivery.uuid, delivery.token, payload))
+        return bool(
+            self._run(delivery.queue, "dead_letter", delivery.uuid, delivery.token, payload)
+        )
 
     @translated
     def contains(self, queue: str, uuid: str) -> bool:

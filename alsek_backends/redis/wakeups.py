@@ -57,7 +57,9 @@ class PubSubListener:
         deadline = time.monotonic() + max(0.0, timeout_ms) / 1000
         while (remaining := deadline - time.monotonic()) > 0:
             try:
-                message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
+                message = self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=remaining
+                )
             except (exceptions.ConnectionError, exceptions.TimeoutError):
                 # A notification may have been lost with the connection: have
                 # the caller look again (redis-py resubscribes on the next read).

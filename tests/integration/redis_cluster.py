@@ -33,7 +33,10 @@ PORTS = (7000, 7001, 7002)
 def _cli(port: int, *args: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -70,23 +73,57 @@ def running_cluster(ports: tuple[int, ...] = PORTS) -> Iterator[str]:
         for port in ports:
             folder = root / str(port)
             folder.mkdir()
-            servers.append(subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
-                 "--dir", str(folder), "--logfile", str(folder / "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            servers.append(
+                subprocess.Popen(
+                    [
+                        "redis-server",
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(folder),
+                        "--logfile",
+                        str(folder / "redis.log"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         for port in ports:
-            _wait(lambda p=port: _cli(p, "ping", timeout=2).stdout.strip() == "PONG",
-                  f"redis-server on port {port}")
+            _wait(
+                lambda p=port: _cli(p, "ping", timeout=2).stdout.strip() == "PONG",
+                f"redis-server on port {port}",
+            )
         created = subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         if created.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout}{created.stderr}")
+            raise RuntimeError(
+                f"redis-cli --cluster create failed: {created.stdout}{created.stderr}"
+            )
         for port in ports:
             _wait(lambda p=port: cluster_ok(p), f"cluster_state:ok on port {port}")
         yield url

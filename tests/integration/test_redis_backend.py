@@ -158,7 +158,11 @@ def test_listing_is_best_first_across_states(backend: RedisBackend) -> None:
         backend.submit([env])
     backend.claim(["q"], 1, LEASE)  # the priority 0 one
     listing = [(m.uuid, m.state) for m in backend.messages("q")]
-    assert listing == [(envs[2].uuid, "in_flight"), (envs[1].uuid, "delayed"), (envs[0].uuid, "ready")]
+    assert listing == [
+        (envs[2].uuid, "in_flight"),
+        (envs[1].uuid, "delayed"),
+        (envs[0].uuid, "ready"),
+    ]
 
 
 def test_a_client_passed_in_is_used_and_left_open(backend: RedisBackend) -> None:
@@ -180,7 +184,9 @@ def _count_ready(backend: RedisBackend, out: Any) -> None:
 def test_pickled_backend_works_in_a_spawned_process(backend: RedisBackend, how: str) -> None:
     backend.submit([envelope(), envelope()])
     backend.claim(["q"], 1, LEASE, wait_ms=100)  # open connections and a subscription first
-    original = backend if how == "url" else RedisBackend(redis.Redis.from_url(URL), backend.namespace)
+    original = (
+        backend if how == "url" else RedisBackend(redis.Redis.from_url(URL), backend.namespace)
+    )
     assert pickle.loads(pickle.dumps(original)).counts("q").ready == 1
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()

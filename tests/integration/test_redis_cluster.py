@@ -54,7 +54,13 @@ def test_queues_spread_over_the_masters(cluster_backend: RedisBackend) -> None:
     assert len(nodes) == 3, "twelve queues should land on every master"
     for queue in QUEUES[:3]:
         keys = cluster_backend.keys(queue)
-        names = [keys.prefix, *keys.zsets, keys.key("seq"), keys.message("u"), keys.dead_letter("u")]
+        names = [
+            keys.prefix,
+            *keys.zsets,
+            keys.key("seq"),
+            keys.message("u"),
+            keys.dead_letter("u"),
+        ]
         assert len({client.keyslot(name) for name in names}) == 1
 
 
@@ -105,7 +111,10 @@ def test_pickled_backend_reconnects_to_the_cluster(cluster_backend: RedisBackend
     import pickle
 
     cluster_backend.submit([envelope("q")])
-    for original in (cluster_backend, RedisBackend(cluster_backend.conn, cluster_backend.namespace)):
+    for original in (
+        cluster_backend,
+        RedisBackend(cluster_backend.conn, cluster_backend.namespace),
+    ):
         copy = pickle.loads(pickle.dumps(original))
         assert copy.counts("q").ready == 1
         copy.close()

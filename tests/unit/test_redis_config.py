@@ -67,7 +67,11 @@ def test_pickling_carries_parameters_not_sockets() -> None:
     assert recipe is not None
     rebuilt = recipe.build().connection_pool.connection_kwargs
     assert {k: rebuilt[k] for k in ("host", "port", "db", "password", "client_name")} == {
-        "host": "127.0.0.1", "port": 1, "db": 2, "password": "pw", "client_name": "me"
+        "host": "127.0.0.1",
+        "port": 1,
+        "db": 2,
+        "password": "pw",
+        "client_name": "me",
     }
 
 
