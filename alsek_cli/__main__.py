@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from alsek_cli.main import main
+
+main()

@@ -1,0 +1,260 @@
+"""Looking after queues from a shell: counts, listings, statuses, results,
+dead letters, purges, health and plugins."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from alsek_cli.options import backend_option, log_level_option, masked, one_line
+from alsek_core.broker import Broker
+from alsek_core.config import backend_url, default_backend
+from alsek_core.message import Message
+from alsek_core.plugins import describe, plugin_host
+from alsek_core.ports import Backend
+from alsek_core.result import ResultStore
+from alsek_core.status import StatusTracker
+
+STATES = ("ready", "delayed", "in_flight", "dead")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def _confirm(question: str) -> None:
+    try:
+        confirmed = click.confirm(question, default=False, err=True)
+    except click.exceptions.Abort:  # no answer (stdin closed)
+        click.echo(err=True)
+        confirmed = False
+    if not confirmed:
+        raise click.ClickException("not confirmed, nothing deleted (--yes skips the question)")
+
+
+def _backend(url: str | None) -> Backend:
+    return default_backend(cli=url)
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _emit(rows: list[dict[str, Any]], as_json: bool, title: str, empty: str) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=1, default=str))
+        return
+    if not rows:
+        click.echo(empty)
+        return
+    table = Table(title=title)
+    for column in rows[0]:
+        table.add_column(column, justify="right" if isinstance(rows[0][column], int) else "left")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    # Piped output is not cut to 80 columns: it is read whole or by scripts.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@click.command()
+@backend_option
+@json_option
+@log_level_option("warning")
+def queues(backend: str | None, as_json: bool) -> None:
+    """Ready, delayed, in-flight and dead-letter counts per queue."""
+    broker = Broker(_backend(backend))
+    rows = [{"queue": q, **_counts(broker, q)} for q in broker.queues()]
+    _emit(rows, as_json, "queues", "no queues")
+
+
+def _counts(broker: Broker, queue: str) -> dict[str, int]:
+    counts = broker.counts(queue)
+    return {"ready": counts.ready, "delayed": counts.delayed, "in_flight": counts.in_flight, "dead": counts.dead}
+
+
+def _jobs(broker: Broker, queue_names: list[str], state: str | None) -> Iterator[dict[str, Any]]:
+    for queue in queue_names:
+        if state != "dead":
+            for item_state, uuid, message in broker.messages(queue):
+                if state is None or item_state == state:
+                    yield _job(queue, item_state, uuid, message)
+        if state in (None, "dead"):
+            for item_state, uuid, message in broker.messages(queue, dead=True):
+                yield _job(queue, item_state, uuid, message)
+
+
+def _job(queue: str, state: str, uuid: str, message: Message | None) -> dict[str, Any]:
+    return {
+        "uuid": uuid,
+        "queue": queue,
+        "state": state,
+        "task": message.task_name if message else "(undecodable)",
+        "priority": message.priority if message else None,
+        "retries": message.retries if message else None,
+        "ready_at (UTC)": _when(message.ready_at) if message else None,
+    }
+
+
+@click.command()
+@click.argument("queue", required=False)
+@click.option("--state", type=click.Choice(STATES), default=None, help="Only messages in this state.")
+@click.option("--task", "task_name", default=None, metavar="NAME", help="Only messages of this task.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@backend_option
+@json_option
+@log_level_option("warning")
+def jobs(queue: str | None, state: str | None, task_name: str | None, limit: int,
+         backend: str | None, as_json: bool) -> None:
+    """List messages (of QUEUE, or of every queue) best first, with their tracked status."""
+    store = _backend(backend)
+    broker, tracker = Broker(store), StatusTracker(store)
+    rows = []
+    for row in _jobs(broker, [queue] if queue else broker.queues(), state):
+        if task_name is not None and row["task"] != task_name:
+            continue
+        record = tracker.record(row["uuid"])
+        row["status"] = record["status"] if record else None
+        rows.append(row)
+        if len(rows) >= limit:
+            break
+    _emit(rows, as_json, f"jobs (first {limit})", "no messages")
+
+
+@click.command()
+@click.argument("uuid")
+@backend_option
+@json_option
+@log_level_option("warning")
+def status(uuid: str, backend: str | None, as_json: bool) -> None:
+    """The tracked status of message UUID."""
+    record = StatusTracker(_backend(backend)).record(uuid)
+    if record is None:
+        raise click.ClickException(f"no status recorded for {uuid} (not tracked, expired, or another backend)")
+    if as_json:
+        click.echo(json.dumps({"uuid": uuid, **record}))
+        return
+    click.echo(f"{record['status']}  task={record['task_name']} queue={record['queue']} "
+               f"updated={_when(record['updated_at'])} UTC")
+
+
+@click.command()
+@click.argument("uuid")
+@backend_option
+@log_level_option("warning")
+def result(uuid: str, backend: str | None) -> None:
+    """The stored result of message UUID, as JSON (it is kept, not consumed)."""
+    store = ResultStore(_backend(backend))
+    try:
+        value = store.get(Message("(lookup)", uuid=uuid), keep=True, with_metadata=True)
+    except KeyError:
+        raise click.ClickException(f"no result stored for {uuid}") from None
+    click.echo(json.dumps(value, default=repr))
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: messages that failed for good."""
+
+
+@dlq.command("list")
+@click.argument("queue", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@backend_option
+@json_option
+@log_level_option("warning")
+def dlq_list(queue: str | None, limit: int, backend: str | None, as_json: bool) -> None:
+    """Dead letters of QUEUE (or every queue), with why they failed."""
+    broker = Broker(_backend(backend))
+    rows = []
+    for message in broker.dead_letters(queue)[:limit]:
+        details = message.exception_details or {}
+        rows.append({"uuid": message.uuid, "queue": message.queue, "task": message.task_name,
+                     "retries": message.retries,
+                     "error": f"{details.get('name', '?')}: {details.get('text', '')}"[:120]})
+    _emit(rows, as_json, "dead letters", "no dead letters")
+
+
+@dlq.command("retry")
+@click.argument("uuids", nargs=-1)
+@click.option("--queue", default=None, help="Only dead letters of this queue.")
+@backend_option
+@log_level_option("warning")
+def dlq_retry(uuids: tuple[str, ...], queue: str | None, backend: str | None) -> None:
+    """Put dead letters (UUIDS, or all of them) back on their queues, to run at once."""
+    broker = Broker(_backend(backend))
+    chosen = [m for m in broker.dead_letters(queue) if not uuids or m.uuid in uuids]
+    missing = set(uuids) - {m.uuid for m in chosen}
+    if missing:
+        raise click.ClickException(f"not among the dead letters: {', '.join(sorted(missing))}")
+    for message in chosen:
+        broker.replay(message)
+    click.echo(f"requeued {len(chosen)} message(s)")
+
+
+@dlq.command("purge")
+@click.option("--queue", default=None, help="Only dead letters of this queue.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@backend_option
+@log_level_option("warning")
+def dlq_purge(queue: str | None, yes: bool, backend: str | None) -> None:
+    """Delete dead letters for good."""
+    broker = Broker(_backend(backend))
+    count = len(broker.dead_letters(queue))
+    if not yes:
+        _confirm(f"Delete {count} dead letter(s){f' of {queue!r}' if queue else ''}?")
+    click.echo(f"deleted {broker.purge_dead(queue)} dead letter(s)")
+
+
+@click.command()
+@click.argument("queue")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@backend_option
+@log_level_option("warning")
+def purge(queue: str, yes: bool, backend: str | None) -> None:
+    """Delete every live message of QUEUE (dead letters stay)."""
+    broker = Broker(_backend(backend))
+    counts = broker.counts(queue)
+    live = counts.ready + counts.delayed + counts.in_flight
+    if not yes:
+        _confirm(f"Delete {live} message(s) of queue {queue!r}?")
+    click.echo(f"deleted {broker.purge(queue)} message(s) of {queue!r}")
+
+
+@click.command()
+@backend_option
+@log_level_option("warning")
+def healthcheck(backend: str | None) -> None:
+    """Exit 0 if the backend answers, 1 (with the reason) if not."""
+    url = masked(backend_url(cli=backend))
+    started = time.perf_counter()
+    try:
+        store = _backend(backend)
+        store.exists("healthcheck")
+        names = store.queue_names()
+    except Exception as exc:
+        raise click.ClickException(f"backend {url} does not answer: {one_line(exc)}") from exc
+    elapsed = (time.perf_counter() - started) * 1000
+    click.echo(f"ok: {url} answered in {elapsed:.1f} ms ({len(names)} queue(s))")
+
+
+@click.command()
+@json_option
+@log_level_option("warning")
+def backends(as_json: bool) -> None:
+    """Registered backends and serializers, where they come from, and plugin errors."""
+    rows = [{**row, "schemes": ", ".join(row["schemes"])} for row in describe()]
+    errors = [str(e) for e in plugin_host().registry.errors]
+    if as_json:
+        click.echo(json.dumps({"registered": rows, "errors": errors}, indent=1))
+        return
+    _emit(rows, False, "plugins", "nothing registered")
+    for error in errors:
+        click.echo(f"plugin error: {error}", err=True)
+
+
+COMMANDS = (queues, jobs, status, result, dlq, purge, healthcheck, backends)
