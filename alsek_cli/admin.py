@@ -42,7 +42,8 @@ def _backend(url: str | None) -> Backend:
 
 
 def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    """ISO 8601 in UTC: readable, and sortable by scripts."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _emit(rows: list[dict[str, Any]], as_json: bool, title: str, empty: str) -> None:
@@ -96,7 +97,7 @@ def _job(queue: str, state: str, uuid: str, message: Message | None) -> dict[str
         "task": message.task_name if message else "(undecodable)",
         "priority": message.priority if message else None,
         "retries": message.retries if message else None,
-        "ready_at (UTC)": _when(message.ready_at) if message else None,
+        "ready_at": _when(message.ready_at) if message else None,
     }
 
 
@@ -139,7 +140,7 @@ def status(uuid: str, backend: str | None, as_json: bool) -> None:
         click.echo(json.dumps({"uuid": uuid, **record}))
         return
     click.echo(f"{record['status']}  task={record['task_name']} queue={record['queue']} "
-               f"updated={_when(record['updated_at'])} UTC")
+               f"updated={_when(record['updated_at'])}")
 
 
 @click.command()
