@@ -194,3 +194,21 @@ def test_pickled_backend_works_in_a_spawned_process(backend: RedisBackend, how: 
     child.start()
     assert out.get(timeout=60) == 1
     child.join(timeout=30)
+
+
+def _claim_in_child(backend: RedisBackend, out: Any) -> None:
+    out.put([d.uuid for d in backend.claim(["q"], 5, LEASE, wait_ms=30_000)])
+
+
+def test_a_forked_child_gets_its_own_connections(backend: RedisBackend) -> None:
+    assert backend.claim(["q"], 1, LEASE, wait_ms=50) == []  # the parent's socket and subscription
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_claim_in_child, args=(backend, out))
+    child.start()
+    env = envelope()
+    time.sleep(0.3)
+    backend.submit([env])
+    assert out.get(timeout=60) == [env.uuid]
+    child.join(timeout=30)
+    assert backend.counts("q").in_flight == 1

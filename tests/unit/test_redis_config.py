@@ -4,6 +4,8 @@ up front, and nothing connects until first use."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import pytest
 import redis
@@ -80,3 +82,8 @@ def test_unix_socket_recipe() -> None:
     recipe = ClientRecipe.from_client(client)
     assert recipe.where == "unix:/tmp/redis.sock db 4"
     assert recipe.build().connection_pool.connection_class is redis.UnixDomainSocketConnection
+
+
+def test_loading_the_plugin_does_not_import_redis() -> None:
+    code = "import alsek_core, alsek_backends.redis.plugin, sys; assert 'redis' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
