@@ -20,7 +20,8 @@ by P and each call stays in one slot. The keys, all named from P:
                      clock), member = uuid.
   P:dead      ZSET   dead letters, ordered like ready: score = priority,
                      member = <seq at dead-lettering><uuid>.
-  P:seq       STRING the submission counter (INCR).
+  P:seq       STRING the submission counter (INCR); dropped once the queue
+                     is entirely empty, so an unused queue leaves no key.
   P:m:<uuid>  HASH   a live message: p priority, s seq (16 hex digits),
                      r ready_at, d claims since the last reschedule, t lease
                      token (only while leased), b payload.
@@ -93,6 +94,13 @@ local function wake_in(now)
         end
     end
     return soonest
+end
+
+-- an empty queue needs no counter: FIFO order only matters among messages
+local function forget_if_empty()
+    if redis.call('EXISTS', ready, delayed, leased, dead) == 0 then
+        redis.call('DEL', seq)
+    end
 end
 
 local commands = {}
@@ -171,6 +179,7 @@ function commands.ack()
     redis.call('ZREM', delayed, uuid)
     redis.call('ZREM', leased, uuid)
     redis.call('DEL', key)
+    forget_if_empty()
     return 1
 end
 
@@ -235,6 +244,7 @@ function commands.remove_dead()
     end
     redis.call('ZREM', dead, member)
     redis.call('DEL', dead_key)
+    forget_if_empty()
     return 1
 end
 
@@ -295,6 +305,7 @@ function commands.purge()
         end
     end
     redis.call('DEL', ready, delayed, leased)
+    forget_if_empty()
     return n
 end
 
