@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,6 +53,19 @@ def pool_options(function: F) -> F:
     return function
 
 
+def _run(make_pool: Callable[[], Any]) -> None:
+    """Build the pool (importing TARGET may take a while) and run it; a SIGTERM
+    or SIGINT meanwhile means a clean exit, not a death by signal."""
+    early: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: early.append(number))
+    pool = make_pool()
+    if early:
+        log.info("stopped before the pool started")
+        return
+    pool.run()
+
+
 def _load(target: str, backend: str | None) -> list[Any]:
     if backend:
         os.environ[ENV_BACKEND] = backend  # before TARGET builds its Broker() from config
@@ -75,11 +89,11 @@ def thread_pool(target: str, queues: str | None, n_processes: int | None, slot_w
     TARGET is a module file, a dotted module path, or a directory to scan."""
     from alsek_core.worker import ThreadWorkerPool
 
-    ThreadWorkerPool(
+    _run(lambda: ThreadWorkerPool(
         _load(target, backend), n_threads=n_threads, n_processes=n_processes, queues=_queues(queues),
         slot_wait_interval=slot_wait_interval, complete_only_on_thread_exit=complete_only_on_thread_exit,
         prune_interval=prune_interval, lease_ms=lease_ms, grace_period=grace_period,
-    ).run()
+    ))
 
 
 @click.command("process-pool")
@@ -91,8 +105,8 @@ def process_pool(target: str, queues: str | None, n_processes: int | None, slot_
     TARGET is a module file, a dotted module path, or a directory to scan."""
     from alsek_core.worker import ProcessWorkerPool
 
-    ProcessWorkerPool(
+    _run(lambda: ProcessWorkerPool(
         _load(target, backend), n_processes=n_processes, queues=_queues(queues),
         prune_interval=prune_interval, slot_wait_interval=slot_wait_interval,
         lease_ms=lease_ms, grace_period=grace_period,
-    ).run()
+    ))

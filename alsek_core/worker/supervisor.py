@@ -27,7 +27,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -121,10 +120,9 @@ class SupervisedPool(BaseWorkerPool):
             self.stop()
 
     def _child_main(self, index: int) -> None:
+        # stop_event is the parent's, as it was at the fork: a SIGTERM that
+        # reached this process before its own handlers were in place still counts.
         self.child_index = index
-        self.stop_event = threading.Event()
-        self._hurry = threading.Event()
-        self._slot_freed = threading.Event()
         self.holdings = Holdings()
         try:
             self.start_engine()
@@ -154,7 +152,6 @@ class SupervisedPool(BaseWorkerPool):
         log.info("%s: up to %d process(es) x %d slot(s), consuming %s",
                  type(self).__name__, self.n_processes, self.slots_per_process, ", ".join(self.queues))
         try:
-            self._spawn(ctx, 0)
             while not self.stop_event.is_set():
                 self._reap(ctx)
                 self._enforce_timeouts(ctx)
@@ -218,7 +215,7 @@ class SupervisedPool(BaseWorkerPool):
             quick = time.monotonic() - child.started < 2.0
             self._quick_deaths = self._quick_deaths + 1 if quick else 0
             self._respawn_at = time.monotonic() + min(30.0, 0.5 * 2 ** self._quick_deaths) if quick else 0.0
-        if not self._children and time.monotonic() >= self._respawn_at:
+        if not self._children and time.monotonic() >= self._respawn_at and not self.stop_event.is_set():
             self._spawn(ctx, 0)
 
     def _recover(self, index: int, cut: bool, timed_out: tuple[int, int] | None = None) -> None:

@@ -1,0 +1,48 @@
+"""The tasks the pool integration tests run, in real pools started by the CLI
+(``alsek thread-pool tests/integration/pool_tasks.py --backend URL``): the
+backend comes from ``--backend``, like any user's project built on ``Broker()``."""
+
+from __future__ import annotations
+
+import time
+
+from alsek_core.broker import Broker
+from alsek_core.result import ResultStore
+from alsek_core.status import StatusTracker
+from alsek_core.task import task
+
+QUEUE = "pools"
+
+broker = Broker()
+results = ResultStore(broker.backend)
+status = StatusTracker(broker.backend)
+
+
+@task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status)
+def echo_thread(i: int) -> int:
+    return i
+
+
+@task(broker, queue=QUEUE, mechanism="process", result_store=results, status_tracker=status)
+def echo_process(i: int) -> int:
+    return i
+
+
+@task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status)
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@task(broker, queue=QUEUE, mechanism="thread", max_retries=0, result_store=results, status_tracker=status)
+def spin(seconds: float) -> None:
+    """Busy in Python code: a thread timeout can interrupt it."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@task(broker, queue=QUEUE, mechanism="process", max_retries=0, result_store=results, status_tracker=status)
+def sleep_process(seconds: float) -> None:
+    """Blocked in C: only terminating its process stops it."""
+    time.sleep(seconds)

@@ -1,0 +1,116 @@
+"""Real worker pools, started by the CLI in subprocesses, against every
+registered backend that processes can share: nothing is lost to crashes,
+signals, timeouts or bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from alsek_core.clock import now_ms
+from alsek_core.ports import Envelope
+from tests.integration.pool_harness import (
+    POOLS,
+    Pool,
+    Store,
+    pools,
+    registered_backends,
+    scratch,
+    store,
+)
+
+__all__ = ["pools", "scratch", "store"]  # fixtures
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize("store", registered_backends(), indirect=True),
+]
+Start = Callable[..., Pool]
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_500_tasks_all_complete(store: Store, pools: Start, kind: str) -> None:
+    messages = [store.submit("echo_thread", i) for i in range(250)]
+    messages += [store.submit("echo_process", i, mechanism="process") for i in range(250, 500)]
+    pool = pools(kind, store.url)
+    store.wait(lambda: store.live() == 0, 90, "the queue to drain", pool)
+    assert pool.terminate() == 0
+    assert store.done(messages) == 500
+    assert [store.results.get(m) for m in messages[:3]] == [0, 1, 2]
+    assert store.dead_uuids() == set()
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_sigkill_mid_run_then_restart_completes_every_task(store: Store, pools: Start, kind: str) -> None:
+    messages = [store.submit("nap", 0.01) for _ in range(200)]
+    first = pools(kind, store.url)
+    store.wait(lambda: store.done(messages) >= 20, 60, "some tasks to finish", first)
+    first.kill()
+    assert store.done(messages) < 200, "the pool finished before it could be killed; make the tasks slower"
+    second = pools(kind, store.url)
+    store.wait(lambda: store.done(messages) == 200, 90, "every task after the restart", second)
+    assert second.terminate() == 0
+    assert store.dead_uuids() == set()
+    assert store.live() == 0
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_sigterm_exits_zero_and_loses_nothing(store: Store, pools: Start, kind: str) -> None:
+    messages = [store.submit("nap", 0.02) for _ in range(150)]
+    pool = pools(kind, store.url)
+    store.wait(lambda: store.done(messages) >= 10, 60, "some tasks to finish", pool)
+    assert pool.terminate() == 0
+    done = store.done(messages)
+    counts = store.broker.counts("pools")
+    assert counts.in_flight == 0, "a stopped pool leaves nothing leased"
+    assert done + counts.ready == 150
+    again = pools(kind, store.url)
+    store.wait(lambda: store.done(messages) == 150, 60, "the rest after a restart", again)
+    assert again.terminate() == 0
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_sigterm_releases_what_outlives_the_grace_period(store: Store, pools: Start, kind: str) -> None:
+    long = store.submit("nap", 60)
+    pool = pools(kind, store.url, "--grace_period", "300")
+    store.wait(lambda: store.broker.counts("pools").in_flight == 1, 30, "the long task to start", pool)
+    assert pool.terminate() == 0
+    counts = store.broker.counts("pools")
+    assert (counts.ready, counts.in_flight) == (1, 0), "released for another worker, at once"
+    assert not store.results.exists(long)
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_a_task_over_its_timeout_is_stopped_in_both_mechanisms(store: Store, pools: Start, kind: str) -> None:
+    spinning = store.submit("spin", 60, timeout=500)
+    sleeping = store.submit("sleep_process", 60, mechanism="process", timeout=500)
+    pool = pools(kind, store.url)
+    store.wait(lambda: store.dead_uuids() == {spinning.uuid, sleeping.uuid}, 30, "both to time out", pool)
+    for message in store.broker.dead_letters("pools"):
+        assert message.exception_details is not None
+        assert message.exception_details["name"] == "TaskTimeoutError", message.exception_details
+        assert store.status.record(message.uuid)["status"] == "FAILED"
+    after = [store.submit("echo_thread", i) for i in range(5)]
+    store.wait(lambda: store.done(after) == 5, 30, "the pool to go on after the timeouts", pool)
+    assert pool.terminate() == 0
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_unknown_and_undecodable_messages_go_to_the_dead_letters(store: Store, pools: Start, kind: str) -> None:
+    unknown = store.submit("no_such_task", 1)
+    garbage = "not-a-message-" + unknown.uuid
+    store.backend.submit([Envelope("pools", garbage, 0, now_ms(), b"\x00\xff not a message")])
+    fine = [store.submit("echo_thread", i) for i in range(20)]
+    pool = pools(kind, store.url)
+    store.wait(lambda: store.done(fine) == 20 and store.live() == 0, 60, "the good messages", pool)
+    assert store.dead_uuids() == {unknown.uuid, garbage}
+    assert store.status.record(unknown.uuid)["status"] == "FAILED"
+    assert store.status.record(garbage)["status"] == "FAILED"
+    (dead,) = store.broker.dead_letters("pools")
+    assert dead.exception_details is not None and "no_such_task" in dead.exception_details["text"]
+    log = pool.log()
+    assert unknown.uuid in log and garbage in log
+    later = [store.submit("echo_thread", i) for i in range(3)]
+    store.wait(lambda: store.done(later) == 3, 30, "the pool to keep going", pool)
+    assert pool.terminate() == 0
