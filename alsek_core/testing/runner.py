@@ -11,6 +11,7 @@ from alsek_core.broker import Broker
 from alsek_core.consumer import Consumer
 from alsek_core.execution import process
 from alsek_core.task import Task
+from alsek_core.worker.rejects import reject_undecodable, reject_unknown
 
 
 def run_until_empty(
@@ -29,15 +30,16 @@ def run_until_empty(
         raise ValueError("run_until_empty needs at least one task")
     broker = broker or next(iter(by_name.values())).broker
     subset = list(queues) if queues is not None else sorted({t.queue for t in by_name.values()})
-    consumer = Consumer(broker, subset=subset, backoff=ConstantBackoff(0, floor=0, ceiling=0), wait_ms=0)
+    consumer = Consumer(broker, subset=subset, backoff=ConstantBackoff(0, floor=0, ceiling=0), wait_ms=0,
+                        on_undecodable=lambda delivery, exc: reject_undecodable(broker, by_name, delivery, exc))
     ran = 0
     deadline = time.monotonic() + timeout
     while True:
         messages = consumer.claim(limit=16)
         for message in messages:
             task = by_name.get(message.task_name)
-            if task is None:  # as a worker pool does: fail it, never spin on it
-                broker.fail(message, LookupError(f"unknown task {message.task_name!r}"))
+            if task is None:  # as a worker pool does: dead-letter it, never spin on it
+                reject_unknown(broker, by_name, message)
                 continue
             process(task, message, by_name)
             ran += 1

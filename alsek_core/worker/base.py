@@ -75,9 +75,9 @@ from alsek_core.consumer import DEFAULT_LEASE_MS, Consumer
 from alsek_core.errors import ValidationError
 from alsek_core.execution import process
 from alsek_core.message import Message, validate_queue_name
-from alsek_core.ports import Delivery, StatusTracker
-from alsek_core.status import TaskStatus
+from alsek_core.ports import Delivery
 from alsek_core.task import Task
+from alsek_core.worker import rejects
 from alsek_core.worker.holdings import Holdings
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,6 @@ WATCH_INTERVAL_S = 0.1
 #: pool on a backend that cannot block would spin).
 NO_BACKOFF = ConstantBackoff(constant=10, floor=0, ceiling=10)
 _DEFAULT: Any = object()
-UNDECODABLE_TASK = "(undecodable)"
 
 
 def index_tasks(tasks: Iterable[Task]) -> dict[str, Task]:
@@ -324,28 +323,8 @@ class BaseWorkerPool(ABC):
 
     # --- bad input ---------------------------------------------------------------------
 
-    def status_trackers(self) -> list[StatusTracker]:
-        found: dict[int, StatusTracker] = {}
-        for task in self.tasks.values():
-            if task.status_tracker is not None:
-                found.setdefault(id(task.status_tracker), task.status_tracker)
-        return list(found.values())
-
-    def _mark_failed(self, message: Message) -> None:
-        for tracker in self.status_trackers():
-            try:
-                tracker.set(message, TaskStatus.FAILED)
-            except Exception:
-                log.exception("could not record status FAILED of %s", message.summary)
-
     def reject_unknown(self, message: Message) -> None:
-        reason = f"no task named {message.task_name!r} in this pool (it runs {', '.join(sorted(self.tasks))})"
-        log.error("message %s in queue %r: %s; dead-lettered", message.uuid, message.queue, reason)
-        self._mark_failed(message)
-        self.broker.fail(message, LookupError(reason))
+        rejects.reject_unknown(self.broker, self.tasks, message)
 
     def reject_undecodable(self, delivery: Delivery, exc: Exception) -> None:
-        log.error("message %s in queue %r cannot be decoded (%s: %s); dead-lettered",
-                  delivery.uuid, delivery.queue, type(exc).__name__, exc)
-        self._mark_failed(Message(UNDECODABLE_TASK, queue=delivery.queue, uuid=delivery.uuid))
-        self.broker.backend.dead_letter(delivery, delivery.payload)
+        rejects.reject_undecodable(self.broker, self.tasks, delivery, exc)
