@@ -9,9 +9,9 @@ are woken where the backend can push.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from alsek_core.clock import now_ms
 from alsek_core.errors import KeyExistsError
 from alsek_core.message import Message
 from alsek_core.ports import Backend
@@ -44,7 +44,8 @@ class ResultStore:
 
     def set(self, message: Message, result: Any, nx: bool = True) -> None:
         """Store once (``nx``): a redelivered message that ran twice keeps its first result."""
-        record = {"result": result, "timestamp": now_ms(), "uuid": message.uuid}
+        written = time.time_ns()  # orders a family's results even within one millisecond
+        record = {"result": result, "timestamp": written // 1_000_000, "written_ns": written, "uuid": message.uuid}
         for name in self._names(message):
             try:
                 self.backend.set(name, record, nx=nx, ttl=message.result_ttl)
@@ -66,7 +67,7 @@ class ResultStore:
             record = self.backend.get(name)
             if isinstance(record, dict):
                 found.append((name, record))
-        found.sort(key=lambda item: item[1]["timestamp"])
+        found.sort(key=lambda item: item[1].get("written_ns", item[1]["timestamp"] * 1_000_000))
         return found
 
     def _family_complete(self, message: Message) -> bool:
