@@ -17,9 +17,10 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from alsek_backends.postgres.connection import Conn, Database
+from alsek_backends.postgres.connection import Database
 from alsek_backends.postgres.listen import Subscription, channel_name
 from alsek_backends.postgres.queries import queries
+from alsek_backends.postgres.schema import Conn
 from alsek_core.backend import DEFAULT_NAMESPACE, Backend
 from alsek_core.errors import KeyExistsError
 from alsek_core.lazy import LazyClient
@@ -197,8 +198,14 @@ class PostgresBackend(Backend):
 
     def _claim(self, queues: Sequence[str], limit: int, lease_ms: int) -> list[Delivery]:
         rows = self._all(self._q["claim"], queues=list(queues), limit=limit, lease_ms=lease_ms)
-        rows.sort(key=lambda row: (row[5], row[6], row[7]))  # queue order, priority, id
-        return [Delivery(row[0], row[1], bytes(row[2]), row[3], row[4]) for row in rows]
+        promoted, claimed = rows[0][0], [row for row in rows if row[1] is not None]
+        if promoted and len(claimed) < limit:  # what it promoted is claimable from now on
+            more = self._all(
+                self._q["claim"], queues=list(queues), limit=limit - len(claimed), lease_ms=lease_ms
+            )
+            claimed += [row for row in more if row[1] is not None]
+        claimed.sort(key=lambda row: (row[6], row[7], row[8]))  # queue order, priority, id
+        return [Delivery(row[1], row[2], bytes(row[3]), row[4], row[5]) for row in claimed]
 
     def ack(self, queue: str, uuid: str) -> None:
         self._count(self._q["ack"], queue=queue, uuid=uuid)

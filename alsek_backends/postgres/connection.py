@@ -25,13 +25,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from alsek_backends.postgres import schema as schema_lib
 from alsek_backends.postgres.listen import Hub
 from alsek_backends.postgres.queries import validate_schema
+from alsek_backends.postgres.schema import Conn
 from alsek_backends.postgres.urls import DEFAULT_SCHEMA, masked, split_schema, with_schema
 from alsek_core.lazy import LazyClient
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Conn = psycopg.Connection[tuple[Any, ...]]
 
 #: Attempts of one operation across connection faults. Each waits up to
 #: POOL_TIMEOUT_S for a connection while the pool reconnects, so a server
@@ -122,7 +122,9 @@ class Database:
         source = self._resolved()
         if isinstance(source, str):
             return split_schema(source)[0], self.kwargs
-        return source.conninfo, {**(source.kwargs or {}), **self.kwargs}
+        conninfo = source.conninfo() if callable(source.conninfo) else source.conninfo
+        kwargs = source.kwargs() if callable(source.kwargs) else source.kwargs
+        return conninfo, {**(kwargs or {}), **self.kwargs}
 
     def url(self) -> str:
         """A URL naming this database and schema, without the password."""

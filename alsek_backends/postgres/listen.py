@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
+from alsek_backends.postgres.schema import Conn
+
 log = logging.getLogger(__name__)
 
 #: PostgreSQL truncates identifiers (channel names) to 63 bytes.
@@ -71,12 +73,12 @@ class Subscription:
 class Hub:
     """Owns the listening connection and the thread that reads it."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection[tuple[object, ...]]]) -> None:
+    def __init__(self, connect: Callable[[], Conn]) -> None:
         self._connect = connect
         self._lock = threading.Lock()
         self._subscribers: dict[str, set[Subscription]] = {}
         self._listening: set[str] = set()
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._conn: Conn | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._thread: threading.Thread | None = None
@@ -178,8 +180,9 @@ class Hub:
                         self._ensure_connection()
                     backoff = POLL_S
                     continue
-                readable, _, _ = select.select([conn.fileno(), self._wake_r], [], [], HOUSEKEEPING_S)
-                if self._wake_r in readable:
+                wake = self._wake_r.fileno()
+                readable, _, _ = select.select([conn.fileno(), wake], [], [], HOUSEKEEPING_S)
+                if wake in readable:
                     self._drain_wakes()
                 self._dispatch(list(conn.notifies(timeout=0)))
                 if time.monotonic() - last_housekeeping >= HOUSEKEEPING_S:

@@ -2,14 +2,18 @@
 --
 -- A message is claimable when ready_at <= now and it has no live lease
 -- (lease_expires_at NULL or past). Order: the given queue order, then lower
--- priority, then id (submission order). Every time is the database's, in ms.
+-- priority, then id (submission order). Every time is the database's, in ms,
+-- but for ready_at, which is the submitter's (as in the Envelope).
+-- "waiting" marks rows written with ready_at ahead of the database clock; the
+-- claim index holds only the others (see migrations/0001_initial.sql).
 
 -- name: submit
 -- A uuid already queued is skipped. One NOTIFY per queue wakes idle claimers
 -- (inside a caller's transaction it is sent on commit, or never).
 WITH added AS (
-    INSERT INTO {schema}.messages (namespace, queue, uuid, priority, ready_at, payload)
-    SELECT %(namespace)s, e.queue, e.uuid, e.priority, e.ready_at, e.payload
+    INSERT INTO {schema}.messages (namespace, queue, uuid, priority, ready_at, waiting, payload)
+    SELECT %(namespace)s, e.queue, e.uuid, e.priority, e.ready_at,
+           e.ready_at > {schema}.now_ms(), e.payload
     FROM unnest(%(queues)s::text[], %(uuids)s::text[], %(priorities)s::bigint[],
                 %(ready_ats)s::bigint[], %(payloads)s::bytea[])
          WITH ORDINALITY AS e(queue, uuid, priority, ready_at, payload, ord)
@@ -22,14 +26,28 @@ WITH added AS (
 SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM woken);
 
 -- name: claim
--- One statement: per queue (LATERAL), the best claimable rows in index order,
--- skipping rows other claimers hold locked; then the overall best `limit`.
-WITH picked AS (
+-- One statement: promote waiting messages that came due (visible to the next
+-- claim: the caller claims again when this one promoted and came up short);
+-- then per queue (LATERAL), the best claimable rows in index order, skipping
+-- rows other claimers hold locked; then the overall best `limit`.
+-- Always returns a row, carrying the promoted count, even when none is claimed.
+WITH promoted AS (
+    UPDATE {schema}.messages SET waiting = false
+    WHERE id IN (
+        SELECT id FROM {schema}.messages
+        WHERE namespace = %(namespace)s AND queue = ANY(%(queues)s::text[])
+          AND waiting AND ready_at <= {schema}.now_ms()
+        ORDER BY ready_at
+        LIMIT 1000
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING 1
+), picked AS (
     SELECT m.id, q.ord, m.priority
     FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, ord)
     CROSS JOIN LATERAL (
         SELECT id, priority FROM {schema}.messages
-        WHERE namespace = %(namespace)s AND queue = q.name
+        WHERE namespace = %(namespace)s AND queue = q.name AND NOT waiting
           AND ready_at <= {schema}.now_ms()
           AND (lease_expires_at IS NULL OR lease_expires_at <= {schema}.now_ms())
         ORDER BY priority, id
@@ -38,25 +56,23 @@ WITH picked AS (
     ) AS m
     ORDER BY q.ord, m.priority, m.id
     LIMIT %(limit)s
+), claimed AS (
+    UPDATE {schema}.messages AS t
+    SET lease_token = gen_random_uuid()::text,
+        lease_expires_at = {schema}.now_ms() + %(lease_ms)s::bigint,
+        deliveries = t.deliveries + 1
+    FROM picked
+    WHERE t.id = picked.id
+    RETURNING t.queue, t.uuid, t.payload, t.lease_token, t.deliveries,
+              picked.ord, picked.priority, t.id
 )
-UPDATE {schema}.messages AS t
-SET lease_token = gen_random_uuid()::text,
-    lease_expires_at = {schema}.now_ms() + %(lease_ms)s::bigint,
-    deliveries = t.deliveries + 1
-FROM picked
-WHERE t.id = picked.id
-RETURNING t.queue, t.uuid, t.payload, t.lease_token, t.deliveries, picked.ord, picked.priority, t.id;
+SELECT (SELECT count(*) FROM promoted), claimed.*
+FROM (SELECT 1) AS one LEFT JOIN claimed ON true;
 
 -- name: next_due
--- How long until the soonest delayed message of these queues becomes ready.
-SELECT min(d.ready_at) - {schema}.now_ms()
-FROM unnest(%(queues)s::text[]) AS q(name)
-CROSS JOIN LATERAL (
-    SELECT ready_at FROM {schema}.messages
-    WHERE namespace = %(namespace)s AND queue = q.name AND ready_at > {schema}.now_ms()
-    ORDER BY ready_at
-    LIMIT 1
-) AS d;
+-- How long until the soonest waiting message of these queues comes due.
+SELECT min(ready_at) - {schema}.now_ms() FROM {schema}.messages
+WHERE namespace = %(namespace)s AND queue = ANY(%(queues)s::text[]) AND waiting;
 
 -- name: ack
 DELETE FROM {schema}.messages
@@ -73,6 +89,7 @@ WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s
 WITH moved AS (
     UPDATE {schema}.messages
     SET payload = %(payload)s, ready_at = %(ready_at)s,
+        waiting = %(ready_at)s > {schema}.now_ms(),
         id = nextval('{schema}.message_order'),
         deliveries = 0, lease_token = NULL, lease_expires_at = NULL
     WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s

@@ -14,6 +14,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -22,6 +23,8 @@ from alsek_backends.postgres.urls import DEFAULT_SCHEMA, split_schema
 from alsek_core.errors import ConfigError
 
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -70,14 +73,14 @@ def latest_version() -> int:
     return migrations()[-1].version
 
 
-def connect(url: str) -> tuple[psycopg.Connection[tuple[object, ...]], str]:
+def connect(url: str) -> tuple[Conn, str]:
     """An autocommit connection for a backend URL, and the schema it names."""
     conninfo, schema = split_schema(url)
     schema = validate_schema(schema or DEFAULT_SCHEMA)
     return psycopg.Connection.connect(conninfo, autocommit=True), schema
 
 
-def current_version(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> int | None:
+def current_version(conn: Conn, schema: str) -> int | None:
     validate_schema(schema)
     row = conn.execute("SELECT to_regclass(%s)", [f"{schema}.schema_version"]).fetchone()
     if row is None or row[0] is None:
@@ -86,22 +89,22 @@ def current_version(conn: psycopg.Connection[tuple[object, ...]], schema: str) -
     return int(version[0]) if version else 0
 
 
-def status(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> Status:
+def status(conn: Conn, schema: str) -> Status:
     current = current_version(conn, schema)
     return Status(schema, current, [m for m in migrations() if m.version > (current or 0)])
 
 
-def init(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> list[Migration]:
+def init(conn: Conn, schema: str) -> list[Migration]:
     """Create the schema if need be and apply every pending migration (idempotent)."""
     return _migrate(conn, schema, create=True)
 
 
-def upgrade(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> list[Migration]:
+def upgrade(conn: Conn, schema: str) -> list[Migration]:
     """Apply pending migrations to an initialized schema."""
     return _migrate(conn, schema, create=False)
 
 
-def _migrate(conn: psycopg.Connection[tuple[object, ...]], schema: str, create: bool) -> list[Migration]:
+def _migrate(conn: Conn, schema: str, create: bool) -> list[Migration]:
     applied: list[Migration] = []
     for migration in migrations():
         with conn.transaction():
@@ -129,7 +132,7 @@ def _migrate(conn: psycopg.Connection[tuple[object, ...]], schema: str, create: 
     return applied
 
 
-def check(conn: psycopg.Connection[tuple[object, ...]], schema: str, url: str) -> None:
+def check(conn: Conn, schema: str, url: str) -> None:
     """Raise ConfigError, naming the command to run, unless the schema is current."""
     current = current_version(conn, schema)
     latest = latest_version()

@@ -310,6 +310,24 @@ def test_channel_names_fit_the_identifier_limit() -> None:
     assert channel_name("alsek", "ns", "queue:q") == "alsek.ns:queue:q", "short names stay readable"
 
 
+def test_due_message_keeps_its_submission_place(backend: PostgresBackend) -> None:
+    early, later = envelope(delay=300), envelope()
+    backend.submit([early])
+    backend.submit([later])
+    time.sleep(0.5)
+    assert [d.uuid for d in backend.claim(["q"], 2, 30_000)] == [early.uuid, later.uuid]
+
+
+def test_many_messages_coming_due_at_once_are_all_claimed(backend: PostgresBackend) -> None:
+    envs = [envelope(delay=300) for _ in range(2500)]  # more than one claim promotes
+    backend.submit(envs)
+    time.sleep(0.5)
+    claimed = []
+    while batch := backend.claim(["q"], 1000, 30_000):
+        claimed += [d.uuid for d in batch]
+    assert sorted(claimed) == sorted(e.uuid for e in envs)
+
+
 # -- key-value details -----------------------------------------------------
 
 

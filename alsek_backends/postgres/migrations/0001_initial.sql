@@ -19,6 +19,11 @@ CREATE SEQUENCE {schema}.message_order;
 
 -- Live messages only: ack deletes the row, dead-lettering moves it, so the
 -- claim index never wades through finished work.
+--
+-- "waiting" is true for a message written with ready_at in the future. It
+-- keeps delayed messages (ETAs, retries with backoff) out of the claim index,
+-- so a claim stays a short index walk however many wait; each claim first
+-- promotes the waiting messages that have come due.
 CREATE TABLE {schema}.messages (
     id               bigint PRIMARY KEY DEFAULT nextval('{schema}.message_order'),
     namespace        text COLLATE "C" NOT NULL,
@@ -26,6 +31,7 @@ CREATE TABLE {schema}.messages (
     uuid             text COLLATE "C" NOT NULL,
     priority         bigint NOT NULL,
     ready_at         bigint NOT NULL,
+    waiting          boolean NOT NULL,
     payload          bytea NOT NULL,
     deliveries       integer NOT NULL DEFAULT 0,
     lease_token      text,
@@ -34,9 +40,11 @@ CREATE TABLE {schema}.messages (
 ) WITH (fillfactor = 80);  -- room for HOT updates: a claim touches no indexed column
 
 -- Claim walks this in (priority, id) order and stops after LIMIT rows.
-CREATE INDEX messages_claim ON {schema}.messages (namespace, queue, priority, id);
--- The next delayed message, which bounds how long an idle claimer sleeps.
-CREATE INDEX messages_due ON {schema}.messages (namespace, queue, ready_at);
+CREATE INDEX messages_claim ON {schema}.messages (namespace, queue, priority, id)
+    WHERE NOT waiting;
+-- Waiting messages by due time: promotion, and how long an idle claimer sleeps.
+CREATE INDEX messages_due ON {schema}.messages (namespace, queue, ready_at)
+    WHERE waiting;
 
 CREATE TABLE {schema}.dead_letters (
     namespace text COLLATE "C" NOT NULL,
