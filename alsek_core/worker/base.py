@@ -271,7 +271,7 @@ class BaseWorkerPool(ABC):
                     self._extend_leases()
             except Exception:
                 log.exception("worker pool housekeeping failed; continuing")
-            time.sleep(WATCH_INTERVAL_S)
+            time.sleep(min(WATCH_INTERVAL_S, every))
 
     def _extend_leases(self) -> None:
         for delivery in self.holdings.deliveries():

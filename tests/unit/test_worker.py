@@ -1,0 +1,290 @@
+"""The worker pools' parts, in one process: the multiprocessing switch, the
+shared slot table, thread interrupts, claim-ahead bookkeeping, and
+BaseWorkerPool's contract with a subclass of its own."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import uuid as uuid_lib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from alsek_core.broker import Broker
+from alsek_core.errors import ConfigError, ValidationError
+from alsek_core.message import Message
+from alsek_core.ports import Delivery
+from alsek_core.result import ResultStore
+from alsek_core.status import StatusTracker, TaskStatus
+from alsek_core.task import Task, task
+from alsek_core.worker import BaseWorkerPool, TaskTimeoutError
+from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Holdings
+from alsek_core.worker.interrupt import Interruptible
+from alsek_core.worker.mp import ENV_MP_BACKEND, context, multiprocessing_module
+from alsek_core.worker.slots import BUFFER_BYTES, SlotTable
+from tests.five_method import DictBackend
+
+# --- ALSEK_MULTIPROCESSING_BACKEND ---------------------------------------------------
+
+
+def test_multiprocessing_is_the_stdlib_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_MP_BACKEND, raising=False)
+    assert multiprocessing_module() is multiprocessing
+    assert context().get_start_method() == "fork"
+
+
+def test_torch_backend_without_torch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_MP_BACKEND, "torch")
+    monkeypatch.setitem(sys.modules, "torch", None)  # not importable, whatever is installed
+    with pytest.raises(ConfigError, match=r"ALSEK_MULTIPROCESSING_BACKEND=torch .*torch\.multiprocessing"):
+        multiprocessing_module()
+
+
+def test_unknown_multiprocessing_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_MP_BACKEND, "billiard")
+    with pytest.raises(ConfigError, match="'billiard' is not supported; use one of: multiprocessing, torch"):
+        multiprocessing_module()
+
+
+# --- the slot table --------------------------------------------------------------------
+
+
+def _delivery(payload: bytes = b"payload") -> Delivery:
+    return Delivery("queue", str(uuid_lib.uuid4()), payload, uuid_lib.uuid4().hex, 2)
+
+
+def test_slot_table_round_trip() -> None:
+    table = SlotTable(context(), 2)
+    delivery = _delivery(b"\x00binary\xff")
+    table.begin(1, delivery, timeout_ms=5_000, terminate=True)
+    state = table.read(1)
+    assert state is not None and state.busy and state.terminate and state.has_payload
+    assert state.delivery == delivery
+    assert 4 < state.deadline - time.monotonic() <= 5
+    idle = table.read(0)
+    assert idle is not None and not idle.busy and idle.delivery is None
+    table.end(1)
+    ended = table.read(1)
+    assert ended is not None and not ended.busy and ended.seq > state.seq
+
+
+def test_slot_table_keeps_the_lease_of_a_payload_too_big_for_it() -> None:
+    table = SlotTable(context(), 1)
+    delivery = _delivery(b"x" * BUFFER_BYTES)
+    table.begin(0, delivery, timeout_ms=1_000, terminate=False)
+    state = table.read(0)
+    assert state is not None and state.delivery is not None and not state.has_payload
+    assert (state.delivery.uuid, state.delivery.token, state.delivery.payload) == (delivery.uuid, delivery.token, b"")
+
+
+def test_slot_table_is_shared_with_a_forked_child() -> None:
+    table = SlotTable(context(), 1)
+    delivery = _delivery()
+    child = context().Process(target=table.begin, args=(0, delivery, 1_000, False))
+    child.start()
+    child.join()
+    state = table.read(0)
+    assert state is not None and state.delivery == delivery
+
+
+# --- thread interrupts -----------------------------------------------------------------
+
+
+def test_a_thread_in_user_code_gets_task_timeout_error() -> None:
+    window = Interruptible()
+    caught: list[BaseException] = []
+    entered = threading.Event()
+
+    def user_code() -> None:
+        try:
+            with window:
+                entered.set()
+                while True:  # busy in Python: the exception lands
+                    pass
+        except TaskTimeoutError as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=user_code)
+    thread.start()
+    entered.wait(5)
+    assert window.interrupt()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert isinstance(caught[0], TimeoutError) and "past its timeout" in str(caught[0])
+    assert not window.interrupt(), "once per message"
+
+
+def test_no_interrupt_outside_user_code() -> None:
+    window = Interruptible()
+    assert not window.interrupt()
+    assert window.interrupted is False
+
+
+# --- claim-ahead bookkeeping ---------------------------------------------------------
+
+
+def test_no_claim_ahead_until_run_times_are_known_and_none_for_slow_tasks() -> None:
+    holdings = Holdings()
+    assert holdings.claim_ahead(4) == 0
+    holdings.add(_delivery())
+    holdings.finish("any", run_s=0.0001)
+    assert holdings.claim_ahead(4) == MAX_CLAIM_AHEAD
+    for _ in range(30):
+        holdings.finish("any", run_s=2.0)
+    assert holdings.claim_ahead(4) == 0
+
+
+def test_unstarted_messages_are_handed_back_started_ones_kept() -> None:
+    holdings = Holdings()
+    waiting, running = _delivery(), _delivery()
+    holdings.add(waiting)
+    holdings.add(running)
+    assert holdings.start(running)
+    assert holdings.take_unstarted(older_than_s=0) == [waiting]
+    assert not holdings.start(waiting), "handed back: it must not run here any more"
+    assert holdings.deliveries() == [running]
+
+
+# --- BaseWorkerPool and a subclass ----------------------------------------------------
+
+
+class ExecutorPool(BaseWorkerPool):
+    """The subclass in BaseWorkerPool's docstring."""
+
+    def __init__(self, tasks: Any, n_workers: int = 4, **options: Any) -> None:
+        super().__init__(tasks, **options)
+        self.executor = ThreadPoolExecutor(n_workers)
+        self.n_workers = n_workers
+        self.running = 0
+
+    def free_slots(self) -> int:
+        return self.n_workers - self.running
+
+    def submit_to_executor(self, task: Task, message: Message) -> None:
+        self.running += 1
+        future = self.executor.submit(self.execute, task, message)
+        future.add_done_callback(lambda _: self._done())
+
+    def _done(self) -> None:
+        self.running -= 1
+        self.slot_freed()
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    backend = DictBackend(store=uuid_lib.uuid4().hex)
+    yield Broker(backend)
+
+
+def _stop_when(pool: BaseWorkerPool, condition: Any, timeout: float = 20) -> threading.Thread:
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pool.stop()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_subclass_runs_messages_and_dead_letters_unknown_ones(broker: Broker) -> None:
+    results, tracker = ResultStore(broker.backend), StatusTracker(broker.backend)
+
+    @task(broker, result_store=results, status_tracker=tracker)
+    def double(x: int) -> int:
+        return 2 * x
+
+    messages = [double.generate(args=(i,)) for i in range(40)]
+    stranger = broker.submit(Message("stranger", queue=double.queue))
+    pool = ExecutorPool([double], backoff=None)
+    _stop_when(pool, lambda: all(results.exists(m) for m in messages) and broker.dead_letters())
+    pool.run()
+    assert [results.get(m) for m in messages] == [2 * i for i in range(40)]
+    (dead,) = broker.dead_letters()
+    assert dead.uuid == stranger.uuid and "stranger" in dead.exception_details["text"]
+    assert tracker.get(stranger) == TaskStatus.FAILED
+
+
+def test_leases_are_kept_alive_while_a_task_runs(broker: Broker) -> None:
+    results = ResultStore(broker.backend)
+
+    started = threading.Event()
+
+    @task(broker, result_store=results)
+    def slow() -> str:
+        started.set()
+        time.sleep(1.0)
+        return "done"
+
+    message = slow.generate()
+    pool = ExecutorPool([slow], lease_ms=200, backoff=None)
+    stolen: list[Delivery] = []
+
+    def try_to_steal() -> None:
+        started.wait(10)
+        while not results.exists(message):
+            stolen.extend(broker.backend.claim([slow.queue], 1, 200))
+            time.sleep(0.05)
+
+    thief = threading.Thread(target=try_to_steal)
+    thief.start()
+    _stop_when(pool, lambda: results.exists(message))
+    pool.run()
+    thief.join()
+    assert stolen == [], "a 200 ms lease outlived by a 1 s task must be extended"
+
+
+def test_sigterm_stops_claiming_and_releases_what_outlives_the_grace(broker: Broker) -> None:
+    started = threading.Event()
+
+    @task(broker)
+    def long() -> None:
+        started.set()
+        time.sleep(3)
+
+    long.generate()
+    pool = ExecutorPool([long], grace_period=200, backoff=None)
+
+    def terminate() -> None:
+        started.wait(10)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate, daemon=True).start()
+    previous = signal.getsignal(signal.SIGTERM)
+    began = time.monotonic()
+    pool.run()
+    assert time.monotonic() - began < 2.5
+    assert signal.getsignal(signal.SIGTERM) is previous, "the pool puts the old handler back"
+    counts = broker.counts(long.queue)
+    assert (counts.ready, counts.in_flight) == (1, 0)
+
+
+def test_pool_arguments_are_checked(broker: Broker) -> None:
+    @task(broker, name="same")
+    def one() -> None: ...
+
+    @task(broker, name="same")
+    def other() -> None: ...
+
+    other_broker = Broker(DictBackend(store="other", namespace="elsewhere"))
+
+    @task(other_broker)
+    def elsewhere() -> None: ...
+
+    with pytest.raises(ValidationError, match="at least one task"):
+        ExecutorPool([])
+    with pytest.raises(ValidationError, match="two different tasks are named 'same'"):
+        ExecutorPool([one, other])
+    with pytest.raises(ValidationError, match="different brokers"):
+        ExecutorPool([one, elsewhere])
+    with pytest.raises(ValidationError, match="lease_ms must be at least 100"):
+        ExecutorPool([one], lease_ms=10)
+    assert ExecutorPool([one], queues=["b", "a"]).queues == ["b", "a"]
