@@ -68,7 +68,7 @@ from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
-from alsek_core.backoff import Backoff, ConstantBackoff
+from alsek_core.backoff import Backoff, ConstantBackoff, LinearBackoff
 from alsek_core.broker import Broker
 from alsek_core.clock import now_ms
 from alsek_core.consumer import DEFAULT_LEASE_MS, Consumer
@@ -91,7 +91,11 @@ WATCH_INTERVAL_S = 0.1
 #: ``backoff=None``: look for work again almost at once (not at once: an idle
 #: pool on a backend that cannot block would spin).
 NO_BACKOFF = ConstantBackoff(constant=10, floor=0, ceiling=10)
-_DEFAULT: Any = object()
+#: By default an idle pool on a backend that cannot block (the embedded
+#: SQLite) looks again within 100 ms: one indexed query each time, and it
+#: bounds how long a new message waits for an idle pool. Backends that block
+#: natively wait for work instead and never use it.
+IDLE_BACKOFF = LinearBackoff(factor=10, floor=0, ceiling=100, zero_override=True)
 
 
 def index_tasks(tasks: Iterable[Task]) -> dict[str, Task]:
@@ -127,7 +131,7 @@ class BaseWorkerPool(ABC):
         self,
         tasks: Iterable[Task],
         queues: Iterable[str] | None = None,
-        backoff: Backoff | None = _DEFAULT,
+        backoff: Backoff | None = IDLE_BACKOFF,
         lease_ms: int = DEFAULT_LEASE_MS,
         slot_wait_interval: int = DEFAULT_SLOT_WAIT_MS,
         grace_period: int = DEFAULT_GRACE_MS,
@@ -193,7 +197,7 @@ class BaseWorkerPool(ABC):
         return Consumer(
             self.broker,
             subset=self.queues,
-            backoff=None if self.backoff is _DEFAULT else self.backoff,
+            backoff=self.backoff,
             lease_ms=self.lease_ms,
             on_undecodable=self.reject_undecodable,
         )

@@ -17,7 +17,7 @@ from alsek_core.backoff import Backoff
 from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.message import Message
 from alsek_core.task import Task
-from alsek_core.worker.base import _DEFAULT, DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS
+from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS, IDLE_BACKOFF
 from alsek_core.worker.supervisor import SupervisedPool
 
 
@@ -31,7 +31,7 @@ class ProcessWorkerPool(SupervisedPool):
         queues: Iterable[str] | None = None,
         prune_interval: int = 100,
         slot_wait_interval: int = DEFAULT_SLOT_WAIT_MS,
-        backoff: Backoff | None = _DEFAULT,
+        backoff: Backoff | None = IDLE_BACKOFF,
         lease_ms: int = DEFAULT_LEASE_MS,
         grace_period: int = DEFAULT_GRACE_MS,
     ) -> None:

@@ -37,7 +37,7 @@ from alsek_core.errors import AlsekError
 from alsek_core.execution import settle_failure
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
-from alsek_core.worker.base import _DEFAULT, BaseWorkerPool
+from alsek_core.worker.base import IDLE_BACKOFF, BaseWorkerPool
 from alsek_core.worker.holdings import Holdings
 from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.mp import context
@@ -77,7 +77,7 @@ class SupervisedPool(BaseWorkerPool):
         slots_per_process: int,
         queues: Iterable[str] | None = None,
         prune_interval: int = 100,
-        backoff: Backoff | None = _DEFAULT,
+        backoff: Backoff | None = IDLE_BACKOFF,
         **options: Any,
     ) -> None:
         super().__init__(tasks, queues=queues, backoff=backoff, **options)

@@ -26,7 +26,7 @@ from alsek_core.backoff import Backoff
 from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.message import Message
 from alsek_core.task import Task
-from alsek_core.worker.base import _DEFAULT, DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS
+from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS, IDLE_BACKOFF
 from alsek_core.worker.interrupt import Interruptible, watched
 from alsek_core.worker.supervisor import SupervisedPool
 
@@ -61,7 +61,7 @@ class ThreadWorkerPool(SupervisedPool):
         slot_wait_interval: int = DEFAULT_SLOT_WAIT_MS,
         complete_only_on_thread_exit: bool = False,
         prune_interval: int = 100,
-        backoff: Backoff | None = _DEFAULT,
+        backoff: Backoff | None = IDLE_BACKOFF,
         lease_ms: int = DEFAULT_LEASE_MS,
         grace_period: int = DEFAULT_GRACE_MS,
     ) -> None:

@@ -1,0 +1,26 @@
+"""The tasks bench/run.py has pools run (``alsek thread-pool bench/bench_tasks.py
+--backend URL``). ``noop`` does nothing, so a drain measures the queue and the
+pool, not the task; ``stamp`` returns when it started, for latency."""
+
+from __future__ import annotations
+
+import time
+
+from alsek_core.broker import Broker
+from alsek_core.result import ResultStore
+from alsek_core.task import task
+
+QUEUE = "bench"
+
+broker = Broker()
+results = ResultStore(broker.backend)
+
+
+@task(broker, queue=QUEUE)
+def noop() -> None:
+    pass
+
+
+@task(broker, queue=QUEUE, result_store=results)
+def stamp() -> float:
+    return time.time()
