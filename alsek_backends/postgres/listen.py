@@ -193,7 +193,8 @@ class Hub:
                     return
                 log.warning("listening connection lost (%s); reconnecting", exc)
                 with self._lock:
-                    self._drop_connection()
+                    if self._conn is conn or conn is None:  # not one a subscriber just opened
+                        self._drop_connection()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 

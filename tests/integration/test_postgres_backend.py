@@ -102,6 +102,16 @@ def test_schema_comes_from_argument_then_url_then_default() -> None:
         PostgresBackend(POSTGRES_URL, schema='x"; DROP TABLE y; --')
 
 
+def test_libpq_parameters_pass_through(url: str) -> None:
+    backend = PostgresBackend(f"{url}&application_name=alsek%20test&options=-c%20work_mem%3D7MB")
+    settings = backend.db.run(
+        lambda conn: conn.execute("SELECT current_setting('application_name'), current_setting('work_mem')")
+        .fetchone()
+    )
+    assert settings == ("alsek test", "7MB")
+    backend.close()
+
+
 def test_missing_schema_names_the_init_command(schema: str, admin: Any) -> None:
     backend = PostgresBackend(with_schema(POSTGRES_URL, schema))
     with pytest.raises(ConfigError, match=f"alsek db init --backend '.*schema={schema}'"):
