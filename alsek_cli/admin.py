@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from alsek_cli.options import backend_option, log_level_option, masked, one_line
 from alsek_core.broker import Broker
@@ -53,6 +51,9 @@ def _emit(rows: list[dict[str, Any]], as_json: bool, title: str, empty: str) -> 
     if not rows:
         click.echo(empty)
         return
+    from rich.console import Console  # here: a worker pool's start-up need not pay for it
+    from rich.table import Table
+
     table = Table(title=title)
     for column in rows[0]:
         table.add_column(column, justify="right" if isinstance(rows[0][column], int) else "left")

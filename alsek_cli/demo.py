@@ -20,12 +20,9 @@ import tempfile
 import time
 import uuid as uuid_lib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from alsek_cli.options import backend_option, log_level_option, masked
 from alsek_core.backoff import ConstantBackoff
@@ -38,6 +35,10 @@ from alsek_core.status import StatusTracker
 from alsek_core.task import Task, task
 from alsek_core.worker import ThreadWorkerPool
 from alsek_core.worker.mp import context
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
 
 QUEUES = ("default", "reports")
 RETRY_BACKOFF = ConstantBackoff(constant=200, floor=0, ceiling=200)
@@ -133,6 +134,8 @@ def live(broker: Broker) -> int:
 
 
 def summarize(submitted: Submitted, results: ResultStore, broker: Broker, elapsed: float) -> Table:
+    from rich.table import Table
+
     waits, retried, succeeded = [], 0, 0
     for message in submitted.messages:
         try:
@@ -174,6 +177,10 @@ def demo(n: int, n_threads: int, n_processes: int, backend: str | None) -> None:
 
     Uses a scratch store (a temporary directory, or a namespace of its own on
     --backend) that is removed afterwards, so it can be run again and again."""
+    # rich is imported here: a worker pool's start-up need not pay for it.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     scratch = None if backend else tempfile.mkdtemp(prefix="alsek-demo-")
     url = backend or f"sqlite:///{scratch}"
     store = backend_from_url(url, namespace=f"demo-{uuid_lib.uuid4().hex[:8]}")
