@@ -7,6 +7,11 @@ Finished messages leave the queue table at once: ``ack`` deletes the row and
 history, and there is no retention setting to tune. Leases and TTLs use the
 database clock, so workers on several hosts agree on when a lease ends;
 ``ready_at`` is the submitter's clock, as the Envelope says.
+
+Submits and key-value writes commit durably. Lease operations (claim, ack,
+extend, reschedule, dead-letter) commit without waiting for the WAL flush:
+a server crash can only forget the latest of them, which redelivers a
+message, as at-least-once allows (queue.sql explains).
 """
 
 from __future__ import annotations
