@@ -16,7 +16,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from alsek_core.errors import ConfigError
 from alsek_core.plugins import plugin_host, serializer_by_name
@@ -71,9 +71,10 @@ def split_url(url: str) -> tuple[str, str, dict[str, str]]:
     parts = urlsplit(url)
     if not parts.scheme:
         raise ConfigError(f"malformed backend URL {url!r}: no scheme")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in OUR_PARAMS}
-    rest = urlencode([(k, v) for k, v in query if k not in OUR_PARAMS])
+    ours = dict(parse_qsl(parts.query, keep_blank_values=True))
+    ours = {k: v for k, v in ours.items() if k in OUR_PARAMS}
+    # Keep the adapter's own parameters exactly as written (libpq reads %20, not +).
+    rest = "&".join(p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in OUR_PARAMS)
     base = url.split("?", 1)[0]  # not urlunsplit: it turns sqlite://// into sqlite://
     return parts.scheme.lower(), f"{base}?{rest}" if rest else base, ours
 

@@ -62,3 +62,11 @@ def test_bad_sqlite_urls(project: Path) -> None:
         backend_from_url("sqlite://host/dir")
     with pytest.raises(ConfigError, match="unknown serializer 'yaml'"):
         backend_from_url("sqlite:///x?serializer=yaml")
+
+
+def test_adapter_parameters_pass_through_as_written() -> None:
+    from alsek_core.config import split_url
+
+    scheme, url, ours = split_url("postgresql://h/db?options=-c%20search_path%3Dx&namespace=n&sslmode=disable")
+    assert (scheme, ours) == ("postgresql", {"namespace": "n"})
+    assert url == "postgresql://h/db?options=-c%20search_path%3Dx&sslmode=disable"
