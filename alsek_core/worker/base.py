@@ -186,6 +186,10 @@ class BaseWorkerPool(ABC):
         finally:
             self.holdings.finish(message.uuid, time.perf_counter() - started)
 
+    def claim_limit(self) -> int:
+        """How many messages the next claim may take."""
+        return self.free_slots()
+
     def slot_freed(self) -> None:
         """Wake the claim loop: a full pool then claims at once instead of after
         ``slot_wait_interval``."""
@@ -212,7 +216,7 @@ class BaseWorkerPool(ABC):
         try:
             while not self.stop_event.is_set():
                 self._slot_freed.clear()
-                free = self.free_slots()
+                free = self.claim_limit()
                 if free <= 0:
                     self._slot_freed.wait(self.slot_wait_interval / 1000)
                     continue

@@ -26,24 +26,42 @@ SMOOTHING = 0.2
 
 
 @dataclass
-class _Entry:
+class Entry:
     delivery: Delivery
     claimed_at: float
     started: bool = False
+    record: int = -1  # where a subclass wrote it down, if it did
 
 
 class Holdings:
+    """Thread-safe. A subclass may also write each entry elsewhere
+    (``_added`` / ``_removed`` are called under the lock)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self.average_run_s: float | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _added(self, entry: Entry) -> None:
+        """Hook: ``entry`` is now held."""
+
+    def _removed(self, entry: Entry) -> None:
+        """Hook: ``entry`` is no longer held."""
+
+    def _pop(self, uuid: str) -> Entry | None:
+        entry = self._entries.pop(uuid, None)
+        if entry is not None:
+            self._removed(entry)
+        return entry
+
     def add(self, delivery: Delivery) -> None:
         with self._lock:
-            self._entries[delivery.uuid] = _Entry(delivery, time.monotonic())
+            self._pop(delivery.uuid)
+            entry = self._entries[delivery.uuid] = Entry(delivery, time.monotonic())
+            self._added(entry)
 
     def start(self, delivery: Delivery) -> bool:
         """Mark as running; False if it was handed back meanwhile (do not run it)."""
@@ -56,13 +74,13 @@ class Holdings:
 
     def finish(self, uuid: str, run_s: float) -> None:
         with self._lock:
-            self._entries.pop(uuid, None)
+            self._pop(uuid)
             previous = self.average_run_s
             self.average_run_s = run_s if previous is None else previous + SMOOTHING * (run_s - previous)
 
     def drop(self, uuid: str) -> Delivery | None:
         with self._lock:
-            entry = self._entries.pop(uuid, None)
+            entry = self._pop(uuid)
         return entry.delivery if entry else None
 
     def holds(self, delivery: Delivery) -> bool:
@@ -79,7 +97,7 @@ class Holdings:
         limit = time.monotonic() - older_than_s
         with self._lock:
             stale = [u for u, e in self._entries.items() if not e.started and e.claimed_at < limit]
-            return [self._entries.pop(u).delivery for u in stale]
+            return [entry.delivery for u in stale if (entry := self._pop(u)) is not None]
 
     def claim_ahead(self, slots: int) -> int:
         """How many messages beyond ``slots`` free ones are worth claiming now."""

@@ -1,5 +1,5 @@
-"""What each worker slot is running, in memory shared between a pool's
-processes.
+"""What each worker slot is running, and which leases each child holds, in
+memory shared between a pool's processes.
 
 A child writes a slot when it starts and when it ends a message; the parent
 only reads, and only acts on what it read after the child is gone (killed for
@@ -58,9 +58,13 @@ class SlotState:
     has_payload: bool
 
 
-def _encode(delivery: Delivery) -> tuple[bytes, bool]:
+def _header(delivery: Delivery) -> bytes:
     queue, uuid, token = (s.encode() for s in (delivery.queue, delivery.uuid, delivery.token))
-    header = _HEADER.pack(len(queue), len(uuid), len(token), delivery.deliveries) + queue + uuid + token
+    return _HEADER.pack(len(queue), len(uuid), len(token), delivery.deliveries) + queue + uuid + token
+
+
+def _encode(delivery: Delivery) -> tuple[bytes, bool]:
+    header = _header(delivery)
     if len(header) + len(delivery.payload) <= BUFFER_BYTES:
         return header + delivery.payload, True
     return header, False
@@ -129,3 +133,64 @@ class SlotTable:
             delivery = _decode(data, has_payload) if busy and length >= 0 else None
             return SlotState(busy, terminate, deadline, changed_at, seq, delivery, has_payload)
         return None
+
+
+#: Room for queue, uuid, lease token and (when it fits) the payload, which
+#: the parent needs to hand a message back untouched.
+LEASE_BYTES = 4096
+
+
+class _Lease(ctypes.Structure):
+    _fields_ = [
+        ("seq", ctypes.c_uint64),
+        ("length", ctypes.c_int32),  # 0: unused
+        ("has_payload", ctypes.c_bool),
+        ("data", ctypes.c_char * LEASE_BYTES),
+    ]
+
+
+_LEASE_OFFSET = _Lease.data.offset
+
+
+class LeaseBook:
+    """Every message a child holds (running or claimed ahead), so that the
+    parent can make them claimable again at once when the child dies."""
+
+    def __init__(self, context: Any, size: int) -> None:
+        self.size = size
+        self._records: Any = context.RawArray(_Lease, size)
+
+    def put(self, index: int, delivery: Delivery) -> bool:
+        data = _header(delivery)
+        if len(data) > LEASE_BYTES:
+            return False
+        has_payload = len(data) + len(delivery.payload) <= LEASE_BYTES
+        if has_payload:
+            data += delivery.payload
+        record = self._records[index]
+        record.seq += 1
+        ctypes.memmove(ctypes.addressof(record) + _LEASE_OFFSET, data, len(data))
+        record.length = len(data)
+        record.has_payload = has_payload
+        record.seq += 1
+        return True
+
+    def clear(self, index: int) -> None:
+        record = self._records[index]
+        record.seq += 1
+        record.length = 0
+        record.seq += 1
+
+    def take(self, index: int) -> Delivery | None:
+        """The lease written at ``index`` (its payload empty if it did not
+        fit), clearing it; only for a writer that is gone. None when unused or
+        torn by its writer's death."""
+        record = self._records[index]
+        seq, length = record.seq, record.length
+        found = None
+        if seq % 2 == 0 and length > 0:
+            data = ctypes.string_at(ctypes.addressof(record) + _LEASE_OFFSET, length)
+            found = _decode(data, record.has_payload)
+        record.seq = (seq | 1) + 1
+        record.length = 0
+        return found

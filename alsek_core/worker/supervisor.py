@@ -8,8 +8,10 @@ The parent only supervises, every ``prune_interval`` ms:
   slot of every child is busy; a child idle for a while is asked to leave
   (never the last one);
 * restarts a child that died, and makes what it held claimable again at once
-  (the lease is cut short; its delivery count is kept, so a message that kills
-  every worker it reaches ends up failed as a poison message, not in a loop);
+  (what it had not started is released as it was; what it was running gets
+  its lease cut short with the delivery counted, so a message that kills
+  every worker it reaches ends as a poison message, not in a loop; and the
+  pool then runs that many messages one at a time, so the culprit dies alone);
 * enforces timeouts that need a process to go: a 'process' task past its
   deadline, or a 'thread' task that did not stop when TimeoutError was raised
   in it (``STUCK_THREAD_GRACE_S`` later). The child is killed, the message is
@@ -18,11 +20,13 @@ The parent only supervises, every ``prune_interval`` ms:
 * on SIGTERM / SIGINT tells every child to stop, waits ``grace_period``, then
   kills what is left and releases what it held.
 
-What each child runs is in the shared :class:`~alsek_core.worker.slots.SlotTable`.
+What each child runs is in the shared :class:`~alsek_core.worker.slots.SlotTable`,
+and every lease it holds in the :class:`~alsek_core.worker.slots.LeaseBook`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -35,13 +39,14 @@ from alsek_core.backoff import Backoff
 from alsek_core.clock import now_ms
 from alsek_core.errors import AlsekError
 from alsek_core.execution import settle_failure
+from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker.base import IDLE_BACKOFF, BaseWorkerPool
-from alsek_core.worker.holdings import Holdings
+from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Entry, Holdings
 from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.mp import context
-from alsek_core.worker.slots import SlotState, SlotTable
+from alsek_core.worker.slots import LeaseBook, SlotState, SlotTable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,25 @@ class _Child:
         self.process = process
         self.started = time.monotonic()
         self.leaving = False
+
+
+class SharedHoldings(Holdings):
+    """A child's holdings, also written to the pool's lease book (in the
+    records ``room``), where the parent finds them if the child dies."""
+
+    def __init__(self, book: LeaseBook, room: range) -> None:
+        super().__init__()
+        self._book = book
+        self._free = list(reversed(room))
+
+    def _added(self, entry: Entry) -> None:
+        if self._free and self._book.put(self._free[-1], entry.delivery):
+            entry.record = self._free.pop()
+
+    def _removed(self, entry: Entry) -> None:
+        if entry.record >= 0:
+            self._book.clear(entry.record)
+            self._free.append(entry.record)
 
 
 class SupervisedPool(BaseWorkerPool):
@@ -87,6 +111,8 @@ class SupervisedPool(BaseWorkerPool):
         self.slots_per_process = slots_per_process
         self.prune_interval = prune_interval
         self.slot_table: SlotTable | None = None
+        self.lease_book: LeaseBook | None = None
+        self._careful: Any = None  # shared: messages still to run one at a time
         self.child_index: int | None = None
         self._parent_pid = os.getpid()
         self._children: dict[int, _Child] = {}
@@ -96,6 +122,12 @@ class SupervisedPool(BaseWorkerPool):
     @property
     def capacity(self) -> int:
         return self.n_processes * self.slots_per_process
+
+    @property
+    def leases_per_process(self) -> int:
+        """Room for what a child can hold: its slots, a claim ahead, and slack
+        for messages finishing while the next batch arrives."""
+        return 2 * (self.slots_per_process + MAX_CLAIM_AHEAD)
 
     # --- the child side -------------------------------------------------------------
 
@@ -111,6 +143,22 @@ class SupervisedPool(BaseWorkerPool):
         assert self.slot_table is not None
         self.slot_table.end(self.slot_index(local))
 
+    def claim_limit(self) -> int:
+        """After a child died running several messages, any of which may have
+        killed it, the pool runs that many messages one at a time (its children
+        take turns), so the culprit dies alone and ends as a poison message
+        while the others, run apart from it, succeed."""
+        free = self.free_slots()
+        if self._careful is None or self._careful.value <= 0 or free <= 0:
+            return free
+        return 0 if len(self.holdings) else 1
+
+    def execute(self, task: Task, message: Message) -> None:
+        super().execute(task, message)
+        if self._careful is not None and self._careful.value > 0:
+            with self._careful.get_lock():
+                self._careful.value = max(0, self._careful.value - 1)
+
     def start_engine(self) -> None:
         """Set up what a child needs before it consumes (threads, ...)."""
 
@@ -123,7 +171,8 @@ class SupervisedPool(BaseWorkerPool):
         # stop_event is the parent's, as it was at the fork: a SIGTERM that
         # reached this process before its own handlers were in place still counts.
         self.child_index = index
-        self.holdings = Holdings()
+        assert self.lease_book is not None
+        self.holdings = SharedHoldings(self.lease_book, self._leases_of(index))
         try:
             self.start_engine()
             BaseWorkerPool.run(self)
@@ -147,6 +196,8 @@ class SupervisedPool(BaseWorkerPool):
             return
         ctx = context()
         self.slot_table = SlotTable(ctx, self.capacity)
+        self.lease_book = LeaseBook(ctx, self.n_processes * self.leases_per_process)
+        self._careful = ctx.Value(ctypes.c_int, 0)
         self._parent_pid = os.getpid()
         previous = self._install_signal_handlers()
         log.info("%s: up to %d process(es) x %d slot(s), consuming %s",
@@ -164,6 +215,9 @@ class SupervisedPool(BaseWorkerPool):
 
     def _slots_of(self, index: int) -> range:
         return range(index * self.slots_per_process, (index + 1) * self.slots_per_process)
+
+    def _leases_of(self, index: int) -> range:
+        return range(index * self.leases_per_process, (index + 1) * self.leases_per_process)
 
     def _states(self, index: int) -> list[SlotState | None]:
         assert self.slot_table is not None
@@ -207,39 +261,63 @@ class SupervisedPool(BaseWorkerPool):
             del self._children[child.index]
             if child.leaving:
                 log.debug("worker process %d left (idle)", child.index)
-                self._recover(child.index, cut=True)
+                self._recover(child.index, killed=False)
                 continue
             log.warning("worker process %d (pid %s) exited unexpectedly with code %s; replacing it",
                         child.index, child.process.pid, child.process.exitcode)
-            self._recover(child.index, cut=True)
-            quick = time.monotonic() - child.started < 2.0
-            self._quick_deaths = self._quick_deaths + 1 if quick else 0
-            self._respawn_at = time.monotonic() + min(30.0, 0.5 * 2 ** self._quick_deaths) if quick else 0.0
+            held = self._recover(child.index, killed=False)
+            if held:
+                with self._careful.get_lock():
+                    self._careful.value = max(self._careful.value, held)
+            # Dying at start-up with nothing in hand (a broken environment) is
+            # retried ever more slowly; a task that kills its process is not:
+            # its message's delivery count ends that loop.
+            failing = not held and time.monotonic() - child.started < 2.0
+            self._quick_deaths = self._quick_deaths + 1 if failing else 0
+            self._respawn_at = time.monotonic() + min(30.0, 0.5 * 2 ** self._quick_deaths) if failing else 0.0
         if not self._children and time.monotonic() >= self._respawn_at and not self.stop_event.is_set():
             self._spawn(ctx, 0)
 
-    def _recover(self, index: int, cut: bool, timed_out: tuple[int, int] | None = None) -> None:
-        """Deal with what a dead child held: settle the message that timed out;
-        cut the leases of the rest (a crash) or release them (we killed it).
-        ``timed_out`` is (slot, sequence number) of the message that overran."""
-        assert self.slot_table is not None
+    def _recover(self, index: int, killed: bool, timed_out: tuple[int, int] | None = None) -> int:
+        """Deal with what a dead child held, so that none of it waits for its
+        lease to end. The message that timed out (``timed_out``: its slot and
+        sequence number) is settled. What it was running otherwise gets its
+        lease cut short if the child crashed (any of them may have caused it,
+        so the delivery counts towards the poison limit), and is released as it
+        was if we killed the child. What it had claimed but not started is
+        released as it was. Returns how many messages it was running."""
+        assert self.slot_table is not None and self.lease_book is not None
+        running, handled = 0, set()
         for s, state in zip(self._slots_of(index), self._states(index), strict=True):
             self.slot_table.reset(s)
-            if state is None:
-                log.warning("slot %d of a dead worker could not be read; its message returns when its lease ends", s)
+            if state is None or not state.busy or state.delivery is None:
                 continue
-            if not state.busy or state.delivery is None:
+            running += 1
+            if timed_out == (s, state.seq):
+                handled.add(state.delivery.uuid)
+                self._try(self._settle_timeout, state.delivery)
+            elif killed:
+                handled.add(state.delivery.uuid)
+                self._try(self._release_state, state.delivery)
+            else:
+                handled.add(state.delivery.uuid)
+                self._try(self._cut_lease, state.delivery)
+        for r in self._leases_of(index):
+            delivery = self.lease_book.take(r)
+            if delivery is None or delivery.uuid in handled:
                 continue
-            try:
-                if timed_out == (s, state.seq):
-                    self._settle_timeout(state.delivery)
-                elif cut:
-                    self.broker.backend.extend_lease(state.delivery, CUT_LEASE_MS)
-                else:
-                    self._release_state(state.delivery)
-            except Exception:
-                log.exception("could not recover message %s of a dead worker; it returns when its lease ends",
-                              state.delivery.uuid)
+            self._try(self._release_state if delivery.payload else self._cut_lease, delivery)
+        return running
+
+    def _try(self, action: Any, delivery: Delivery) -> None:
+        try:
+            action(delivery)
+        except Exception:
+            log.exception("could not recover message %s of a dead worker; it returns when its lease ends",
+                          delivery.uuid)
+
+    def _cut_lease(self, delivery: Delivery) -> None:
+        self.broker.backend.extend_lease(delivery, CUT_LEASE_MS)
 
     def _payload(self, delivery: Delivery) -> bytes:
         if delivery.payload:
@@ -276,7 +354,7 @@ class SupervisedPool(BaseWorkerPool):
                 child.process.kill()
                 child.process.join()
                 del self._children[child.index]
-                self._recover(child.index, cut=False, timed_out=(s, state.seq))
+                self._recover(child.index, killed=True, timed_out=(s, state.seq))
                 self._spawn(ctx, child.index)
                 break
 
@@ -317,6 +395,6 @@ class SupervisedPool(BaseWorkerPool):
             if killed:
                 child.process.kill()
             child.process.join()
-            self._recover(child.index, cut=not killed)
+            self._recover(child.index, killed=killed)
         self._children.clear()
 

@@ -4,6 +4,7 @@ backend comes from ``--backend``, like any user's project built on ``Broker()``.
 
 from __future__ import annotations
 
+import os
 import time
 
 from alsek_core.broker import Broker
@@ -46,3 +47,9 @@ def spin(seconds: float) -> None:
 def sleep_process(seconds: float) -> None:
     """Blocked in C: only terminating its process stops it."""
     time.sleep(seconds)
+
+
+@task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status)
+def die() -> None:
+    """Takes its whole process down, every time (a segfault, the OOM killer)."""
+    os._exit(3)

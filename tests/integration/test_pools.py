@@ -114,3 +114,17 @@ def test_unknown_and_undecodable_messages_go_to_the_dead_letters(store: Store, p
     later = [store.submit("echo_thread", i) for i in range(3)]
     store.wait(lambda: store.done(later) == 3, 30, "the pool to keep going", pool)
     assert pool.terminate() == 0
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_a_task_that_kills_its_process_ends_as_a_poison_message(store: Store, pools: Start, kind: str) -> None:
+    killer = store.submit("die")
+    fine = [store.submit("echo_thread", i) for i in range(10)]
+    # A long lease: only the supervisor cutting it short brings the message back quickly.
+    pool = pools(kind, store.url, "--lease_ms", "60000")
+    store.wait(lambda: store.dead_uuids() == {killer.uuid}, 60, "the killer to be dead-lettered", pool)
+    (dead,) = store.broker.dead_letters("pools")
+    assert dead.exception_details is not None and dead.exception_details["name"] == "PoisonMessageError"
+    store.wait(lambda: store.done(fine) == 10, 30, "the other messages", pool)
+    assert pool.terminate() == 0
+    assert "exited unexpectedly" in pool.log()
