@@ -128,3 +128,23 @@ def test_a_task_that_kills_its_process_ends_as_a_poison_message(store: Store, po
     store.wait(lambda: store.done(fine) == 10, 30, "the other messages", pool)
     assert pool.terminate() == 0
     assert "exited unexpectedly" in pool.log()
+
+
+def test_complete_only_on_thread_exit_runs_every_task(store: Store, pools: Start) -> None:
+    messages = [store.submit("echo_thread", i) for i in range(100)]
+    pool = pools("thread-pool", store.url, "--complete_only_on_thread_exit")
+    store.wait(lambda: store.done(messages) == 100, 60, "every task", pool)
+    assert pool.terminate() == 0
+
+
+def test_thread_pool_adds_process_groups_when_full_and_lets_idle_ones_go(store: Store, pools: Start) -> None:
+    if "sqlite" not in store.url:
+        pytest.skip("scaling is the supervisor's, whatever the backend: once is enough")
+    naps = [store.submit("nap", 1.0) for _ in range(3)]
+    pool = pools("thread-pool", store.url, "--n_threads", "1", "--n_processes", "3", "--log-level", "debug")
+    store.wait(lambda: store.done(naps) == 3, 30, "the naps", pool)
+    assert "[alsek-worker-2]" in pool.log(), "a third group was started while two were busy"
+    store.wait(lambda: pool.log().count("is idle; letting it go") == 2, 30, "idle groups to leave", pool)
+    after = [store.submit("echo_thread", i) for i in range(5)]
+    store.wait(lambda: store.done(after) == 5, 30, "the group that stayed to work", pool)
+    assert pool.terminate() == 0

@@ -28,7 +28,8 @@ from alsek_core.worker import BaseWorkerPool, TaskTimeoutError
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Holdings
 from alsek_core.worker.interrupt import Interruptible
 from alsek_core.worker.mp import ENV_MP_BACKEND, context, multiprocessing_module
-from alsek_core.worker.slots import BUFFER_BYTES, SlotTable
+from alsek_core.worker.slots import BUFFER_BYTES, LEASE_BYTES, LeaseBook, SlotTable
+from alsek_core.worker.supervisor import SharedHoldings
 from tests.five_method import DictBackend
 
 # --- ALSEK_MULTIPROCESSING_BACKEND ---------------------------------------------------
@@ -92,6 +93,30 @@ def test_slot_table_is_shared_with_a_forked_child() -> None:
     child.join()
     state = table.read(0)
     assert state is not None and state.delivery == delivery
+
+
+def test_lease_book_keeps_what_a_child_holds_for_its_parent() -> None:
+    book = LeaseBook(context(), 4)
+    holdings = SharedHoldings(book, range(2, 4))
+    small, big = _delivery(b"small payload"), _delivery(b"x" * LEASE_BYTES)
+    holdings.add(small)
+    holdings.add(big)
+    holdings.add(_delivery())  # no room left: not written down, still held
+    assert len(holdings) == 3
+    found = {d.uuid: d for d in (book.take(2), book.take(3)) if d is not None}
+    assert found[small.uuid] == small
+    assert found[big.uuid].payload == b"" and found[big.uuid].token == big.token
+    assert book.take(3) is None, "taking clears"
+
+
+def test_shared_holdings_free_their_records() -> None:
+    book = LeaseBook(context(), 1)
+    holdings = SharedHoldings(book, range(1))
+    first, second = _delivery(), _delivery()
+    holdings.add(first)
+    holdings.finish(first.uuid, run_s=0.01)
+    holdings.add(second)
+    assert book.take(0) == second
 
 
 # --- thread interrupts -----------------------------------------------------------------
