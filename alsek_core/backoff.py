@@ -133,10 +133,21 @@ ALGORITHMS: dict[str, type[Backoff]] = {
 }
 
 
+_BUILT: dict[str, Backoff] = {}
+
+
 def settings2backoff(settings: dict[str, Any] | None) -> Backoff:
+    """The backoff stored settings describe; built once per distinct settings,
+    since every message of a task carries the same ones."""
     if settings is None:
         return no_backoff()
-    try:
-        return ALGORITHMS[settings["algorithm"]](**settings["parameters"])
-    except (KeyError, TypeError) as exc:
-        raise ValidationError(f"invalid backoff settings {settings!r}: {exc}") from exc
+    key = repr(settings)
+    found = _BUILT.get(key)
+    if found is None:
+        try:
+            found = ALGORITHMS[settings["algorithm"]](**settings["parameters"])
+        except (KeyError, TypeError) as exc:
+            raise ValidationError(f"invalid backoff settings {settings!r}: {exc}") from exc
+        if len(_BUILT) < 1024:
+            _BUILT[key] = found
+    return found

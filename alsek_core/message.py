@@ -119,7 +119,7 @@ class Message:
             f"result_ttl must be a positive int (ms) or None, got {result_ttl!r}",
         )
         self.result_ttl = result_ttl
-        self.uuid = str(uuid or uuid_lib.uuid1())
+        self.uuid = str(uuid or uuid_lib.uuid4())
         self.progenitor_uuid = progenitor_uuid
         _check(_is_int(retries) and retries >= 0, f"retries must be an int >= 0, got {retries!r}")
         self.retries = retries

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Iterator
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from alsek_core.backend import PollingListener
 from alsek_core.clock import now_ms
 from alsek_core.errors import ValidationError
 from alsek_core.message import Message
-from alsek_core.backend import PollingListener
 from alsek_core.ports import Backend, Listener
 from alsek_core.waiting import Deadline
 

@@ -79,6 +79,7 @@ class RedisQueue(Backend):
         self._reset_queue_state()
 
     def _reset_queue_state(self) -> None:
+        self._registered: set[str] = set()  # queues this process already put in the registry
         self._local = threading.local()
         self._waiters: list[PubSubListener] = []
         self._waiters_lock = threading.Lock()
@@ -121,7 +122,13 @@ class RedisQueue(Backend):
             for queue, batch in by_queue.items()
             for chunk in (batch[i : i + SUBMIT_CHUNK] for i in range(0, len(batch), SUBMIT_CHUNK))
         ]
-        added, reload = self._submit_round_trip(calls, register=list(by_queue))
+        if len(calls) == 1 and calls[0][0] in self._registered:
+            # The common case, one producer call: a bare EVALSHA, no pipeline.
+            queue, args = calls[0]
+            return int(self._run(queue, "submit", *args))
+        register = [queue for queue in by_queue if queue not in self._registered]
+        added, reload = self._submit_round_trip(calls, register=register)
+        self._registered.update(register)
         if reload:
             # Scripts flushed or the server restarted: load and send those again.
             self.conn.script_load(QUEUE_LUA)
