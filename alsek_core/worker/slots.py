@@ -181,6 +181,10 @@ class LeaseBook:
         record.length = 0
         record.seq += 1
 
+    def count(self, indexes: range) -> int:
+        """How many of these records are in use (a snapshot, not a consistent read)."""
+        return sum(1 for i in indexes if self._records[i].length > 0)
+
     def take(self, index: int) -> Delivery | None:
         """The lease written at ``index`` (its payload empty if it did not
         fit), clearing it; only for a writer that is gone. None when unused or

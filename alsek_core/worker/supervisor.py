@@ -57,6 +57,9 @@ STUCK_THREAD_GRACE_S = 5.0
 IDLE_BEFORE_PRUNE_S = 10.0
 #: Cutting a lease short: the message is claimable again right away.
 CUT_LEASE_MS = 1
+#: While the pool may still grow, how often to look whether it should: a
+#: backlog should not wait a whole prune_interval for its second process.
+GROW_CHECK_S = 0.025
 #: Slack between a child's own grace period and the parent's kill.
 SHUTDOWN_SLACK_S = 2.0
 
@@ -207,7 +210,8 @@ class SupervisedPool(BaseWorkerPool):
                 self._reap(ctx)
                 self._enforce_timeouts(ctx)
                 self._scale(ctx)
-                self.stop_event.wait(self.prune_interval / 1000)
+                tick = self.prune_interval / 1000
+                self.stop_event.wait(min(tick, GROW_CHECK_S) if len(self._children) < self.n_processes else tick)
         finally:
             self._shut_down()
             for signum, handler in previous.items():
@@ -362,8 +366,7 @@ class SupervisedPool(BaseWorkerPool):
         now = time.monotonic()
         staying = [c for c in self._children.values() if not c.leaving]
         states = {c.index: self._states(c.index) for c in staying}
-        saturated = all(s is not None and s.busy for group in states.values() for s in group)
-        if saturated and len(self._children) < self.n_processes:
+        if len(self._children) < self.n_processes and all(self._full(c.index, states[c.index]) for c in staying):
             free = next(i for i in range(self.n_processes) if i not in self._children)
             self._spawn(ctx, free)
             return
@@ -377,6 +380,15 @@ class SupervisedPool(BaseWorkerPool):
                 child.process.terminate()
                 log.debug("worker process %d is idle; letting it go", child.index)
                 return
+
+    def _full(self, index: int, states: list[SlotState | None]) -> bool:
+        """Every slot busy, or more held than slots (it has claimed ahead: there
+        is a backlog). The second catches a pool of tiny tasks, whose slots are
+        each idle for a moment between messages."""
+        assert self.lease_book is not None
+        if all(s is not None and s.busy for s in states):
+            return True
+        return self.lease_book.count(self._leases_of(index)) > self.slots_per_process
 
     def _shut_down(self) -> None:
         if not self._children:
