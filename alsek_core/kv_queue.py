@@ -137,6 +137,10 @@ class KVQueue(ABC):
         self.delete(_messages(queue) + uuid, missing_ok=True)
         self.delete(_leases(queue) + uuid, missing_ok=True)
 
+    def ack_many(self, queue: str, uuids: Sequence[str]) -> None:
+        for uuid in uuids:
+            self.ack(queue, uuid)
+
     def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
         if not self._holds(delivery):
             return False

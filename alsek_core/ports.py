@@ -123,6 +123,11 @@ class Queue(Protocol):
         """Remove a message for good. Idempotent; needs no lease."""
         ...
 
+    def ack_many(self, queue: str, uuids: Sequence[str]) -> None:
+        """``ack`` for many messages of one queue, in one round trip where the
+        backend can (a worker acks finished messages in batches)."""
+        ...
+
     def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
         """False when this lease no longer holds the message (it expired, or
         another claim took it); then the caller must stop treating it as its own."""

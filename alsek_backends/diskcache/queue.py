@@ -77,6 +77,11 @@ class SQLiteQueue:
     def ack(self, queue: str, uuid: str) -> None:
         self.queue_db.get().execute(QUERIES["ack"], self._params(queue, uuid=uuid))
 
+    def ack_many(self, queue: str, uuids: Sequence[str]) -> None:
+        conn = self.queue_db.get()
+        with transaction(conn):  # one write lock for the batch, not one per message
+            conn.executemany(QUERIES["ack"], [self._params(queue, uuid=uuid) for uuid in uuids])
+
     def _holder(self, delivery: Delivery) -> dict[str, Any]:
         """Parameters that match the message only while ``delivery``'s lease is live."""
         return self._params(delivery.queue, uuid=delivery.uuid, token=delivery.token, now=now_ms())

@@ -215,6 +215,9 @@ class PostgresBackend(Backend):
     def ack(self, queue: str, uuid: str) -> None:
         self._count(self._q["ack"], queue=queue, uuid=uuid)
 
+    def ack_many(self, queue: str, uuids: Sequence[str]) -> None:
+        self._count(self._q["ack_many"], queue=queue, uuids=list(uuids))
+
     def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
         return self._count(self._q["extend_lease"], lease_ms=lease_ms, **_lease(delivery)) == 1
 

@@ -89,6 +89,11 @@ WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
 DELETE FROM {schema}.messages USING async_commit
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
 
+-- name: ack_many
+WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+DELETE FROM {schema}.messages USING async_commit
+WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = ANY(%(uuids)s);
+
 -- name: extend_lease
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
 UPDATE {schema}.messages

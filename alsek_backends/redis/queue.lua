@@ -167,20 +167,25 @@ function commands.claim()
     return out
 end
 
--- ARGV[2] uuid. Idempotent; needs no lease.
+-- ARGV[2..] uuids. Idempotent; needs no lease. Returns how many were live.
 function commands.ack()
-    local uuid = ARGV[2]
-    local key = message_key(uuid)
-    local s = redis.call('HGET', key, 's')
-    if not s then
-        return 0
+    local removed = 0
+    for i = 2, #ARGV do
+        local uuid = ARGV[i]
+        local key = message_key(uuid)
+        local s = redis.call('HGET', key, 's')
+        if s then
+            redis.call('ZREM', ready, s .. uuid)
+            redis.call('ZREM', delayed, uuid)
+            redis.call('ZREM', leased, uuid)
+            redis.call('DEL', key)
+            removed = removed + 1
+        end
     end
-    redis.call('ZREM', ready, s .. uuid)
-    redis.call('ZREM', delayed, uuid)
-    redis.call('ZREM', leased, uuid)
-    redis.call('DEL', key)
-    forget_if_empty()
-    return 1
+    if removed > 0 then
+        forget_if_empty()
+    end
+    return removed
 end
 
 -- ARGV[2] uuid, ARGV[3] token, ARGV[4] lease_ms. 0 when the lease was lost.

@@ -219,6 +219,11 @@ class RedisQueue(Backend):
         self._run(queue, "ack", uuid)
 
     @translated
+    def ack_many(self, queue: str, uuids: Sequence[str]) -> None:
+        for start in range(0, len(uuids), SUBMIT_CHUNK):
+            self._run(queue, "ack", *uuids[start : start + SUBMIT_CHUNK])
+
+    @translated
     def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
         return bool(self._run(delivery.queue, "extend", delivery.uuid, delivery.token, lease_ms))
 

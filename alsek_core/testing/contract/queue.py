@@ -144,6 +144,16 @@ class QueueContract:
         assert not backend.contains("q", env.uuid)
         assert backend.counts("q") == QueueCounts()
 
+    def test_ack_many(self, backend: Backend) -> None:
+        envs = [envelope() for _ in range(5)]
+        backend.submit(envs)
+        claimed = backend.claim(["q"], 3, LEASE)
+        backend.ack_many("q", [d.uuid for d in claimed] + [envs[3].uuid, "never-existed"])
+        backend.ack_many("q", [])
+        assert [m.uuid for m in backend.messages("q")] == [envs[4].uuid]
+        backend.ack_many("q", [envs[4].uuid, envs[4].uuid])
+        assert backend.counts("q") == QueueCounts()
+
     def test_reschedule_updates_payload_and_ready_at(self, backend: Backend) -> None:
         backend.submit([envelope(body=b"v1")])
         [delivery] = backend.claim(["q"], 1, LEASE)
