@@ -78,6 +78,7 @@ from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker import rejects
+from alsek_core.worker.acks import AckBatcher, batching
 from alsek_core.worker.holdings import Holdings
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class BaseWorkerPool(ABC):
         self._hurry = threading.Event()
         self._slot_freed = threading.Event()
         self.holdings = Holdings()
+        self.acks = AckBatcher(self.broker.backend)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tasks={sorted(self.tasks)}, queues={self.queues})"
@@ -180,7 +182,7 @@ class BaseWorkerPool(ABC):
             return
         started = time.perf_counter()
         try:
-            process(task, message, self.tasks)
+            process(batching(task, self.acks), message, self.tasks)
         except Exception:  # a backend error while recording: the lease runs out, it comes back
             log.exception("could not record the outcome of %s; it will be delivered again", message.summary)
         finally:
@@ -220,6 +222,7 @@ class BaseWorkerPool(ABC):
                 if free <= 0:
                     self._slot_freed.wait(self.slot_wait_interval / 1000)
                     continue
+                self.acks.flush()  # what finished since the last claim, in one round trip
                 # Hold the whole batch before running any of it, so that its
                 # leases are kept alive while the first ones run.
                 batch = [(task, m) for m in consumer.claim(free) if (task := self._accept(m)) is not None]
@@ -270,6 +273,7 @@ class BaseWorkerPool(ABC):
         next_extend = time.monotonic() + every
         while not (self.stop_event.is_set() and not len(self.holdings)):
             try:
+                self.acks.flush()
                 self.watch()
                 for delivery in self.holdings.take_unstarted():
                     log.info("message %s waited behind a slow one; handed back", delivery.uuid)
@@ -300,6 +304,7 @@ class BaseWorkerPool(ABC):
         while len(self.holdings) and time.monotonic() < deadline and not self._hurry.is_set():
             self._slot_freed.clear()
             self._slot_freed.wait(0.05)
+        self.acks.flush()
         for delivery in self.holdings.deliveries():
             log.warning("message %s in queue %r did not finish in time; released for another worker",
                         delivery.uuid, delivery.queue)

@@ -42,6 +42,7 @@ from alsek_core.execution import settle_failure
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
+from alsek_core.worker.acks import AckBatcher
 from alsek_core.worker.base import IDLE_BACKOFF, BaseWorkerPool
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Entry, Holdings
 from alsek_core.worker.interrupt import TaskTimeoutError
@@ -176,6 +177,7 @@ class SupervisedPool(BaseWorkerPool):
         self.child_index = index
         assert self.lease_book is not None
         self.holdings = SharedHoldings(self.lease_book, self._leases_of(index))
+        self.acks = AckBatcher(self.broker.backend)
         try:
             self.start_engine()
             BaseWorkerPool.run(self)
