@@ -1,15 +1,22 @@
 """The worker pool every pool stands on: claim only what there is room for,
 keep the leases of what runs alive, and let go of nothing.
 
+``backoff`` paces an idle pool on a backend that cannot block (the embedded
+SQLite); ``None`` means look again after 10 ms. ``lease_ms`` is how long a
+claimed message is held between renewals, so how long the messages of a
+pool that died wait before another pool gets them.
+
 Subclassing contract
 --------------------
 A pool decides *how* a message runs; the base decides *what* runs and keeps
 the guarantees. A subclass implements two methods:
 
 ``free_slots() -> int``
-    How many more messages it can start right now. The base claims at most
-    that many, so a full pool stops claiming and other pools (other hosts)
-    get the work. Return 0 when full.
+    How many messages it accepts right now. The base claims at most that
+    many, so a full pool stops claiming and other pools (other hosts) get the
+    work. Return 0 when full. A pool of tiny tasks may accept a few more than
+    it can start at once (``self.holdings.claim_ahead(n)`` says how many are
+    worth it), to spread a claim's round trip over several messages.
 
 ``submit_to_executor(task, message) -> None``
     Start running ``message`` (a thread, a process, an event loop, or right
@@ -28,6 +35,8 @@ The base supplies the rest:
 * a lease keeper that extends the lease of every message the pool holds
   every ``lease_ms / 3``, so a long task keeps its message, and a pool that
   dies stops extending so its messages come back after at most ``lease_ms``;
+* acks in batches (:mod:`alsek_core.worker.acks`): one round trip for the
+  messages finished since the last claim;
 * SIGTERM / SIGINT (when run in the main thread): stop claiming, give running
   messages ``grace_period`` ms to finish, release (nack) what still runs, and
   return normally. A second signal ends the grace period at once;

@@ -313,3 +313,18 @@ def test_pool_arguments_are_checked(broker: Broker) -> None:
     with pytest.raises(ValidationError, match="lease_ms must be at least 100"):
         ExecutorPool([one], lease_ms=10)
     assert ExecutorPool([one], queues=["b", "a"]).queues == ["b", "a"]
+
+
+def test_acks_wait_for_a_batch_and_go_in_one_call(broker: Broker) -> None:
+    from alsek_core.worker.acks import BATCH, AckBatcher
+
+    messages = [broker.submit(Message("t", queue="q")) for _ in range(BATCH + 3)]
+    acks = AckBatcher(broker.backend)
+    for m in messages[:3]:
+        acks.add(m.queue, m.uuid)
+    assert len(acks) == 3 and all(broker.exists(m) for m in messages[:3]), "waiting for company"
+    acks.flush()
+    assert not any(broker.exists(m) for m in messages[:3])
+    for m in messages[3:]:
+        acks.add(m.queue, m.uuid)
+    assert len(acks) == 0 and not any(broker.exists(m) for m in messages), "a full batch goes at once"
