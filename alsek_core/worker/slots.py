@@ -23,7 +23,7 @@ from alsek_core.ports import Delivery
 
 #: Room for queue, uuid, lease token and payload. A payload that does not fit
 #: is left out; the parent then looks it up in the queue when it needs it.
-BUFFER_BYTES = 64 * 1024
+BUFFER_BYTES = 16 * 1024
 _HEADER = struct.Struct("!HHHi")  # len(queue), len(uuid), len(token), deliveries
 
 
