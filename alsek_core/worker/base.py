@@ -172,7 +172,7 @@ class BaseWorkerPool(ABC):
 
     @abstractmethod
     def free_slots(self) -> int:
-        """How many more messages can start now (0 when full)."""
+        """How many messages to accept now (0 when full)."""
 
     @abstractmethod
     def submit_to_executor(self, task: Task, message: Message) -> None:
