@@ -396,7 +396,8 @@ def test_unencodable_result_fails_cleanly(
     run_until_empty([returns_object])
     assert tracker.get(message) == TaskStatus.FAILED
     [dead] = broker.dead_letters()
-    assert dead.uuid == message.uuid and dead.exception_details["name"] == "SerializationError"
+    assert dead.uuid == message.uuid and dead.exception_details is not None
+    assert dead.exception_details["name"] == "SerializationError"
     assert rows(admin, backend, "results", "uuid") == []
 
 
