@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from alsek_cli.options import backend_option, log_level_option
+from alsek_cli.options import backend_option, log_level_option, one_line
 from alsek_cli.targets import find_tasks
 from alsek_core.config import ENV_BACKEND
 from alsek_core.consumer import DEFAULT_LEASE_MS
@@ -63,6 +63,10 @@ def _run(make_pool: Callable[[], Any]) -> None:
     if early:
         log.info("stopped before the pool started")
         return
+    try:
+        pool.broker.queues()  # fail now, in one line, rather than in every worker process
+    except Exception as exc:
+        raise click.ClickException(f"the backend does not answer ({pool.broker.backend!r}): {one_line(exc)}") from exc
     pool.run()
 
 

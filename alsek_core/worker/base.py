@@ -224,6 +224,7 @@ class BaseWorkerPool(ABC):
         keeper = threading.Thread(target=self._keep, name="alsek-lease-keeper", daemon=True)
         keeper.start()
         log.info("%s consuming %s", self, ", ".join(self.queues))
+        outage = 0
         try:
             while not self.stop_event.is_set():
                 self._slot_freed.clear()
@@ -232,9 +233,14 @@ class BaseWorkerPool(ABC):
                     self._slot_freed.wait(self.slot_wait_interval / 1000)
                     continue
                 self.acks.flush()  # what finished since the last claim, in one round trip
-                # Hold the whole batch before running any of it, so that its
-                # leases are kept alive while the first ones run.
-                batch = [(task, m) for m in consumer.claim(free) if (task := self._accept(m)) is not None]
+                try:
+                    # Hold the whole batch before running any of it, so that its
+                    # leases are kept alive while the first ones run.
+                    batch = [(task, m) for m in consumer.claim(free) if (task := self._accept(m)) is not None]
+                except Exception as exc:  # the backend is down: wait for it, do not die
+                    outage = self._wait_out(exc, outage)
+                    continue
+                outage = 0
                 for task, message in batch:
                     self._submit(task, message)
         finally:
@@ -244,6 +250,15 @@ class BaseWorkerPool(ABC):
             keeper.join(timeout=1)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _wait_out(self, exc: Exception, failures: int) -> int:
+        """Back off after a failed claim (1 s, doubling to 30 s); returns the count."""
+        delay = min(30.0, 2.0**failures)
+        log.error("cannot claim from %s: %s: %s; trying again in %.0f s",
+                  self.broker.backend, type(exc).__name__, " ".join(str(exc).split()), delay,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
+        self.stop_event.wait(delay)
+        return failures + 1
 
     def stop(self) -> None:
         """Stop claiming; ``run()`` then lets running messages finish and returns."""

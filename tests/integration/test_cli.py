@@ -33,7 +33,8 @@ def alsek(*args: str, cwd: Path | None = None, stdin: str = "", env: dict[str, s
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
+    """The only line of stderr that is not a log line."""
+    lines = [line for line in result.stderr.strip().splitlines() if " INFO [" not in line]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]
 
@@ -81,6 +82,11 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> No
 
     bad_url = alsek("healthcheck", "--backend", "nosuch://x")
     assert bad_url.returncode == 1 and "no backend for URL scheme 'nosuch'" in one_error_line(bad_url)
+
+    (tmp_path / "one_task.py").write_text("from alsek import Broker, task\n"
+                                          "@task(Broker())\ndef t() -> None: ...\n")
+    down = alsek("thread-pool", "one_task", "--backend", "redis://127.0.0.1:1/0", cwd=tmp_path)
+    assert down.returncode == 1 and "the backend does not answer" in one_error_line(down)
 
     torch = alsek("thread-pool", "empty_mod", cwd=tmp_path, env={"ALSEK_MULTIPROCESSING_BACKEND": "torch"})
     if torch.returncode == 1:  # torch is not installed here

@@ -328,3 +328,31 @@ def test_acks_wait_for_a_batch_and_go_in_one_call(broker: Broker) -> None:
     for m in messages[3:]:
         acks.add(m.queue, m.uuid)
     assert len(acks) == 0 and not any(broker.exists(m) for m in messages), "a full batch goes at once"
+
+
+class _OutageBackend(DictBackend):
+    """Refuses its first claim, like a server that is restarting."""
+
+    failures = 1
+
+    def claim(self, queues: Any, limit: int, lease_ms: int, wait_ms: int = 0) -> list[Delivery]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("server restarting")
+        return super().claim(queues, limit, lease_ms, wait_ms)
+
+
+def test_a_backend_outage_is_waited_out_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    broker = Broker(_OutageBackend(store=uuid_lib.uuid4().hex))
+    results = ResultStore(broker.backend)
+
+    @task(broker, result_store=results)
+    def one() -> int:
+        return 1
+
+    message = one.generate()
+    pool = ExecutorPool([one], backoff=None)
+    _stop_when(pool, lambda: results.exists(message))
+    pool.run()
+    assert results.get(message) == 1
+    assert "cannot claim from" in caplog.text and "server restarting; trying again in 1 s" in caplog.text
