@@ -126,8 +126,10 @@ class ClientRecipe:
         if self.nodes:
             return "cluster " + ", ".join(f"{host}:{port}" for host, port in self.nodes)
         if self.url is not None:
-            prefix = "cluster " if self.cluster else ""
-            return prefix + describe(_parse(self.url))
+            parsed = _parse(self.url)
+            if self.cluster:  # a cluster has one database only
+                return f"cluster {parsed.get('host', 'localhost')}:{parsed.get('port', 6379)}"
+            return describe(parsed)
         return describe(self.kwargs)
 
 
