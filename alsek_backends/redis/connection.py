@@ -23,6 +23,12 @@ Client = redis.Redis | RedisCluster
 CLUSTER_SCHEME = "redis+cluster"
 SCHEMES = ("redis", "rediss", "unix", CLUSTER_SCHEME)
 DEFAULT_URL = "redis://localhost:6379/0"
+#: Connections one client may hold at once. redis-py caps a pool at 100 and
+#: then fails commands ("Too many connections"), but a pool of many threads
+#: holds one per waiting claim plus one per command in flight; so allow what
+#: the server accepts by default (maxclients). ``?max_connections=`` in the
+#: URL still wins.
+MAX_CONNECTIONS = 10_000
 
 #: What a client needs to be rebuilt elsewhere; anything else in redis-py's
 #: connection kwargs (callbacks, handlers, our retry object) is process-local.
@@ -38,6 +44,7 @@ _PORTABLE = frozenset(
         "socket_timeout",
         "socket_connect_timeout",
         "socket_keepalive",
+        "max_connections",
     }
 )
 
@@ -94,6 +101,7 @@ class ClientRecipe:
             for k, v in pool.connection_kwargs.items()
             if k in _PORTABLE or k.startswith("ssl_")
         }
+        kwargs["max_connections"] = pool.max_connections
         return cls(kwargs=kwargs, connection_class=pool.connection_class)
 
     @property
@@ -106,13 +114,17 @@ class ClientRecipe:
         if self.cluster:
             try:
                 if self.url is not None:
-                    return RedisCluster.from_url(_plain(self.url), retry=retry_policy())
+                    return RedisCluster.from_url(
+                        _plain(self.url), retry=retry_policy(), max_connections=MAX_CONNECTIONS
+                    )
                 nodes = [ClusterNode(host, port) for host, port in self.nodes]  # type: ignore[no-untyped-call]
                 return RedisCluster(startup_nodes=nodes, retry=retry_policy(), **self.kwargs)
             except redis.exceptions.RedisClusterException as exc:
                 raise RedisUnavailableError(f"cannot reach Redis at {self.where}: {exc}") from exc
         if self.url is not None:
-            return redis.Redis.from_url(self.url, retry=retry_policy())
+            return redis.Redis.from_url(
+                self.url, retry=retry_policy(), max_connections=MAX_CONNECTIONS
+            )
         pool = redis.ConnectionPool(
             connection_class=self.connection_class or redis.Connection,
             retry=retry_policy(),

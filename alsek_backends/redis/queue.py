@@ -81,7 +81,8 @@ class RedisQueue(Backend):
     def _reset_queue_state(self) -> None:
         self._registered: set[str] = set()  # queues this process already put in the registry
         self._local = threading.local()
-        self._waiters: list[PubSubListener] = []
+        # Every standing subscription, with the thread and process it serves.
+        self._waiters: list[tuple[threading.Thread, int, PubSubListener]] = []
         self._waiters_lock = threading.Lock()
 
     @property
@@ -203,14 +204,26 @@ class RedisQueue(Backend):
             waiter = PubSubListener(self.conn, ())
             self._local.waiter, self._local.pid = waiter, os.getpid()
             with self._waiters_lock:
-                self._waiters.append(waiter)
+                self._waiters.append((threading.current_thread(), os.getpid(), waiter))
+            self._close_orphaned_waiters()
         waiter.subscribe(self.keys(q).wake_channel for q in queues)
         return waiter
+
+    def _close_orphaned_waiters(self) -> None:
+        """Give back the connections of subscriptions whose thread has ended
+        (or that a forked child inherited): each holds a connection of the
+        client's pool, and threads that come and go would use them all up."""
+        pid = os.getpid()
+        with self._waiters_lock:
+            orphans = [w for t, p, w in self._waiters if p != pid or not t.is_alive()]
+            self._waiters = [(t, p, w) for t, p, w in self._waiters if p == pid and t.is_alive()]
+        for waiter in orphans:
+            waiter.close()
 
     def close_waiters(self) -> None:
         with self._waiters_lock:
             waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
+        for _, _, waiter in waiters:
             waiter.close()
         self._local = threading.local()
 

@@ -108,6 +108,47 @@ def test_blocking_claims_in_threads_share_the_work(backend: RedisBackend) -> Non
     assert sorted(got) == sorted(e.uuid for e in envs)
 
 
+def test_threads_that_claimed_and_ended_give_their_connections_back(backend: RedisBackend) -> None:
+    # Each thread that waits in a claim holds a subscription; a thread that
+    # is gone must not keep it, or short-lived claimers (an executor that
+    # recycles threads) use up the client's connections (100 by default).
+    named = RedisBackend(f"{URL}?client_name={backend.namespace}", namespace=backend.namespace)
+    for _ in range(150):
+        thread = threading.Thread(target=named.claim, args=(["q"], 1, LEASE), kwargs={"wait_ms": 1})
+        thread.start()
+        thread.join()
+    named.submit([envelope()])
+    assert len(named.claim(["q"], 1, LEASE, wait_ms=1)) == 1
+    mine = [c for c in backend.conn.client_list() if c.get("name") == backend.namespace]
+    assert len(mine) <= 3, "a command connection, this thread's subscription, the last thread's"
+    named.close()
+
+
+def test_150_threads_wait_in_claims_at_once(backend: RedisBackend) -> None:
+    # A thread pool of many threads in one process: each waiting claim holds
+    # a connection, which redis-py's default pool caps at 100.
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def consume() -> None:
+        batch = backend.claim(["q"], 1, LEASE, wait_ms=30_000)
+        with lock:
+            got.extend(d.uuid for d in batch)
+
+    threads = [threading.Thread(target=consume) for _ in range(150)]
+    for thread in threads:
+        thread.start()
+    channel = backend.keys("q").wake_channel
+    deadline = time.monotonic() + 30
+    while backend.conn.pubsub_numsub(channel)[0][1] < 150 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    envs = [envelope() for _ in range(150)]
+    backend.submit(envs)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(got) == sorted(e.uuid for e in envs)
+
+
 def test_notify_wakes_a_listener(backend: RedisBackend) -> None:
     listener = backend.listen(["status:1", "status:2"])
     try:
