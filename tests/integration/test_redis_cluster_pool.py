@@ -48,12 +48,13 @@ def queues_on_every_master(run: Run) -> list[str]:
     """Four queue names of this namespace: one on each master, then a fourth."""
     client = run.backend.conn
     assert isinstance(client, RedisCluster)
-    masters = {node.name for node in client.get_primaries()}
+    masters = {node.name for node in client.get_primaries()}  # type: ignore[no-untyped-call]
     assert len(masters) == 3
     chosen: dict[str, str] = {}
     for i in range(1000):
         name = f"q{i}"
-        chosen.setdefault(client.get_node_from_key(run.backend.keys(name).prefix).name, name)
+        node = client.get_node_from_key(run.backend.keys(name).prefix)  # type: ignore[no-untyped-call]
+        chosen.setdefault(node.name, name)
         if len(chosen) == len(masters):
             break
     assert set(chosen) == masters
@@ -73,7 +74,8 @@ def nothing_left(run: Run) -> None:
     client = run.backend.conn
     assert isinstance(client, RedisCluster)
     pattern = "{" + run.backend.namespace + ":*"
-    leftovers = [key for node in client.get_primaries() for key in node.redis_connection.scan_iter(match=pattern)]
+    primaries = client.get_primaries()  # type: ignore[no-untyped-call]
+    leftovers = [key for node in primaries for key in node.redis_connection.scan_iter(match=pattern)]
     assert leftovers == [], "every queue key is gone once its queue is empty"
 
 
