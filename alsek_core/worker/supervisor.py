@@ -368,7 +368,8 @@ class SupervisedPool(BaseWorkerPool):
         now = time.monotonic()
         staying = [c for c in self._children.values() if not c.leaving]
         states = {c.index: self._states(c.index) for c in staying}
-        if len(self._children) < self.n_processes and all(self._full(c.index, states[c.index]) for c in staying):
+        full = bool(staying) and all(self._full(c.index, states[c.index]) for c in staying)
+        if len(self._children) < self.n_processes and full:  # no child at all: _reap respawns, with its slow-down
             free = next(i for i in range(self.n_processes) if i not in self._children)
             self._spawn(ctx, free)
             return
