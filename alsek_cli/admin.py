@@ -18,8 +18,8 @@ from alsek_core.config import backend_url, default_backend
 from alsek_core.message import Message
 from alsek_core.plugins import describe, plugin_host
 from alsek_core.ports import Backend
-from alsek_core.result import ResultStore
-from alsek_core.status import StatusTracker
+from alsek_core.result import store_for
+from alsek_core.status import tracker_for
 
 STATES = ("ready", "delayed", "in_flight", "dead")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -114,7 +114,7 @@ def jobs(queue: str | None, state: str | None, task_name: str | None, limit: int
          backend: str | None, as_json: bool) -> None:
     """List messages (of QUEUE, or of every queue) best first, with their tracked status."""
     store = _backend(backend)
-    broker, tracker = Broker(store), StatusTracker(store)
+    broker, tracker = Broker(store), tracker_for(store)
     rows = []
     for row in _jobs(broker, [queue] if queue else broker.queues(), state):
         if task_name is not None and row["task"] != task_name:
@@ -134,7 +134,7 @@ def jobs(queue: str | None, state: str | None, task_name: str | None, limit: int
 @log_level_option("warning")
 def status(uuid: str, backend: str | None, as_json: bool) -> None:
     """The tracked status of message UUID."""
-    record = StatusTracker(_backend(backend)).record(uuid)
+    record = tracker_for(_backend(backend)).record(uuid)
     if record is None:
         raise click.ClickException(f"no status recorded for {uuid} (not tracked, expired, or another backend)")
     if as_json:
@@ -150,7 +150,7 @@ def status(uuid: str, backend: str | None, as_json: bool) -> None:
 @log_level_option("warning")
 def result(uuid: str, backend: str | None) -> None:
     """The stored result of message UUID, as JSON (it is kept, not consumed)."""
-    store = ResultStore(_backend(backend))
+    store = store_for(_backend(backend))
     try:
         value = store.get(Message("(lookup)", uuid=uuid), keep=True, with_metadata=True)
     except KeyError:

@@ -11,9 +11,14 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from alsek_core.kv_queue import KVQueue
 from alsek_core.ports import Listener, Serializer
+
+if TYPE_CHECKING:
+    from alsek_core.result import ResultStore
+    from alsek_core.status import BaseStatusTracker
 
 DEFAULT_NAMESPACE = "alsek"
 
@@ -87,6 +92,20 @@ class Backend(KVQueue):
 
     def listen(self, channels: Sequence[str]) -> Listener:
         return PollingListener()
+
+    def status_tracker(self) -> BaseStatusTracker:
+        """The status tracker that suits this backend best (the CLI and
+        ``tracker_for`` use it); key-value records unless an adapter has a
+        native one."""
+        from alsek_core.status import StatusTracker
+
+        return StatusTracker(self)
+
+    def result_store(self) -> ResultStore:
+        """Likewise for results."""
+        from alsek_core.result import ResultStore
+
+        return ResultStore(self)
 
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""

@@ -127,3 +127,9 @@ class ResultStore:
         if not removed and not missing_ok:
             raise KeyError(f"no result for {message.summary}")
         return removed
+
+
+def store_for(backend: Backend) -> ResultStore:
+    """The backend's own result store when it has one, else key-value records."""
+    native = getattr(backend, "result_store", None)
+    return native() if callable(native) else ResultStore(backend)

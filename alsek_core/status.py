@@ -201,3 +201,9 @@ class StatusTrackerIntegrityScanner:
 
 #: The name the seed uses.
 StatusTrackerIntegryScanner = StatusTrackerIntegrityScanner
+
+
+def tracker_for(backend: Backend) -> BaseStatusTracker:
+    """The backend's own status tracker when it has one, else key-value records."""
+    native = getattr(backend, "status_tracker", None)
+    return native() if callable(native) else StatusTracker(backend)

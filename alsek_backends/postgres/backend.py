@@ -30,6 +30,8 @@ from alsek_core.backend import DEFAULT_NAMESPACE, Backend
 from alsek_core.errors import KeyExistsError
 from alsek_core.lazy import LazyClient
 from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage, Serializer
+from alsek_core.result import ResultStore
+from alsek_core.status import BaseStatusTracker
 
 #: Expired key-value rows are invisible at once and deleted this often.
 PRUNE_INTERVAL_S = 60.0
@@ -264,6 +266,16 @@ class PostgresBackend(Backend):
 
     def listen(self, channels: Sequence[str]) -> Subscription:
         return self.db.hub().subscribe([channel_name(self.schema, self.namespace, c) for c in channels])
+
+    def status_tracker(self) -> BaseStatusTracker:
+        from alsek_backends.postgres.status import PostgresStatusTracker
+
+        return PostgresStatusTracker(self)
+
+    def result_store(self) -> ResultStore:
+        from alsek_backends.postgres.result import PostgresResultStore
+
+        return PostgresResultStore(self)
 
     def close(self) -> None:
         self.db.close()

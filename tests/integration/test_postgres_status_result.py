@@ -1,7 +1,8 @@
-"""PostgresStatusTracker and PostgresResultStore against the real server: the
-tour's status and result examples on them, pushed (not polled) waits, the
-tables as plain SQL sees them, expiry, and migration 0002 on a database made
-by 0001. Each test gets its own PostgreSQL schema (dropped afterwards)."""
+"""PostgresStatusTracker and PostgresResultStore against the real server, in
+what only they have: pushed (not polled) waits, the tables as plain SQL sees
+them, expiry, and migration 0002 on a database made by 0001. The tour's status
+and result examples run on them through ``backend.status_tracker()`` /
+``backend.result_store()`` in test_tour.py. Each test gets its own PostgreSQL schema (dropped afterwards)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,9 @@ from alsek_core.errors import ConfigError, ValidationError
 from alsek_core.message import Message
 from alsek_core.plugins import plugin_host
 from alsek_core.result_pool import ResultPool
-from alsek_core.status import StatusTrackerIntegrityScanner, TaskStatus
+from alsek_core.status import TaskStatus
 from alsek_core.task import Task, task
 from alsek_core.testing.contract.fixtures import unavailable
-from alsek_core.testing.runner import run_until_empty
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -95,21 +95,6 @@ def rows(admin: Any, backend: PostgresBackend, table: str, columns: str) -> list
 # -- statuses ----------------------------------------------------------------
 
 
-def test_status_tracking(broker: Broker, tracker: PostgresStatusTracker) -> None:
-    @task(broker, status_tracker=tracker)
-    def sum_n(n: int) -> int:
-        return int(n * (n + 1) / 2)
-
-    message = sum_n.generate(kwargs={"n": 100})
-    assert tracker.get(message) == TaskStatus.SUBMITTED
-    run_until_empty([sum_n])
-    assert tracker.wait_for(message, TaskStatus.SUCCEEDED, timeout=5) == TaskStatus.SUCCEEDED
-    assert list(tracker.listen(message, timeout=1)) == [TaskStatus.SUCCEEDED]
-    with pytest.raises(TimeoutError):
-        tracker.wait_for(message, TaskStatus.FAILED, timeout=0.2)
-    assert tracker.get(Message("never")) == TaskStatus.UNKNOWN
-
-
 def test_a_status_is_one_row_plain_sql_can_read(
     backend: PostgresBackend, tracker: PostgresStatusTracker, admin: Any
 ) -> None:
@@ -163,18 +148,6 @@ def test_status_waits_are_pushed(backend: PostgresBackend) -> None:
     writer.backend.close()
 
 
-def test_integrity_scanner(broker: Broker, tracker: PostgresStatusTracker) -> None:
-    @task(broker, status_tracker=tracker)
-    def job() -> None:
-        pass
-
-    lost, kept = job.generate(), job.generate()
-    broker.remove(lost)  # as if its worker vanished and nobody will retry it
-    assert StatusTrackerIntegrityScanner(tracker, broker).scan() == 1
-    assert tracker.get(lost) == TaskStatus.UNKNOWN
-    assert tracker.get(kept) == TaskStatus.SUBMITTED
-
-
 def test_statuses_with_a_ttl_expire_and_are_pruned(
     backend: PostgresBackend, admin: Any
 ) -> None:
@@ -189,21 +162,6 @@ def test_statuses_with_a_ttl_expire_and_are_pruned(
 
 
 # -- results -----------------------------------------------------------------
-
-
-def test_result_store(broker: Broker, result_store: PostgresResultStore) -> None:
-    @task(broker, result_store=result_store)
-    def valuable_output() -> dict[str, int]:
-        return {"a": 1, "b": 2, "c": 3}
-
-    message = valuable_output.generate()
-    run_until_empty([valuable_output])
-    meta = result_store.get(message, keep=True, with_metadata=True)
-    assert meta["result"] == {"a": 1, "b": 2, "c": 3} and meta["uuid"] == message.uuid
-    assert isinstance(meta["timestamp"], int)
-    assert result_store.get(message) == {"a": 1, "b": 2, "c": 3}
-    with pytest.raises(KeyError):
-        result_store.get(message)  # deleted once fetched
 
 
 def test_a_result_is_one_row_in_the_serializers_bytes(
@@ -228,22 +186,6 @@ def test_set_keeps_the_first_result_unless_told(result_store: PostgresResultStor
     assert result_store.get(message) == 3
 
 
-def test_result_ttl(broker: Broker, result_store: PostgresResultStore) -> None:
-    @task(broker, result_store=result_store)
-    def short_lived() -> int:
-        return 1
-
-    message = short_lived.generate(result_ttl=300)
-    run_until_empty([short_lived])
-    assert result_store.exists(message)
-    time.sleep(0.6)
-    assert not result_store.exists(message)
-    with pytest.raises(KeyError):
-        result_store.get(message, keep=True)
-    result_store.set(message, 2)  # an expired result does not block a new one
-    assert result_store.get(message) == 2
-
-
 def test_expired_results_are_pruned(
     backend: PostgresBackend, result_store: PostgresResultStore, admin: Any
 ) -> None:
@@ -253,19 +195,6 @@ def test_expired_results_are_pruned(
     kept = Message("job", result_ttl=60_000)
     result_store.set(kept, 2)
     assert rows(admin, backend, "results", "uuid") == [(kept.uuid,)]
-
-
-def test_result_timeout_raises(broker: Broker, result_store: PostgresResultStore) -> None:
-    @task(broker, result_store=result_store)
-    def never_run() -> int:
-        return 1
-
-    started = time.monotonic()
-    with pytest.raises(TimeoutError):
-        result_store.get(never_run.generate(), timeout=300)
-    assert time.monotonic() - started < 10
-    with pytest.raises(KeyError):
-        result_store.get(never_run.generate())  # no timeout: no wait
 
 
 class CountingStore(PostgresResultStore):
@@ -289,20 +218,6 @@ def test_result_waits_are_pushed(backend: PostgresBackend) -> None:
     assert got == ["done"]
     assert time.monotonic() - started < WAIT_S / 2, "woken, not timed out"
     assert waiter.looks <= 3, f"{waiter.looks} looks: polled instead of being woken"
-
-
-def test_result_pool(broker: Broker, result_store: PostgresResultStore) -> None:
-    result_pool = ResultPool(result_store)
-
-    @task(broker, result_store=result_store)
-    def sum_n(n: int) -> int:
-        return int(n * (n + 1) / 2)
-
-    messages = [sum_n.generate(kwargs=dict(n=n)) for n in (10, 100, 1000)]
-    run_until_empty([sum_n])
-    got = {m.uuid: r for m, r in result_pool.istream(*messages, descendants=False, keep=True)}
-    assert got == {messages[0].uuid: 55, messages[1].uuid: 5050, messages[2].uuid: 500500}
-    assert [r for _, r in result_pool.stream(*messages, timeout=5_000)] == [55, 5050, 500500]
 
 
 def test_result_pool_is_woken_by_results_as_they_arrive(
@@ -341,33 +256,6 @@ def _chain_tasks(broker: Broker, result_store: PostgresResultStore) -> tuple[Tas
     return add_1, add_1_previous, print_result
 
 
-def test_callbacks_with_descendants(
-    backend: PostgresBackend, broker: Broker, result_store: PostgresResultStore, admin: Any
-) -> None:
-    add_1, add_1_previous, print_result = _chain_tasks(broker, result_store)
-    chain = (
-        add_1_previous.defer().generate(),
-        add_1_previous.defer().generate(),
-        add_1_previous.defer().generate(),
-        print_result.defer().generate(),
-    )
-    root = add_1.generate(args=(1,), callback=chain)
-    result_store.set(root, 2)  # as if only the root had run
-    with pytest.raises(KeyError):
-        result_store.get(root, descendants=True)  # the family is not complete yet
-    assert not result_store.exists(root, descendants=True) and result_store.exists(root)
-    run_until_empty([add_1, add_1_previous, print_result])
-    assert result_store.exists(root, descendants=True)
-    family = rows(admin, backend, "results", "uuid, progenitor_uuid")
-    assert sorted(family) == sorted(
-        [(root.uuid, None)] + [(m.uuid, root.uuid) for m in chain]
-    ), "one row per message: descendants name their progenitor, no copies"
-    meta = result_store.get(root, descendants=True, keep=True, with_metadata=True)
-    assert [m["uuid"] for m in meta] == [root.uuid] + [m.uuid for m in chain]
-    assert result_store.get(root, descendants=True, timeout=5_000) == [2, 3, 4, 5, None]
-    assert rows(admin, backend, "results", "uuid") == [], "fetched, so forgotten"
-
-
 def test_descendants_of_a_trigger_in_write_order(
     broker: Broker, result_store: PostgresResultStore
 ) -> None:
@@ -381,24 +269,6 @@ def test_descendants_of_a_trigger_in_write_order(
     assert result_store.delete(progenitor) == 19
     with pytest.raises(KeyError):
         result_store.delete(progenitor)
-
-
-def test_unencodable_result_fails_cleanly(
-    backend: PostgresBackend, broker: Broker, result_store: PostgresResultStore, admin: Any
-) -> None:
-    tracker = PostgresStatusTracker(backend)
-
-    @task(broker, result_store=result_store, status_tracker=tracker)
-    def returns_object() -> object:
-        return object()
-
-    message = returns_object.generate()
-    run_until_empty([returns_object])
-    assert tracker.get(message) == TaskStatus.FAILED
-    [dead] = broker.dead_letters()
-    assert dead.uuid == message.uuid and dead.exception_details is not None
-    assert dead.exception_details["name"] == "SerializationError"
-    assert rows(admin, backend, "results", "uuid") == []
 
 
 # -- migration 0002 ------------------------------------------------------------

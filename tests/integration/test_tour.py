@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from alsek import Broker, Lock, Message, StatusTracker, task
+from alsek import Broker, Lock, Message, task
 from alsek.core.backoff import ConstantBackoff, ExponentialBackoff, LinearBackoff
 from alsek.core.consumer import Consumer
 from alsek.core.status import StatusTrackerIntegryScanner, TaskStatus
@@ -21,6 +21,8 @@ from alsek.storage.result import ResultStore
 from alsek.storage.serialization import JsonSerializer, Serializer
 from alsek.tools import ResultPool
 from alsek_core.errors import SerializationError, ValidationError
+from alsek_core.result import store_for
+from alsek_core.status import BaseStatusTracker, tracker_for
 from alsek_core.testing.runner import run_until_empty
 
 
@@ -31,7 +33,13 @@ def broker(backend: Backend) -> Broker:
 
 @pytest.fixture
 def result_store(backend: Backend) -> ResultStore:
-    return ResultStore(backend)
+    """The backend's own store: key-value records, or native tables (PostgreSQL)."""
+    return store_for(backend)
+
+
+@pytest.fixture
+def status_tracker(backend: Backend) -> BaseStatusTracker:
+    return tracker_for(backend)
 
 
 # --- Backends -----------------------------------------------------------------------
@@ -447,9 +455,8 @@ def test_backoff_none_is_constant_zero(broker: Broker) -> None:
 # --- Status tracking ------------------------------------------------------------------
 
 
-def test_status_tracking(backend: Backend) -> None:
+def test_status_tracking(backend: Backend, status_tracker: BaseStatusTracker) -> None:
     broker = Broker(backend)
-    status_tracker = StatusTracker(backend)
 
     @task(broker, status_tracker=status_tracker)
     def sum_n(n: int) -> int:
@@ -465,9 +472,8 @@ def test_status_tracking(backend: Backend) -> None:
         status_tracker.wait_for(message, TaskStatus.FAILED, timeout=0.2)
 
 
-def test_integrity_scanner(backend: Backend) -> None:
+def test_integrity_scanner(backend: Backend, status_tracker: BaseStatusTracker) -> None:
     broker = Broker(backend)
-    status_tracker = StatusTracker(backend)
 
     @task(broker, status_tracker=status_tracker)
     def job() -> None:
@@ -547,11 +553,13 @@ def test_result_pool(broker: Broker, result_store: ResultStore) -> None:
     assert [r for _, r in result_pool.stream(*messages, timeout=5_000)] == [55, 5050, 500500]
 
 
-def test_unencodable_result_fails_cleanly(backend: Backend) -> None:
+def test_unencodable_result_fails_cleanly(
+    backend: Backend, result_store: ResultStore, status_tracker: BaseStatusTracker
+) -> None:
     broker, result_store, status_tracker = (
         Broker(backend),
-        ResultStore(backend),
-        StatusTracker(backend),
+        result_store,
+        status_tracker,
     )
 
     @task(broker, result_store=result_store, status_tracker=status_tracker)
