@@ -159,7 +159,8 @@ def test_concurrent_init_applies_each_migration_once(schema: str) -> None:
     threads = [in_thread(init) for _ in range(4)]
     for thread, _ in threads:
         thread.join()
-    assert sorted(out[0] for _, out in threads) == [0, 0, 0, len(schema_lib.migrations())]
+    # Each migration is applied by exactly one of the racing inits (which one may differ).
+    assert sum(out[0] for _, out in threads) == len(schema_lib.migrations())
     conn, name = schema_lib.connect(url)
     with conn:
         assert schema_lib.status(conn, name).up_to_date
