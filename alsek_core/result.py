@@ -86,17 +86,7 @@ class ResultStore:
         unless ``keep``. With ``descendants``, a list for the whole family in
         the order the results were written. Raises KeyError when there is no
         result, TimeoutError when the wait ran out."""
-        deadline = Deadline(timeout / 1000)
-        listener = self.backend.listen([result_name(message.uuid)])
-        try:
-            while not self.exists(message, descendants=descendants):
-                if not timeout:
-                    raise KeyError(f"no result for {message.summary}")
-                if deadline.expired:
-                    raise TimeoutError(f"no result for {message.summary} within {timeout} ms")
-                listener.wait(deadline.remaining_ms(cap=WAKE_CHECK_MS))
-        finally:
-            listener.close()
+        self._wait(message, timeout, descendants)
         if descendants:
             family = self._family(message)
             records = [record for _, record in family]
@@ -110,6 +100,21 @@ class ResultStore:
             for name in self._names(message):
                 self.backend.delete(name, missing_ok=True)
         return self._shape(record, with_metadata)
+
+    def _wait(self, message: Message, timeout: int, descendants: bool) -> None:
+        """Until the result (or the family) exists: KeyError at once without a
+        ``timeout``, TimeoutError when it runs out. Woken by the writer's notify."""
+        deadline = Deadline(timeout / 1000)
+        listener = self.backend.listen([result_name(message.uuid)])
+        try:
+            while not self.exists(message, descendants=descendants):
+                if not timeout:
+                    raise KeyError(f"no result for {message.summary}")
+                if deadline.expired:
+                    raise TimeoutError(f"no result for {message.summary} within {timeout} ms")
+                listener.wait(deadline.remaining_ms(cap=WAKE_CHECK_MS))
+        finally:
+            listener.close()
 
     @staticmethod
     def _shape(record: dict[str, Any], with_metadata: bool) -> Any:

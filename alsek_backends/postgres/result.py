@@ -22,8 +22,7 @@ from alsek_backends.postgres.listen import channel_name
 from alsek_backends.postgres.queries import queries
 from alsek_backends.postgres.schema import Conn
 from alsek_core.message import Message
-from alsek_core.result import WAKE_CHECK_MS, ResultStore, result_name
-from alsek_core.waiting import Deadline
+from alsek_core.result import ResultStore, result_name
 
 
 class PostgresResultStore(ResultStore):
@@ -88,19 +87,6 @@ class PostgresResultStore(ResultStore):
         rows.sort(key=lambda row: row[3])
         shaped = [self._row(row, with_metadata) for row in rows]
         return shaped if descendants else shaped[0]
-
-    def _wait(self, message: Message, timeout: int, descendants: bool) -> None:
-        deadline = Deadline(timeout / 1000)
-        listener = self.backend.listen([result_name(message.uuid)])
-        try:
-            while not self.exists(message, descendants=descendants):
-                if not timeout:
-                    raise KeyError(f"no result for {message.summary}")
-                if deadline.expired:
-                    raise TimeoutError(f"no result for {message.summary} within {timeout} ms")
-                listener.wait(deadline.remaining_ms(cap=WAKE_CHECK_MS))
-        finally:
-            listener.close()
 
     def _row(self, row: tuple[Any, ...], with_metadata: bool) -> Any:
         uuid, data, written_at, _ = row
