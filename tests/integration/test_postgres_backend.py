@@ -401,3 +401,23 @@ def test_db_commands_refuse_other_backends() -> None:
     result = CliRunner().invoke(alsek_cli(), ["db", "init", "--backend", "redis://127.0.0.1:6379/0"])
     assert result.exit_code == 2
     assert "not a PostgreSQL URL" in result.output
+
+
+def test_generate_inside_the_callers_transaction(backend: PostgresBackend, url: str) -> None:
+    """What a user writes: ``task.generate(connection=conn)`` in their own transaction."""
+    from alsek import Broker, task
+
+    broker = Broker(backend)
+
+    @task(broker, queue="tx")
+    def job() -> None:
+        pass
+
+    with psycopg.connect(POSTGRES_URL) as conn:
+        rolled_back = job.generate(connection=conn)
+        conn.rollback()
+        committed = job.generate(connection=conn)
+        assert not broker.exists(committed), "invisible until the caller commits"
+        conn.commit()
+    assert not broker.exists(rolled_back)
+    assert broker.exists(committed)
