@@ -94,27 +94,23 @@ class SQLiteQueue:
     def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
         """Delete and re-insert, so the message goes to the back of its priority
         with a fresh delivery count."""
-        conn = self.queue_db.get()
-        with transaction(conn):
-            params = self._holder(delivery)
-            taken = conn.execute(QUERIES["take_leased"], params).fetchall()
-            if not taken:
-                return False
-            [(priority, _)] = taken
-            params.update(priority=priority, ready_at=ready_at, payload=payload)
-            conn.execute(QUERIES["submit"], params)
-        return True
+        return self._take_and_write(delivery, "submit", payload, ready_at)
 
     def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
+        return self._take_and_write(delivery, "bury", payload)
+
+    def _take_and_write(self, delivery: Delivery, query: str, payload: bytes, ready_at: int | None = None) -> bool:
+        """In one transaction: take the message while ``delivery`` still holds it,
+        then write it back with ``query`` (keeping its ready_at unless given)."""
         conn = self.queue_db.get()
         with transaction(conn):
             params = self._holder(delivery)
             taken = conn.execute(QUERIES["take_leased"], params).fetchall()
             if not taken:
                 return False
-            [(priority, ready_at)] = taken
-            params.update(priority=priority, ready_at=ready_at, payload=payload)
-            conn.execute(QUERIES["bury"], params)
+            [(priority, old_ready_at)] = taken
+            params.update(priority=priority, ready_at=old_ready_at if ready_at is None else ready_at, payload=payload)
+            conn.execute(QUERIES[query], params)
         return True
 
     def contains(self, queue: str, uuid: str) -> bool:

@@ -23,7 +23,6 @@ from alsek_core.errors import ConfigError
 from alsek_core.lazy import LazyClient
 from alsek_core.plugins import plugin_host
 from alsek_core.ports import Delivery, Envelope, Listener
-from alsek_core.testing.contract.fixtures import unavailable
 
 psycopg = pytest.importorskip("psycopg")
 psycopg_pool = pytest.importorskip("psycopg_pool")
@@ -40,23 +39,6 @@ WAIT_MS = 20_000  # far longer than any wake-up should take: elapsed < half of i
 def envelope(queue: str = "q", delay: int = 0) -> Envelope:
     uid = uuid.uuid4().hex
     return Envelope(queue, uid, 0, now_ms() + delay, uid.encode())
-
-
-@pytest.fixture(scope="module")
-def admin() -> Iterator[Any]:
-    try:
-        conn = psycopg.Connection.connect(POSTGRES_URL, autocommit=True)
-    except psycopg.OperationalError as exc:
-        unavailable(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def schema(admin: Any) -> Iterator[str]:
-    name = f"alsek_t_{uuid.uuid4().hex[:10]}"
-    yield name
-    admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from alsek_core.plugins import plugin_host
 from alsek_core.result_pool import ResultPool
 from alsek_core.status import TaskStatus
 from alsek_core.task import Task, task
-from alsek_core.testing.contract.fixtures import unavailable
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -38,23 +37,6 @@ from alsek_backends.postgres.urls import DEFAULT_URL, with_schema  # noqa: E402
 
 POSTGRES_URL = os.environ.get("ALSEK_TEST_POSTGRES_URL", DEFAULT_URL)
 WAIT_S = 20.0  # far longer than any wake-up should take: elapsed < half of it means woken
-
-
-@pytest.fixture(scope="module")
-def admin() -> Iterator[Any]:
-    try:
-        conn = psycopg.Connection.connect(POSTGRES_URL, autocommit=True)
-    except psycopg.OperationalError as exc:
-        unavailable(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def schema(admin: Any) -> Iterator[str]:
-    name = f"alsek_t_{uuid.uuid4().hex[:10]}"
-    yield name
-    admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture
