@@ -133,7 +133,7 @@ ALGORITHMS: dict[str, type[Backoff]] = {
 }
 
 
-_BUILT: dict[str, Backoff] = {}
+_BUILT: dict[tuple[Any, ...], Backoff] = {}
 
 
 def settings2backoff(settings: dict[str, Any] | None) -> Backoff:
@@ -141,13 +141,16 @@ def settings2backoff(settings: dict[str, Any] | None) -> Backoff:
     since every message of a task carries the same ones."""
     if settings is None:
         return no_backoff()
-    key = repr(settings)
-    found = _BUILT.get(key)
+    try:
+        key = (settings["algorithm"], *settings["parameters"].items())
+        found = _BUILT.get(key)
+    except (KeyError, TypeError, AttributeError):  # malformed or unhashable: build to explain
+        key, found = None, None
     if found is None:
         try:
             found = ALGORITHMS[settings["algorithm"]](**settings["parameters"])
         except (KeyError, TypeError) as exc:
             raise ValidationError(f"invalid backoff settings {settings!r}: {exc}") from exc
-        if len(_BUILT) < 1024:
+        if key is not None and len(_BUILT) < 1024:
             _BUILT[key] = found
     return found

@@ -96,9 +96,11 @@ class Broker:
         return message
 
     def submit_many(self, messages: Iterable[Message]) -> list[Message]:
-        """Enqueue many messages in one round trip on backends that can."""
+        """Enqueue many messages in as few round trips as the backend can. If one
+        cannot be encoded, those before it may already be queued: submitting
+        the same messages again skips them (same uuid)."""
         batch = list(messages)
-        self.backend.submit([self.envelope(m) for m in batch])
+        self.backend.submit(self.envelope(m) for m in batch)
         return batch
 
     # --- consuming ----------------------------------------------------------------

@@ -77,7 +77,7 @@ class KVQueue(ABC):
     @abstractmethod
     def scan(self, pattern: str | None = None) -> Iterable[str]: ...
 
-    def submit(self, envelopes: Sequence[Envelope]) -> int:
+    def submit(self, envelopes: Iterable[Envelope]) -> int:
         base = time.time_ns()
         added = 0
         for i, envelope in enumerate(envelopes):

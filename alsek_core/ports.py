@@ -109,8 +109,10 @@ class Queue(Protocol):
     #: otherwise the consumer backs off by itself between empty claims.
     blocking_claim: bool
 
-    def submit(self, envelopes: Sequence[Envelope]) -> int:
-        """Enqueue; returns how many were new (a uuid already queued is skipped)."""
+    def submit(self, envelopes: Iterable[Envelope]) -> int:
+        """Enqueue; returns how many were new (a uuid already queued is skipped).
+        ``envelopes`` may be a one-pass iterator that encodes as it goes, so an
+        adapter can send early chunks while later ones are being encoded."""
         ...
 
     def claim(

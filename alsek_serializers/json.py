@@ -15,14 +15,17 @@ def _refuse(obj: Any) -> Any:
     )
 
 
+#: Built once: json.dumps with any option builds a new encoder per call, which
+#: is a sixth of the cost of encoding a message.
+_ENCODER = json.JSONEncoder(default=_refuse, ensure_ascii=False, separators=(",", ":"))
+
+
 class JsonSerializer(Serializer):
     name = "json"
 
     def dumps(self, obj: Any) -> bytes:
         try:
-            return json.dumps(
-                obj, default=_refuse, ensure_ascii=False, separators=(",", ":")
-            ).encode()
+            return _ENCODER.encode(obj).encode()
         except ValueError as exc:  # circular references, NaN handling
             raise SerializationError(
                 f"JsonSerializer cannot encode {type(obj).__qualname__}: {exc}"

@@ -7,7 +7,7 @@ and dead_letter return False. The tables and why they look so are in queue.sql.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from alsek_backends.diskcache.connections import Connections, transaction
@@ -33,7 +33,7 @@ class SQLiteQueue:
     def _params(self, queue: str, **more: Any) -> dict[str, Any]:
         return {"namespace": self.namespace, "queue": queue, **more}
 
-    def submit(self, envelopes: Sequence[Envelope]) -> int:
+    def submit(self, envelopes: Iterable[Envelope]) -> int:
         conn = self.queue_db.get()
         with transaction(conn):
             now = now_ms()

@@ -17,7 +17,7 @@ message, as at-least-once allows (queue.sql explains).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from psycopg_pool import ConnectionPool
@@ -157,10 +157,11 @@ class PostgresBackend(Backend):
     def _channel(self, queue: str) -> str:
         return channel_name(self.schema, self.namespace, f"queue:{queue}")
 
-    def submit(self, envelopes: Sequence[Envelope], connection: Conn | None = None) -> int:
+    def submit(self, envelopes: Iterable[Envelope], connection: Conn | None = None) -> int:
         """With ``connection`` (a psycopg Connection), enqueue inside that
         connection's current transaction without committing: the messages
         exist, and claimers are woken, only if the caller commits."""
+        envelopes = list(envelopes)
         if not envelopes:
             return 0
         params = {

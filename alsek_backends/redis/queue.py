@@ -14,7 +14,8 @@ import secrets
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from typing import Any, cast
 
@@ -32,8 +33,8 @@ QUEUE_SHA = hashlib.sha1(QUEUE_LUA.encode()).hexdigest()
 MAX_PRIORITY = 2**53
 #: Messages per round trip when a listing fetches payloads.
 PAGE = 500
-#: Messages per script call of a submit (all calls still go in one round trip):
-#: a bounded call keeps other clients' latency and the server's Lua heap small.
+#: Messages per script call of a submit: a bounded call keeps other clients'
+#: latency and the server's Lua heap small.
 SUBMIT_CHUNK = 1000
 
 
@@ -110,56 +111,54 @@ class RedisQueue(Backend):
             return self.conn.evalsha(QUEUE_SHA, 1, prefix, command, *args)
 
     @translated
-    def submit(self, envelopes: Sequence[Envelope]) -> int:
-        by_queue: dict[str, list[Envelope]] = {}
-        for envelope in envelopes:
-            if not -MAX_PRIORITY <= envelope.priority <= MAX_PRIORITY:
-                raise ValidationError(f"priority {envelope.priority} is beyond ±2**53")
-            by_queue.setdefault(envelope.queue, []).append(envelope)
-        if not by_queue:
+    def submit(self, envelopes: Iterable[Envelope]) -> int:
+        """Each chunk goes to the server as soon as it is full, from a helper
+        thread, so Redis runs the script on one chunk while the caller encodes
+        the next (a batch of 20,000 costs the sum of the two otherwise)."""
+        chunks = self._chunks(envelopes)
+        first = next(chunks, None)
+        if first is None:
             return 0
-        calls = [
-            (queue, [x for e in chunk for x in (e.uuid, e.priority, e.ready_at, e.payload)])
-            for queue, batch in by_queue.items()
-            for chunk in (batch[i : i + SUBMIT_CHUNK] for i in range(0, len(batch), SUBMIT_CHUNK))
-        ]
-        if len(calls) == 1 and calls[0][0] in self._registered:
-            # The common case, one producer call: a bare EVALSHA, no pipeline.
-            queue, args = calls[0]
-            return int(self._run(queue, "submit", *args))
-        register = [queue for queue in by_queue if queue not in self._registered]
-        added, reload = self._submit_round_trip(calls, register=register)
-        self._registered.update(register)
-        if reload:
-            # Scripts flushed or the server restarted: load and send those again.
-            self.conn.script_load(QUEUE_LUA)
-            added += self._submit_round_trip(reload, register=[])[0]
-        return added
+        second = next(chunks, None)
+        if second is None:
+            return self._submit_chunk(*first)
+        with ThreadPoolExecutor(1, thread_name_prefix="alsek-submit") as sender:
+            sent = [sender.submit(self._submit_chunk, *chunk) for chunk in (first, second)]
+            sent.extend(sender.submit(self._submit_chunk, *chunk) for chunk in chunks)
+            return sum(future.result() for future in sent)
 
-    def _submit_round_trip(
-        self, calls: list[tuple[str, list[Any]]], register: list[str]
-    ) -> tuple[int, list[tuple[str, list[Any]]]]:
-        """Make the calls in one pipeline; (how many messages were new, the
-        calls the server lacked the script for)."""
+    @staticmethod
+    def _chunks(envelopes: Iterable[Envelope]) -> Iterator[tuple[str, list[Any]]]:
+        """(queue, script arguments) for every SUBMIT_CHUNK messages of a queue,
+        each as soon as it is full, then what is left of each queue."""
+        pending: dict[str, list[Any]] = {}
+        for e in envelopes:
+            if not -MAX_PRIORITY <= e.priority <= MAX_PRIORITY:
+                raise ValidationError(f"priority {e.priority} is beyond ±2**53")
+            args = pending.setdefault(e.queue, [])
+            args += (e.uuid, e.priority, e.ready_at, e.payload)
+            if len(args) == 4 * SUBMIT_CHUNK:
+                yield e.queue, pending.pop(e.queue)
+        yield from pending.items()
+
+    def _submit_chunk(self, queue: str, args: list[Any]) -> int:
+        """One script call. The first for a queue in this process also puts the
+        queue in the registry, in the same round trip."""
+        if queue in self._registered:
+            return int(self._run(queue, "submit", *args))
         pipe = self.conn.pipeline(transaction=False)
-        if register:
-            pipe.sadd(self.registry_key, *register)
-        for queue, args in calls:
-            # execute_command because cluster pipelines refuse the named evalsha
-            # (they cannot reload a script; submit does that itself).
-            pipe.execute_command("EVALSHA", QUEUE_SHA, 1, self.keys(queue).prefix, "submit", *args)
-        results = pipe.execute(raise_on_error=False)
-        if register and isinstance(results[0], Exception):
-            raise results[0]
-        added, reload = 0, []
-        for call, result in zip(calls, results[1:] if register else results, strict=True):
-            if isinstance(result, NoScriptError):
-                reload.append(call)
-            elif isinstance(result, Exception):
-                raise result
-            else:
-                added += result
-        return added, reload
+        pipe.sadd(self.registry_key, queue)
+        # execute_command because cluster pipelines refuse the named evalsha.
+        pipe.execute_command("EVALSHA", QUEUE_SHA, 1, self.keys(queue).prefix, "submit", *args)
+        registered, added = pipe.execute(raise_on_error=False)
+        if isinstance(registered, Exception):
+            raise registered
+        self._registered.add(queue)
+        if isinstance(added, NoScriptError):  # flushed scripts or a restarted server
+            return int(self._run(queue, "submit", *args))
+        if isinstance(added, Exception):
+            raise added
+        return int(added)
 
     @translated
     def claim(

@@ -210,6 +210,13 @@ def test_scripts_are_reloaded_after_script_flush(private_server: PrivateServer) 
     backend.conn.script_flush()
     backend.ack("q", delivery.uuid)
     assert backend.counts("q") == QueueCounts(ready=1)
+    backend.conn.script_flush()
+    # A batch of several chunks, sent as they fill, to a known and a new queue.
+    batch = (envelope(queue) for queue in ["q"] * 1_500 + ["new"] * 1_500)
+    assert backend.submit(batch) == 3_000
+    assert backend.counts("q") == QueueCounts(ready=1_501)
+    assert backend.counts("new") == QueueCounts(ready=1_500)
+    assert set(backend.queue_names()) == {"q", "new"}
     backend.close()
 
 

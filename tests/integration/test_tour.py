@@ -180,6 +180,20 @@ def test_submit_many_and_duplicates(broker: Broker) -> None:
         broker.submit(messages[0])
 
 
+def test_submit_many_stopped_by_a_bad_message_can_be_sent_again(broker: Broker) -> None:
+    from alsek_core.errors import SerializationError
+
+    @task(broker, queue="again")
+    def job(value: object = None) -> None:
+        pass
+
+    good = [job.generate(submit=False) for _ in range(3)]
+    with pytest.raises(SerializationError):
+        broker.submit_many([*good, job.generate(args=(object(),), submit=False)])
+    broker.submit_many(good)  # what went before the bad one is skipped, not doubled
+    assert broker.counts("again").ready == 3
+
+
 # --- Tasks ----------------------------------------------------------------------------
 
 

@@ -55,6 +55,16 @@ class QueueContract:
         assert backend.submit(envs) == 250
         assert drain(backend, ["q"]) == [e.uuid for e in envs]
 
+    def test_batch_submit_from_a_one_pass_iterator(self, backend: Backend) -> None:
+        # More than one chunk of any adapter that sends as it goes, for two
+        # queues interleaved: each message arrives once, in order per queue.
+        envs = [envelope(queue=("q", "r")[i % 2]) for i in range(5_000)]
+        assert backend.submit(e for e in envs) == 5_000
+        for queue in ("q", "r"):
+            assert backend.counts(queue).ready == 2_500
+            claimed = backend.claim([queue], 2_500, LEASE)
+            assert [d.uuid for d in claimed] == [e.uuid for e in envs if e.queue == queue]
+
     def test_priority_lower_first_then_fifo(self, backend: Backend) -> None:
         envs = [envelope(priority=p) for p in (5, 1, 5, 0, 1, 0)]
         for env in envs:  # one by one: submission order is the FIFO order

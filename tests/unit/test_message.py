@@ -1,0 +1,50 @@
+"""Message details that the tour does not show: the stored fields, the uuids,
+and validation that still names the bad value."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from alsek_core.backoff import ConstantBackoff, settings2backoff
+from alsek_core.errors import ValidationError
+from alsek_core.message import FIELDS, Message, new_uuid
+
+
+def test_data_holds_every_field_and_rebuilds_the_message() -> None:
+    message = Message("t", args=(1,), kwargs={"k": 2}, metadata={"m": 3}, delay=5)
+    assert tuple(message.data) == FIELDS
+    assert Message(**message.data).data == message.data
+
+
+def test_new_uuid_is_a_random_version_4_uuid() -> None:
+    made = {new_uuid() for _ in range(10_000)}
+    assert len(made) == 10_000
+    for text in list(made)[:1_000]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("priority", "high", "priority must be an int, got str 'high'"),
+        ("timeout", 0, "timeout must be a positive int (ms), got 0"),
+        ("delay", -1, "delay must be an int >= 0 (ms), got -1"),
+        ("result_ttl", 1.5, "result_ttl must be a positive int (ms) or None, got 1.5"),
+        ("mechanism", "fiber", "mechanism must be one of ('process', 'thread'), got 'fiber'"),
+        ("backoff_settings", {"algorithm": "Nope", "parameters": {}}, "invalid backoff settings"),
+    ],
+)
+def test_bad_field_is_named_with_its_value(field: str, value: object, says: str) -> None:
+    with pytest.raises(ValidationError, match=says.replace("(", r"\(").replace(")", r"\)")):
+        Message("t", **{field: value})  # type: ignore[arg-type]
+
+
+def test_backoff_settings_are_built_once_per_distinct_settings() -> None:
+    settings = ConstantBackoff(constant=7, floor=None).settings
+    assert settings2backoff(settings) is settings2backoff(dict(settings))
+    assert settings2backoff(settings).get(1) == 7
+    assert settings2backoff(ConstantBackoff(constant=8, floor=None).settings).get(1) == 8
