@@ -12,6 +12,7 @@ import copy
 import inspect
 import typing
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
@@ -22,6 +23,9 @@ from alsek_core.ports import ResultStore, StatusTracker
 from alsek_core.status import TaskStatus
 
 _UNSET: Any = object()
+#: How late a scheduled fire may run and still be found by its scheduled time
+#: (apscheduler skips a fire more than a second late by default).
+FIRE_LATENESS = timedelta(seconds=5)
 
 
 def _takes_message(function: Callable[..., Any]) -> bool:
@@ -252,19 +256,29 @@ class TriggerTask(Task):
         )
         return message
 
-    def _fire_slot(self) -> int:
-        """The same number in every process for the same scheduled fire."""
-        from alsek_core.clock import now_ms
+    def _fire_slot(self, now: datetime) -> int:
+        """The same number in every process for the same scheduled fire.
 
+        An interval trigger starts counting when its process starts, so
+        processes fire out of step: one fire per interval-long window of the
+        clock. Cron and date triggers agree on their fire times, so the slot
+        is the scheduled time of this fire (the latest one not after ``now``),
+        whatever the lateness of the process that runs it."""
         interval = getattr(self.trigger, "interval_length", None)
         if interval:
-            return now_ms() // int(interval * 1000)
-        return round(now_ms() / 1000)
+            return int(now.timestamp() * 1000) // int(interval * 1000)
+        due = self.trigger.get_next_fire_time(None, now - FIRE_LATENESS)
+        while due is not None and due <= now:
+            after = self.trigger.get_next_fire_time(due, due)
+            if after is None or after > now:
+                return int(due.timestamp() * 1000)
+            due = after
+        return round(now.timestamp())  # no fire found near now: fall back to the second
 
     def _fire(self, progenitor: Message) -> None:
         from alsek_core.errors import KeyExistsError
 
-        slot = self._fire_slot()
+        slot = self._fire_slot(datetime.now(UTC))
         try:
             self.broker.backend.set(
                 f"triggers:{self.name}:{slot}", progenitor.uuid, nx=True, ttl=24 * 3600 * 1000
