@@ -135,7 +135,7 @@ class Message:
             raise ValidationError("callback_message_data must be a dict (a message's data) or None")
         self.callback_message_data = callback_message_data
         self.backoff_settings = backoff_settings
-        settings2backoff(backoff_settings)  # fail now, not on the worker
+        self._backoff = (backoff_settings, settings2backoff(backoff_settings))  # fails now
         if mechanism not in MECHANISMS:
             raise ValidationError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
         self.mechanism = mechanism
@@ -173,7 +173,11 @@ class Message:
 
     @property
     def backoff_duration(self) -> int:
-        return settings2backoff(self.backoff_settings).get(self.retries)
+        settings, backoff = self._backoff
+        if settings is not self.backoff_settings:  # replaced since: look again
+            self._backoff = (self.backoff_settings, settings2backoff(self.backoff_settings))
+            backoff = self._backoff[1]
+        return backoff.get(self.retries)
 
     @property
     def ready_at(self) -> int:

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     from alsek_core.status import TaskStatus
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Envelope:
     """A message on its way into a queue: the payload plus what ordering needs.
+    (Not frozen: one is made per message submitted, and a frozen dataclass
+    costs four times as much to make.)
 
     ``ready_at`` is milliseconds since the epoch; lower ``priority`` is served first.
     """

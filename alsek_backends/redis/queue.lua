@@ -111,7 +111,8 @@ function commands.submit()
     local n = (#ARGV - 1) / 4
     local last = redis.call('INCRBY', seq, n)
     local now = clock()
-    local added = 0
+    -- one ZADD per zset for the whole call: most of a submit's cost is calls
+    local ready_pairs, delayed_pairs = {}, {}
     for i = 0, n - 1 do
         local at = 2 + i * 4
         local uuid, priority, ready_at = ARGV[at], ARGV[at + 1], ARGV[at + 2]
@@ -119,10 +120,22 @@ function commands.submit()
         if redis.call('EXISTS', key) == 0 then
             local s = hex(last - n + i + 1)
             redis.call('HSET', key, 'p', priority, 's', s, 'r', ready_at, 'd', 0, 'b', ARGV[at + 3])
-            enqueue(uuid, priority, s, ready_at, now)
-            added = added + 1
+            if tonumber(ready_at) <= now then
+                ready_pairs[#ready_pairs + 1] = priority
+                ready_pairs[#ready_pairs + 1] = s .. uuid
+            else
+                delayed_pairs[#delayed_pairs + 1] = ready_at
+                delayed_pairs[#delayed_pairs + 1] = uuid
+            end
         end
     end
+    if #ready_pairs > 0 then
+        redis.call('ZADD', ready, unpack(ready_pairs))
+    end
+    if #delayed_pairs > 0 then
+        redis.call('ZADD', delayed, unpack(delayed_pairs))
+    end
+    local added = (#ready_pairs + #delayed_pairs) / 2
     if added > 0 then
         wake()
     end

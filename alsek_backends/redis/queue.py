@@ -8,17 +8,19 @@ slots, so it is written beside the script rather than by it.
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import itertools
 import os
 import secrets
 import threading
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from typing import Any, cast
 
+import redis
 from redis.exceptions import NoScriptError
 
 from alsek_backends.redis.connection import Client, translated
@@ -34,7 +36,8 @@ MAX_PRIORITY = 2**53
 #: Messages per round trip when a listing fetches payloads.
 PAGE = 500
 #: Messages per script call of a submit: a bounded call keeps other clients'
-#: latency and the server's Lua heap small.
+#: latency and the server's Lua heap small (and the script's unpack() of two
+#: values per message within Lua's 8,000-slot stack).
 SUBMIT_CHUNK = 1000
 
 
@@ -112,9 +115,6 @@ class RedisQueue(Backend):
 
     @translated
     def submit(self, envelopes: Iterable[Envelope]) -> int:
-        """Each chunk goes to the server as soon as it is full, from a helper
-        thread, so Redis runs the script on one chunk while the caller encodes
-        the next (a batch of 20,000 costs the sum of the two otherwise)."""
         chunks = self._chunks(envelopes)
         first = next(chunks, None)
         if first is None:
@@ -122,10 +122,61 @@ class RedisQueue(Backend):
         second = next(chunks, None)
         if second is None:
             return self._submit_chunk(*first)
-        with ThreadPoolExecutor(1, thread_name_prefix="alsek-submit") as sender:
-            sent = [sender.submit(self._submit_chunk, *chunk) for chunk in (first, second)]
-            sent.extend(sender.submit(self._submit_chunk, *chunk) for chunk in chunks)
-            return sum(future.result() for future in sent)
+        rest = itertools.chain((first, second), chunks)
+        if isinstance(self.conn, redis.RedisCluster):  # a connection per node: one by one
+            return sum(self._submit_chunk(*chunk) for chunk in rest)
+        return self._stream(rest)
+
+    def _stream(self, chunks: Iterator[tuple[str, list[Any]]]) -> int:
+        """Pipelining by hand on one connection: each chunk is sent as soon as it
+        is full and its reply read two chunks later, so Redis runs the script on
+        one chunk while the caller encodes the next (the two costs would add up
+        otherwise). One connection keeps the chunks in order. A chunk whose
+        reply is lost with the connection, or that met flushed scripts, is sent
+        again the ordinary way: its messages already queued are skipped."""
+        pool = self.conn.connection_pool
+        connection = pool.get_connection()
+        sent: collections.deque[tuple[str, list[Any] | None]] = collections.deque()
+        added = 0
+        try:
+            for queue, args in chunks:
+                if queue not in self._registered:
+                    connection.send_command("SADD", self.registry_key, queue)
+                    sent.append((queue, None))
+                prefix = queue_prefix(self.namespace, queue)
+                connection.send_command("EVALSHA", QUEUE_SHA, 1, prefix, "submit", *args)
+                sent.append((queue, args))
+                while len(sent) > 2:
+                    added += self._confirm(connection, sent)
+            while sent:
+                added += self._confirm(connection, sent)
+        except (redis.ConnectionError, redis.TimeoutError):
+            connection.disconnect()
+            unconfirmed = [(queue, args) for queue, args in sent if args is not None]
+            sent.clear()
+            for queue, args in itertools.chain(unconfirmed, chunks):
+                added += self._submit_chunk(queue, args)
+        finally:
+            if sent:  # stopped early: unread replies would confuse the next user
+                connection.disconnect()
+            pool.release(connection)
+        return added
+
+    def _confirm(
+        self, connection: Any, sent: collections.deque[tuple[str, list[Any] | None]]
+    ) -> int:
+        """Read the oldest reply; how many messages it says were new."""
+        queue, args = sent[0]
+        try:
+            reply = connection.read_response()
+        except NoScriptError:
+            sent.popleft()
+            return int(self._run(queue, "submit", *cast(list[Any], args)))
+        sent.popleft()
+        if args is None:
+            self._registered.add(queue)
+            return 0
+        return int(reply)
 
     @staticmethod
     def _chunks(envelopes: Iterable[Envelope]) -> Iterator[tuple[str, list[Any]]]:
