@@ -135,31 +135,35 @@ class RedisQueue(Backend):
         reply is lost with the connection, or that met flushed scripts, is sent
         again the ordinary way: its messages already queued are skipped."""
         pool = self.conn.connection_pool
-        connection = pool.get_connection()
+        connection = None
         sent: collections.deque[tuple[str, list[Any] | None]] = collections.deque()
         added = 0
         try:
+            connection = pool.get_connection()
             for queue, args in chunks:
+                # Noted as sent before sending: a send that fails is sent again.
                 if queue not in self._registered:
-                    connection.send_command("SADD", self.registry_key, queue)
                     sent.append((queue, None))
+                    connection.send_command("SADD", self.registry_key, queue)
+                sent.append((queue, args))
                 prefix = queue_prefix(self.namespace, queue)
                 connection.send_command("EVALSHA", QUEUE_SHA, 1, prefix, "submit", *args)
-                sent.append((queue, args))
                 while len(sent) > 2:
                     added += self._confirm(connection, sent)
             while sent:
                 added += self._confirm(connection, sent)
         except (redis.ConnectionError, redis.TimeoutError):
-            connection.disconnect()
+            if connection is not None:
+                connection.disconnect()
             unconfirmed = [(queue, args) for queue, args in sent if args is not None]
             sent.clear()
             for queue, args in itertools.chain(unconfirmed, chunks):
                 added += self._submit_chunk(queue, args)
         finally:
-            if sent:  # stopped early: unread replies would confuse the next user
-                connection.disconnect()
-            pool.release(connection)
+            if connection is not None:
+                if sent:  # stopped early: unread replies would confuse the next user
+                    connection.disconnect()
+                pool.release(connection)
         return added
 
     def _confirm(

@@ -76,8 +76,10 @@ def test_client_kill_loses_nothing(admin: redis.Redis) -> None:
 
     def produce() -> None:
         for i in range(100):
-            batch = [envelope() for _ in range(1 if i % 2 else 20)]
-            backend.submit(batch)
+            # Every tenth a batch of several chunks, sent while it is encoded.
+            size = 2_500 if i % 10 == 0 else 1 if i % 2 else 20
+            batch = [envelope() for _ in range(size)]
+            backend.submit(iter(batch))
             submitted.update(e.uuid for e in batch)
 
     threads = [threading.Thread(target=killer), threading.Thread(target=produce)]
@@ -90,11 +92,37 @@ def test_client_kill_loses_nothing(admin: redis.Redis) -> None:
         threads[0].join(timeout=10)
         drain_until(backend, submitted, acked, timeout=60)
         assert kills[0] > 0, "the test should have killed connections"
-        assert len(submitted) == 50 * 20 + 50
+        assert len(submitted) == 50 + 40 * 20 + 10 * 2_500
         assert submitted == acked, f"{len(submitted - acked)} messages lost"
         assert backend.counts("q") == QueueCounts()
     finally:
         stop.set()
+        wipe(backend)
+
+
+def test_batch_submit_survives_its_connection_killed_midway(admin: redis.Redis) -> None:
+    name = f"alsek-fault-{uuid_lib.uuid4().hex[:10]}"
+    url = f"{URL}{'&' if '?' in URL else '?'}client_name={name}"
+    backend = RedisBackend(url, namespace=name)
+    envs = [envelope() for _ in range(5_500)]
+    kills = 0
+
+    def encoded_as_sent() -> Iterator[Envelope]:
+        nonlocal kills
+        for i, env in enumerate(envs):
+            if i in (2_500, 4_200):  # chunks sent, some replies not read yet
+                for client in admin.client_list():
+                    if client.get("name") == name:
+                        kills += admin.client_kill_filter(_id=client["id"])
+            yield env
+
+    try:
+        backend.submit(encoded_as_sent())
+        assert kills >= 2
+        assert backend.counts("q") == QueueCounts(ready=5_500)
+        claimed = backend.claim(["q"], 6_000, LEASE)
+        assert [d.uuid for d in claimed] == [e.uuid for e in envs]
+    finally:
         wipe(backend)
 
 
