@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alsek_core.kv_queue import KVQueue
 from alsek_core.ports import Listener, Serializer
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from alsek_core.status import BaseStatusTracker
 
 DEFAULT_NAMESPACE = "alsek"
+_ABSENT = object()
 
 
 class PollingListener:
@@ -86,6 +87,14 @@ class Backend(KVQueue):
 
     def count(self, pattern: str | None = None) -> int:
         return sum(1 for _ in self.scan(pattern))
+
+    def delete_if(self, name: str, value: Any) -> bool:
+        """Not atomic: a backend that can compare and delete in one step
+        should override this."""
+        if self.get(name, default=_ABSENT) != value:
+            return False
+        self.delete(name, missing_ok=True)
+        return True
 
     def notify(self, channel: str) -> None:
         """Nothing to do: generic listeners poll."""

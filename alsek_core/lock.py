@@ -65,10 +65,7 @@ class Lock:
 
     def release(self) -> bool:
         """Release if this owner holds it; True if it did."""
-        if not self.held:
-            return False
-        self.backend.delete(self.full_name, missing_ok=True)
-        return True
+        return self.backend.delete_if(self.full_name, self.owner_id)
 
     def __enter__(self) -> Lock:
         return self

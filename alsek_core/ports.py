@@ -96,6 +96,13 @@ class KeyValue(Protocol):
 
     def count(self, pattern: str | None = None) -> int: ...
 
+    def delete_if(self, name: str, value: Any) -> bool:
+        """Delete ``name`` only while it holds ``value``; True if it did. What a
+        lock's release needs: never remove a lock that expired and was taken
+        by someone else. The base class reads then deletes; the built-in
+        adapters do it atomically."""
+        ...
+
 
 @runtime_checkable
 class Queue(Protocol):

@@ -97,6 +97,13 @@ class DiskCacheBackend(SQLiteQueue, Backend):
         if not self.conn.delete(self.full_name(name)) and not missing_ok:
             raise KeyError(f"no such name: {name!r}")
 
+    def delete_if(self, name: str, value: Any) -> bool:
+        key, data = self.full_name(name), self.serializer.dumps(value)
+        with self.conn.transact():  # one SQLite write transaction: no one between
+            if self.conn.get(key, default=_MISSING) != data:
+                return False
+            return bool(self.conn.delete(key))
+
     def scan(self, pattern: str | None = None) -> Iterator[str]:
         """DiskCache iterates keys in SQLite's sort order (for strings, the same
         as Python's), so the names sharing the pattern's literal head are one

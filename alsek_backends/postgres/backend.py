@@ -143,6 +143,10 @@ class PostgresBackend(Backend):
         if (row is None or not row[0]) and not missing_ok:
             raise KeyError(f"no such name: {name!r}")
 
+    def delete_if(self, name: str, value: Any) -> bool:
+        data = self.serializer.dumps(value)
+        return self._one(self._kv["delete_if"], name=name, value=data) is not None
+
     def scan(self, pattern: str | None = None) -> Iterator[str]:
         like, lo, hi = like_pattern(pattern)
         return iter([row[0] for row in self._all(self._kv["scan"], like=like, lo=lo, hi=hi)])

@@ -32,6 +32,13 @@ DELETE FROM {schema}.kv
 WHERE namespace = %(namespace)s AND name = %(name)s
 RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms();
 
+-- name: delete_if
+-- Deletes a live row only while it holds the value; a row back means it did.
+DELETE FROM {schema}.kv
+WHERE namespace = %(namespace)s AND name = %(name)s AND value = %(value)s
+  AND (expires_at IS NULL OR expires_at > {schema}.now_ms())
+RETURNING 1;
+
 -- name: scan
 -- lo/hi bound the literal prefix of the pattern, so the primary key is used
 -- even under a generic (prepared) plan that cannot look inside the LIKE.

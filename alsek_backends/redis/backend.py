@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from importlib.resources import files
 from typing import Any, cast
 
 from alsek_backends.redis.connection import (
@@ -20,6 +21,8 @@ from alsek_core.backend import DEFAULT_NAMESPACE
 from alsek_core.errors import KeyExistsError
 from alsek_core.lazy import LazyClient, resolve
 from alsek_core.ports import Serializer
+
+DELETE_IF_LUA = files("alsek_backends.redis").joinpath("delete_if.lua").read_text(encoding="utf-8")
 
 
 class RedisBackend(RedisQueue):
@@ -81,6 +84,12 @@ class RedisBackend(RedisQueue):
     def delete(self, name: str, missing_ok: bool = False) -> None:
         if not self.conn.delete(self.full_name(name)) and not missing_ok:
             raise KeyError(f"no such name: {name!r}")
+
+    @translated
+    def delete_if(self, name: str, value: Any) -> bool:
+        compare_and_delete = self.conn.register_script(DELETE_IF_LUA)  # EVALSHA, loads if missing
+        data = self.serializer.dumps(value)
+        return bool(compare_and_delete(keys=[self.full_name(name)], args=[data]))
 
     @translated
     def scan(self, pattern: str | None = None) -> Iterator[str]:

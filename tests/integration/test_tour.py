@@ -623,6 +623,16 @@ def test_lock_expires_when_holder_dies(backend: Backend) -> None:
     assert Lock("dies", backend=backend).acquire()
 
 
+def test_late_release_leaves_the_next_holders_lock(backend: Backend) -> None:
+    slow = Lock("job", backend=backend, ttl=200, owner_id="slow")
+    assert slow.acquire()
+    time.sleep(0.4)  # slow's lock expires while it still works
+    quick = Lock("job", backend=backend, owner_id="quick")
+    assert quick.acquire()
+    assert slow.release() is False
+    assert quick.held
+
+
 def _count_under_lock(factory: Any, rounds: int) -> None:
     backend = factory()
     lock = Lock("counter", backend=backend, ttl=10_000)

@@ -54,6 +54,22 @@ class KeyValueContract:
             backend.delete("a")
         backend.delete("a", missing_ok=True)
 
+    def test_delete_if_only_while_it_holds_the_value(self, backend: Backend) -> None:
+        backend.set("lock", "mine")
+        assert backend.delete_if("lock", "theirs") is False
+        assert backend.get("lock") == "mine"
+        assert backend.delete_if("lock", "mine") is True
+        assert not backend.exists("lock")
+        assert backend.delete_if("lock", "mine") is False
+
+    def test_delete_if_leaves_a_lock_retaken_after_expiry(self, backend: Backend) -> None:
+        backend.set("lock", "first", nx=True, ttl=150)
+        time.sleep(0.35)
+        assert backend.delete_if("lock", "first") is False  # expired: nothing to delete
+        backend.set("lock", "second", nx=True, ttl=60_000)
+        assert backend.delete_if("lock", "first") is False
+        assert backend.get("lock") == "second"
+
     def test_scan_patterns(self, backend: Backend) -> None:
         for name in ("queues:q1:x", "queues:q1:y", "queues:q10:z", "results:1", "results:2"):
             backend.set(name, 0)
