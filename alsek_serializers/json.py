@@ -18,10 +18,10 @@ def _refuse(obj: Any) -> Any:
 
 def _make_encode() -> Callable[[Any], str]:
     """One encoder for the process, without the circular-reference check (a
-    cycle ends in RecursionError instead). json.dumps builds a new C encoder
-    per call, and with it a new memo of encoded keys: reusing one makes a
-    message about 40% cheaper to encode. Where CPython's C encoder is missing,
-    the public JSONEncoder does the same work, slower."""
+    cycle ends in RecursionError instead). json.dumps builds a new encoder per
+    call when given options: reusing one makes a message about 15% cheaper to
+    encode. Where CPython's C encoder is missing, the public JSONEncoder does
+    the same work, slower."""
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:
         encoder = json.JSONEncoder(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from importlib.resources import files
 from typing import Any, cast
 
 from alsek_backends.redis.connection import (
@@ -16,13 +15,13 @@ from alsek_backends.redis.connection import (
     translated,
     where,
 )
-from alsek_backends.redis.queue import RedisQueue
+from alsek_backends.redis.queue import RedisQueue, lua_script
 from alsek_core.backend import DEFAULT_NAMESPACE
 from alsek_core.errors import KeyExistsError
 from alsek_core.lazy import LazyClient, resolve
 from alsek_core.ports import Serializer
 
-DELETE_IF_LUA = files("alsek_backends.redis").joinpath("delete_if.lua").read_text(encoding="utf-8")
+DELETE_IF_LUA, DELETE_IF_SHA = lua_script("delete_if.lua")
 
 
 class RedisBackend(RedisQueue):
@@ -87,9 +86,8 @@ class RedisBackend(RedisQueue):
 
     @translated
     def delete_if(self, name: str, value: Any) -> bool:
-        compare_and_delete = self.conn.register_script(DELETE_IF_LUA)  # EVALSHA, loads if missing
         data = self.serializer.dumps(value)
-        return bool(compare_and_delete(keys=[self.full_name(name)], args=[data]))
+        return bool(self._script(DELETE_IF_LUA, DELETE_IF_SHA, self.full_name(name), data))
 
     @translated
     def scan(self, pattern: str | None = None) -> Iterator[str]:

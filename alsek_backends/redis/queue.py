@@ -29,8 +29,14 @@ from alsek_core.backend import Backend
 from alsek_core.errors import ValidationError
 from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
 
-QUEUE_LUA = files("alsek_backends.redis").joinpath("queue.lua").read_text(encoding="utf-8")
-QUEUE_SHA = hashlib.sha1(QUEUE_LUA.encode()).hexdigest()
+
+def lua_script(filename: str) -> tuple[str, str]:
+    """A script kept beside this module, and the SHA1 that EVALSHA knows it by."""
+    text = files("alsek_backends.redis").joinpath(filename).read_text(encoding="utf-8")
+    return text, hashlib.sha1(text.encode()).hexdigest()
+
+
+QUEUE_LUA, QUEUE_SHA = lua_script("queue.lua")
 #: Priorities are zset scores, which are doubles: exact up to 2**53.
 MAX_PRIORITY = 2**53
 #: Messages per round trip when a listing fetches payloads.
@@ -104,14 +110,18 @@ class RedisQueue(Backend):
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.namespace, queue)
 
-    def _run(self, queue: str, command: str, *args: Any) -> Any:
-        """One command of queue.lua; loads the script when the server lacks it."""
-        prefix = queue_prefix(self.namespace, queue)
+    def _script(self, lua: str, sha: str, key: str, *args: Any) -> Any:
+        """EVALSHA of one of our scripts on one key; loads the script when the
+        server lacks it (scripts flushed, or a restarted server)."""
         try:
-            return self.conn.evalsha(QUEUE_SHA, 1, prefix, command, *args)
+            return self.conn.evalsha(sha, 1, key, *args)
         except NoScriptError:
-            self.conn.script_load(QUEUE_LUA)
-            return self.conn.evalsha(QUEUE_SHA, 1, prefix, command, *args)
+            self.conn.script_load(lua)
+            return self.conn.evalsha(sha, 1, key, *args)
+
+    def _run(self, queue: str, command: str, *args: Any) -> Any:
+        """One command of queue.lua."""
+        return self._script(QUEUE_LUA, QUEUE_SHA, queue_prefix(self.namespace, queue), command, *args)
 
     @translated
     def submit(self, envelopes: Iterable[Envelope]) -> int:
@@ -123,18 +133,18 @@ class RedisQueue(Backend):
         if second is None:
             return self._submit_chunk(*first)
         rest = itertools.chain((first, second), chunks)
-        if isinstance(self.conn, redis.RedisCluster):  # a connection per node: one by one
+        conn = self.conn
+        if isinstance(conn, redis.RedisCluster):  # a connection per node: one by one
             return sum(self._submit_chunk(*chunk) for chunk in rest)
-        return self._stream(rest)
+        return self._stream(conn.connection_pool, rest)
 
-    def _stream(self, chunks: Iterator[tuple[str, list[Any]]]) -> int:
+    def _stream(self, pool: redis.ConnectionPool, chunks: Iterator[tuple[str, list[Any]]]) -> int:
         """Pipelining by hand on one connection: each chunk is sent as soon as it
         is full and its reply read two chunks later, so Redis runs the script on
         one chunk while the caller encodes the next (the two costs would add up
         otherwise). One connection keeps the chunks in order. A chunk whose
         reply is lost with the connection, or that met flushed scripts, is sent
         again the ordinary way: its messages already queued are skipped."""
-        pool = self.conn.connection_pool
         connection = None
         sent: collections.deque[tuple[str, list[Any] | None]] = collections.deque()
         added = 0

@@ -44,6 +44,28 @@ def drain_until(backend: RedisBackend, expected: set[str], acked: set[str], time
             acked.add(delivery.uuid)
 
 
+def with_params(url: str, **params: str) -> str:
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def named_backend() -> RedisBackend:
+    """A backend whose connections carry a name of their own (its namespace),
+    so that only they are killed on the shared server."""
+    name = f"alsek-fault-{uuid_lib.uuid4().hex[:10]}"
+    return RedisBackend(with_params(URL, client_name=name), namespace=name)
+
+
+def kill_named(admin: redis.Redis, name: str) -> int:
+    """``CLIENT KILL`` every connection named ``name``; how many were killed."""
+    kills = 0
+    for client in admin.client_list():
+        if client.get("name") == name:
+            with contextlib.suppress(redis.exceptions.ResponseError):  # gone already
+                kills += int(admin.client_kill_filter(_id=client["id"]))
+    return kills
+
+
 @pytest.fixture
 def admin() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(URL)
@@ -56,19 +78,12 @@ def admin() -> Iterator[redis.Redis]:
 
 
 def test_client_kill_loses_nothing(admin: redis.Redis) -> None:
-    # Our connections carry a name of their own, so only they are killed on
-    # the shared server.
-    name = f"alsek-fault-{uuid_lib.uuid4().hex[:10]}"
-    url = f"{URL}{'&' if '?' in URL else '?'}client_name={name}"
-    backend = RedisBackend(url, namespace=name)
+    backend = named_backend()
     stop, kills = threading.Event(), [0]
 
     def killer() -> None:
         while not stop.is_set():
-            for client in admin.client_list():
-                if client.get("name") == name:
-                    with contextlib.suppress(redis.exceptions.ResponseError):  # gone already
-                        kills[0] += admin.client_kill_filter(_id=client["id"])
+            kills[0] += kill_named(admin, backend.namespace)
             stop.wait(0.01)
 
     submitted: set[str] = set()
@@ -101,9 +116,7 @@ def test_client_kill_loses_nothing(admin: redis.Redis) -> None:
 
 
 def test_batch_submit_survives_its_connection_killed_midway(admin: redis.Redis) -> None:
-    name = f"alsek-fault-{uuid_lib.uuid4().hex[:10]}"
-    url = f"{URL}{'&' if '?' in URL else '?'}client_name={name}"
-    backend = RedisBackend(url, namespace=name)
+    backend = named_backend()
     envs = [envelope() for _ in range(5_500)]
     kills = 0
 
@@ -111,9 +124,7 @@ def test_batch_submit_survives_its_connection_killed_midway(admin: redis.Redis) 
         nonlocal kills
         for i, env in enumerate(envs):
             if i in (2_500, 4_200):  # chunks sent, some replies not read yet
-                for client in admin.client_list():
-                    if client.get("name") == name:
-                        kills += admin.client_kill_filter(_id=client["id"])
+                kills += kill_named(admin, backend.namespace)
             yield env
 
     try:

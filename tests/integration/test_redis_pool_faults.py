@@ -5,7 +5,6 @@ task completes, none is lost."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -20,12 +19,18 @@ import redis
 
 from alsek_backends.redis.plugin import DEFAULT_TEST_URL, ENV_TEST_URL
 from alsek_core.message import Message
-from alsek_core.testing.contract.fixtures import unavailable
 from tests.integration.pool_harness import POOLS, ROOT
 from tests.integration.redis_pools import TASKS, Run, TaskPool, started_pools
-from tests.integration.test_redis_faults import PrivateServer, _free_port, private_server
+from tests.integration.test_redis_faults import (
+    PrivateServer,
+    _free_port,
+    admin,
+    kill_named,
+    private_server,
+    with_params,
+)
 
-__all__ = ["private_server"]  # fixture
+__all__ = ["admin", "private_server"]  # fixtures
 
 pytestmark = pytest.mark.slow
 URL = os.environ.get(ENV_TEST_URL) or DEFAULT_TEST_URL
@@ -33,25 +38,9 @@ QUEUES = ["faults-a", "faults-b"]
 Start = Callable[..., TaskPool]
 
 
-def with_params(url: str, **params: str) -> str:
-    query = "&".join(f"{key}={value}" for key, value in params.items())
-    return f"{url}{'&' if '?' in url else '?'}{query}"
-
-
 @pytest.fixture
 def pools() -> Iterator[Start]:
     yield from started_pools()
-
-
-@pytest.fixture
-def admin() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(URL)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        unavailable(f"Redis at {URL} is unreachable: {exc}")
-    yield client
-    client.close()
 
 
 def squares(run: Run, n: int, nap: float) -> list[Message]:
@@ -78,10 +67,7 @@ class Killer(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.wait(self.every):
-            for client in self.admin.client_list():
-                if client.get("name") == self.name:
-                    with contextlib.suppress(redis.exceptions.ResponseError):  # gone already
-                        self.kills += int(self.admin.client_kill_filter(_id=client["id"]))
+            self.kills += kill_named(self.admin, self.name)
 
     def stop(self) -> None:
         self.halt.set()
