@@ -7,6 +7,9 @@ import re
 from collections.abc import Iterator
 from typing import Any, cast
 
+import redis
+from redis.cluster import RedisCluster
+
 from alsek_backends.redis.connection import (
     DEFAULT_URL,
     Client,
@@ -27,7 +30,8 @@ DELETE_IF_LUA, DELETE_IF_SHA = lua_script("delete_if.lua")
 class RedisBackend(RedisQueue):
     """``conn`` is a URL (``redis://``, ``rediss://``, ``unix://`` or
     ``redis+cluster://``), a ``redis.Redis`` or ``redis.RedisCluster`` client
-    built with ``decode_responses=False``, a LazyClient of one, or None for
+    (one built with ``decode_responses=True``, as Alsek asks for, is used for
+    its connection settings only), a LazyClient of one, or None for
     ``redis://localhost:6379/0``. Nothing connects until first use.
 
     Pickling carries the connection parameters, not the sockets, so a worker
@@ -44,6 +48,11 @@ class RedisBackend(RedisQueue):
         self._recipe: ClientRecipe | None = None
         if conn is None or isinstance(conn, str):
             self._recipe = ClientRecipe.from_url(conn or DEFAULT_URL)
+            conn = LazyClient(self._recipe.build)
+        elif isinstance(conn, (redis.Redis, RedisCluster)) and conn.get_encoder().decode_responses:
+            # Alsek asks for a decoding client, but payloads are bytes: talk
+            # to the same server through a non-decoding client of our own.
+            self._recipe = ClientRecipe.from_client(conn)
             conn = LazyClient(self._recipe.build)
         elif not isinstance(conn, LazyClient):
             conn = check_client(conn)

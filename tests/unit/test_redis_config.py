@@ -50,9 +50,15 @@ def test_bad_urls_are_config_errors(url: str, message: str) -> None:
     assert "secret" not in str(caught.value)
 
 
-def test_a_decoding_client_is_refused() -> None:
-    with pytest.raises(ConfigError, match="decode_responses"):
-        RedisBackend(redis.Redis(decode_responses=True))
+def test_a_decoding_client_lends_its_settings_to_a_bytes_client() -> None:
+    """Alsek's reference builds RedisBackend on a decode_responses=True client."""
+    theirs = redis.Redis(host="127.0.0.1", port=1, db=4, decode_responses=True)
+    backend = RedisBackend(theirs)
+    assert backend.where == "127.0.0.1:1 db 4"
+    assert not backend.conn.get_encoder().decode_responses
+    assert backend.conn is not theirs
+    backend.close()
+    theirs.close()
 
 
 def test_something_else_is_refused() -> None:
