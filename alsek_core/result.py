@@ -19,6 +19,8 @@ from alsek_core.waiting import Deadline
 
 #: Even a push listener re-reads this often, in case a notification was lost.
 WAKE_CHECK_MS = 1000
+#: What ``get(..., with_metadata=True)`` returns for each result, as in Alsek.
+METADATA_KEYS = ("result", "timestamp", "uuid")
 
 
 def result_name(uuid: str) -> str:
@@ -118,7 +120,11 @@ class ResultStore:
 
     @staticmethod
     def _shape(record: dict[str, Any], with_metadata: bool) -> Any:
-        return record if with_metadata else record["result"]
+        """The documented metadata keys only (``written_ns`` orders a family
+        but is not part of what ``get`` promises)."""
+        if not with_metadata:
+            return record["result"]
+        return {key: record[key] for key in METADATA_KEYS}
 
     def delete(self, message: Message, descendants: bool = True, missing_ok: bool = False) -> int:
         names = self._names(message)

@@ -43,6 +43,19 @@ class TaskStatus(IntEnum):
 TERMINAL_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.SUCCEEDED})
 
 
+def wanted_statuses(status: Any) -> frozenset[TaskStatus]:
+    """A TaskStatus, or a list/tuple/set of them; anything else (a name, a
+    number, an empty list) is a ValueError, as in Alsek, not a silent wait
+    for a status that never comes."""
+    statuses = [status] if isinstance(status, TaskStatus) else status
+    if not isinstance(statuses, (list, tuple, set, frozenset)) or not statuses:
+        raise ValueError(f"status must be a TaskStatus or a non-empty list of them, got {status!r}")
+    invalid = [s for s in statuses if not isinstance(s, TaskStatus)]
+    if invalid:
+        raise ValueError(f"not a TaskStatus: {invalid[0]!r}")
+    return frozenset(statuses)
+
+
 def status_name(uuid: str) -> str:
     return f"status:{uuid}"
 
@@ -98,18 +111,30 @@ class BaseStatusTracker(ABC):
         message: Message,
         status: TaskStatus | Iterable[TaskStatus],
         timeout: float | None = 5.0,
+        poll_interval: float = 0.05,
+        raise_on_timeout: bool = True,
     ) -> TaskStatus:
-        """Block until the status is one of ``status``; raise TimeoutError after
-        ``timeout`` seconds (None: forever)."""
-        wanted = {TaskStatus(status)} if isinstance(status, (int, TaskStatus)) else set(status)
-        for current in self.listen(message, timeout=timeout):
+        """Block until the status is one of ``status``; after ``timeout``
+        seconds (None: never) raise TimeoutError, or with
+        ``raise_on_timeout=False`` return the status then. Statuses are
+        re-read at least every ``poll_interval`` seconds, sooner when a
+        backend pushes the change."""
+        wanted = wanted_statuses(status)
+        if not (isinstance(poll_interval, (int, float)) and poll_interval > 0):
+            raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}")
+        current = TaskStatus.UNKNOWN
+        for current in self.listen(message, timeout=timeout, poll_interval=poll_interval):
             if current in wanted:
                 return current
+        if not raise_on_timeout:
+            return current
         raise TimeoutError(
             f"{message.summary} did not reach {sorted(s.name for s in wanted)} in {timeout}s"
         )
 
-    def listen(self, message: Message, timeout: float | None = None) -> Iterator[TaskStatus]:
+    def listen(
+        self, message: Message, timeout: float | None = None, poll_interval: float = WAKE_CHECK_MS / 1000
+    ) -> Iterator[TaskStatus]:
         """Yield the status each time it changes, ending at a terminal one or the timeout."""
         deadline = Deadline(timeout)
         listener = self.listener(message.uuid)
@@ -122,7 +147,7 @@ class BaseStatusTracker(ABC):
                     last = current
                 if current in TERMINAL_STATUSES or deadline.expired:
                     return
-                listener.wait(deadline.remaining_ms(cap=WAKE_CHECK_MS))
+                listener.wait(deadline.remaining_ms(cap=min(WAKE_CHECK_MS, max(1, round(poll_interval * 1000)))))
         finally:
             listener.close()
 
