@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from alsek_core.broker import Broker
 from alsek_core.kv_queue import KVQueue
 from alsek_core.ports import Listener, Serializer
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from alsek_core.status import BaseStatusTracker
 
 DEFAULT_NAMESPACE = "alsek"
+#: The first part of the names the library itself writes. Since ``full_name``
+#: leaves a name that already starts with the namespace alone (as Alsek
+#: does), a namespace spelled like one of these would swallow them.
+RESERVED_NAMESPACES = frozenset({"locks", "queues", "results", "revoked", "status", "triggers"})
 _ABSENT = object()
 
 
@@ -63,6 +68,8 @@ class Backend(KVQueue):
             raise ValueError(
                 f"namespace must be a non-empty name without glob characters, got {namespace!r}"
             )
+        if namespace in RESERVED_NAMESPACES:
+            raise ValueError(f"namespace {namespace!r} is a name the library uses; choose another")
         self.namespace = namespace
         if serializer is None:
             from alsek_core.plugins import default_serializer
@@ -71,7 +78,13 @@ class Backend(KVQueue):
         self.serializer: Serializer = serializer
 
     def full_name(self, name: str) -> str:
-        return f"{self.namespace}:{name}"
+        """``namespace:name``; a name that already carries the namespace is
+        returned as it is (as in Alsek), never prefixed twice."""
+        return name if self.in_namespace(name) else f"{self.namespace}:{name}"
+
+    def in_namespace(self, name: str) -> bool:
+        """Whether a full name belongs to this backend's namespace."""
+        return name.startswith(f"{self.namespace}:")
 
     def short_name(self, name: str) -> str:
         return name[len(self.namespace) + 1 :]
@@ -84,6 +97,23 @@ class Backend(KVQueue):
     def matches(name: str, pattern: str | None) -> bool:
         """Whether a short name matches a scan pattern (for stores without globbing)."""
         return fnmatch.fnmatchcase(name, f"{pattern or ''}*")
+
+    def clear_namespace(self, raise_on_error: bool = True) -> int:
+        """Remove everything under the namespace: queued and dead-lettered
+        messages, then every key-value name (statuses, results, locks,
+        revocations). Returns how many were removed. A name that vanished
+        meanwhile raises KeyError with ``raise_on_error``, else is skipped."""
+        broker = Broker(self)
+        removed = 0
+        for queue in broker.queues():
+            removed += broker.purge(queue) + broker.purge_dead(queue)
+        for name in list(self.scan()):
+            try:
+                self.delete(name, missing_ok=not raise_on_error)
+            except KeyError:
+                raise KeyError(f"{name!r} vanished while the namespace was cleared") from None
+            removed += 1
+        return removed
 
     def count(self, pattern: str | None = None) -> int:
         return sum(1 for _ in self.scan(pattern))

@@ -22,7 +22,9 @@ def default_owner() -> str:
 
 
 class Lock:
-    """``with Lock(name, backend=...) as lock:`` releases on exit what it acquired.
+    """``with Lock(name, backend=...) as lock:`` releases on exit what it
+    acquired, unless ``auto_release=False`` (then it is held until released or
+    its ``ttl`` runs out, e.g. for work that outlives the block).
 
     ``acquire(strict=True)`` is True only if this call took the lock; with
     ``strict=False`` it is also True when this owner already holds it.
@@ -33,6 +35,7 @@ class Lock:
         name: str,
         backend: Backend,
         ttl: int | None = DEFAULT_LOCK_TTL,
+        auto_release: bool = True,
         owner_id: str | None = None,
     ) -> None:
         if not name:
@@ -40,15 +43,22 @@ class Lock:
         self.name = name
         self.backend = backend
         self.ttl = ttl
+        self.auto_release = auto_release
         self.owner_id = owner_id or default_owner()
 
     @property
-    def full_name(self) -> str:
+    def long_name(self) -> str:
+        """The lock's name within the backend's namespace."""
         return f"locks:{self.name}"
 
     @property
+    def full_name(self) -> str:
+        """The name as stored, namespace included."""
+        return f"{self.backend.namespace}:{self.long_name}"
+
+    @property
     def holder(self) -> str | None:
-        found = self.backend.get(self.full_name)
+        found = self.backend.get(self.long_name)
         return found if isinstance(found, str) else None
 
     @property
@@ -58,14 +68,14 @@ class Lock:
 
     def acquire(self, strict: bool = True) -> bool:
         try:
-            self.backend.set(self.full_name, self.owner_id, nx=True, ttl=self.ttl)
+            self.backend.set(self.long_name, self.owner_id, nx=True, ttl=self.ttl)
             return True
         except KeyExistsError:
             return not strict and self.held
 
     def release(self) -> bool:
         """Release if this owner holds it; True if it did."""
-        return self.backend.delete_if(self.full_name, self.owner_id)
+        return self.backend.delete_if(self.long_name, self.owner_id)
 
     def __enter__(self) -> Lock:
         return self
@@ -76,7 +86,8 @@ class Lock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        if self.auto_release:
+            self.release()
 
     def __repr__(self) -> str:
         return f"Lock(name={self.name!r}, backend={self.backend!r})"
