@@ -17,6 +17,7 @@ from alsek_core.errors import (
     AlsekError,
     MessageAlreadyExistsError,
     MessageDoesNotExistError,
+    MessageInFlightError,
     SerializationError,
 )
 from alsek_core.message import Message, validate_queue_name
@@ -128,14 +129,62 @@ class Broker:
         message.delivery = None
 
     def retry(self, message: Message) -> Message:
-        """Count a failed attempt and release it to run again after its backoff."""
+        """Count a failed attempt and release it to run again after its backoff.
+
+        A message no worker holds (submitted, not claimed) is rescheduled as
+        Alsek does: stored again with its retries counted. That takes it out
+        and puts it back, so a worker claiming it in between runs it once
+        more; a message a worker holds raises MessageInFlightError."""
+        if message.delivery is None:
+            self._unclaimed(message)
+            message.increment_retries()
+            self.backend.ack(message.queue, message.uuid)
+            self.backend.submit([self.envelope(message)])
+            return message
         message.increment_retries()
         self._release(message, message.ready_at)
         return message
 
     def nack(self, message: Message) -> None:
-        """Give it back untouched, to be delivered again at once."""
+        """Give it back untouched, to be delivered again at once. A message no
+        worker holds is already waiting for delivery: nothing to give back."""
+        if message.delivery is None:
+            self._unclaimed(message)
+            return
         self._release(message, now_ms())
+
+    def _unclaimed(self, message: Message) -> None:
+        """Check that ``message`` is queued and that no worker holds it."""
+        state = self._state(message)
+        if state is None:
+            raise MessageDoesNotExistError(f"{message.summary} is not queued")
+        if state == "in_flight":
+            raise MessageInFlightError(
+                f"{message.summary} is held by a worker; only that worker can release it"
+            )
+
+    def _state(self, message: Message) -> str | None:
+        """ready, delayed or in_flight; None when not queued. Reads the queue's
+        listing, so it costs time in proportion to the queue's length."""
+        if not self.exists(message):
+            return None
+        for item in self.backend.messages(message.queue):
+            if item.uuid == message.uuid:
+                return item.state
+        return None
+
+    def sync(self, message: Message) -> Message:
+        """The message as stored now (queued, or else among the dead letters),
+        e.g. to see the retries and exception details a worker recorded."""
+        for dead in (False, True):
+            for item in self.backend.messages(message.queue, dead=dead):
+                if item.uuid == message.uuid:
+                    return self.decode(item.payload)
+        raise MessageDoesNotExistError(f"{message.summary} is neither queued nor dead-lettered")
+
+    def in_dlq(self, message: Message) -> bool:
+        """Whether ``message`` is among its queue's dead letters."""
+        return any(item.uuid == message.uuid for item in self.backend.messages(message.queue, dead=True))
 
     def _release(self, message: Message, ready_at: int) -> None:
         if not self.backend.reschedule(self._delivery(message), self.encode(message), ready_at):

@@ -34,3 +34,17 @@ class MessageAlreadyExistsError(AlsekError):
 
 class MessageDoesNotExistError(AlsekError):
     """The message is not (or no longer) queued."""
+
+
+class UnknownFieldError(AlsekError, KeyError):
+    """``Message.update`` with a name that is not a message field (a KeyError,
+    as Alsek raises)."""
+
+
+class SchedulingError(ValidationError):
+    """A trigger that cannot work: its function takes parameters, or the task
+    is already scheduled."""
+
+
+class MessageInFlightError(AlsekError):
+    """A message a worker holds, which only that worker may release."""

@@ -7,15 +7,19 @@ which is never stored.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alsek_core.backoff import settings2backoff
+from alsek_core.backoff import ExponentialBackoff, settings2backoff
 from alsek_core.clock import now_ms
-from alsek_core.errors import ValidationError
+from alsek_core.errors import UnknownFieldError, ValidationError
 from alsek_core.ports import Delivery
+
+if TYPE_CHECKING:
+    from alsek_core.lock import Lock
 
 DEFAULT_QUEUE = "alsek_queue"
 DEFAULT_TIMEOUT = 3_600_000
@@ -59,6 +63,11 @@ def validate_queue_name(queue: str) -> str:
             f"invalid queue name {queue!r}: use 1-200 letters, digits, '_', '.' or '-'"
         )
     return queue
+
+
+#: What a message built without backoff settings retries with, as in Alsek:
+#: a Message made by hand backs off like a task's default.
+DEFAULT_BACKOFF_SETTINGS = ExponentialBackoff().settings
 
 
 def _is_int(value: Any) -> bool:
@@ -134,12 +143,17 @@ class Message:
         if not (callback_message_data is None or isinstance(callback_message_data, dict)):
             raise ValidationError("callback_message_data must be a dict (a message's data) or None")
         self.callback_message_data = callback_message_data
+        if backoff_settings is None:
+            backoff_settings = copy.deepcopy(DEFAULT_BACKOFF_SETTINGS)
         self.backoff_settings = backoff_settings
         self._backoff = (backoff_settings, settings2backoff(backoff_settings))  # fails now
         if mechanism not in MECHANISMS:
             raise ValidationError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
         self.mechanism = mechanism
         self.delivery: Delivery | None = None
+        #: The lock this message's work holds (Alsek's ``link_lock``); kept in
+        #: memory only, never stored with the message.
+        self.linked_lock: Lock | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -170,6 +184,10 @@ class Message:
     @property
     def summary(self) -> str:
         return f"Message(uuid={self.uuid!r}, queue={self.queue!r}, task={self.task_name!r})"
+
+    def get_backoff_duration(self) -> int:
+        """How long (ms) the next attempt waits after a failure, given the retries so far."""
+        return self.backoff_duration
 
     @property
     def backoff_duration(self) -> int:
@@ -210,15 +228,49 @@ class Message:
         self.updated_at = now_ms()
         return self
 
+    def increment(self) -> Message:
+        """Alsek's name for :meth:`increment_retries`."""
+        return self.increment_retries()
+
     def update(self, **data: Any) -> Message:
+        """Change fields in place (not stored until submitted or synced). An
+        unknown name raises KeyError before anything changes."""
+        unknown = sorted(set(data) - set(FIELDS))
+        if unknown:
+            raise UnknownFieldError(f"Message has no field {', '.join(map(repr, unknown))}")
         for name, value in data.items():
-            if name not in FIELDS:
-                raise ValidationError(f"Message has no field {name!r}")
             setattr(self, name, value)
         return self
 
     def clone(self) -> Message:
-        return Message(**self.data)
+        return Message(**copy.deepcopy(self.data))
+
+    def duplicate(self, uuid: str | None = None) -> Message:
+        """A copy that is a different message: same fields, a new ``uuid``
+        (or the one given). Not linked to this message's lock."""
+        return self.clone().update(uuid=uuid or new_uuid())
+
+    def link_lock(self, lock: Lock, override: bool = False) -> Message:
+        """Remember the lock this message's work holds, so it can be released
+        with it (:meth:`unlink_lock`). One lock per message unless ``override``."""
+        if self.linked_lock is not None and not override:
+            raise AttributeError(f"{self.summary} is already linked to {self.linked_lock!r}")
+        self.linked_lock = lock
+        return self
+
+    def unlink_lock(self, missing_ok: bool = False, release: bool = True) -> str | None:
+        """Forget the linked lock, releasing it (``release``) if this owner
+        holds it; returns its name. No linked lock: AttributeError unless
+        ``missing_ok``."""
+        lock = self.linked_lock
+        if lock is None:
+            if missing_ok:
+                return None
+            raise AttributeError(f"{self.summary} has no linked lock")
+        if release:
+            lock.release()
+        self.linked_lock = None
+        return lock.name
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Message) and self.data == other.data

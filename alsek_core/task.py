@@ -17,7 +17,7 @@ from typing import Any
 
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
 from alsek_core.broker import Broker
-from alsek_core.errors import ValidationError
+from alsek_core.errors import KeyExistsError, SchedulingError, ValidationError
 from alsek_core.message import DEFAULT_QUEUE, DEFAULT_TIMEOUT, MECHANISMS, Message
 from alsek_core.ports import ResultStore, StatusTracker
 from alsek_core.status import TaskStatus
@@ -117,6 +117,11 @@ class Task:
 
     # --- producing ----------------------------------------------------------------
 
+    @property
+    def deferred(self) -> bool:
+        """Whether the next ``generate()`` makes its message without submitting it."""
+        return self._deferred
+
     def defer(self) -> Task:
         """The next ``generate()`` makes its message without submitting it.
 
@@ -153,6 +158,11 @@ class Task:
     ) -> Message:
         """Make a message for this task and, unless deferred or ``submit=False``,
         submit it (inside ``connection``'s transaction when given, on PostgreSQL)."""
+        if result_ttl is not None and self.result_store is None:
+            self.cancel_defer()
+            raise ValidationError(
+                f"result_ttl given, but task {self.name!r} has no result_store to keep results in"
+            )
         try:
             message = Message(
                 task_name=self.name,
@@ -201,6 +211,10 @@ class Task:
     # --- running --------------------------------------------------------------------
 
     def execute(self, message: Message) -> Any:
+        """Run ``op`` (Alsek's order: a base_task may override either)."""
+        return self.op(message)
+
+    def op(self, message: Message) -> Any:
         """Call the function with the message's arguments (and the message itself
         when the function asks for it and kwargs do not already say ``message``)."""
         kwargs = dict(message.kwargs)
@@ -226,7 +240,7 @@ class TriggerTask(Task):
             if name != "message"
         ]
         if parameters:
-            raise ValidationError(
+            raise SchedulingError(
                 f"task {self.name!r} has a trigger, so it cannot take parameters "
                 f"(it has {', '.join(p.name for p in parameters)})"
             )
@@ -244,8 +258,13 @@ class TriggerTask(Task):
     ) -> Message:
         if args or kwargs:
             raise ValidationError(f"task {self.name!r} has a trigger: it takes no args or kwargs")
-        options["submit"] = False
-        message = super().generate(**options)
+        schedule = options.pop("submit", True) and not self._deferred
+        if schedule and self.generated:
+            self.cancel_defer()
+            raise SchedulingError(f"task {self.name!r} is already scheduled; clear() it first")
+        message = super().generate(submit=False, **options)
+        if not schedule:
+            return message
         self.scheduler.add_job(
             self._fire,
             trigger=self.trigger,
@@ -276,8 +295,6 @@ class TriggerTask(Task):
         return round(now.timestamp())  # no fire found near now: fall back to the second
 
     def _fire(self, progenitor: Message) -> None:
-        from alsek_core.errors import KeyExistsError
-
         slot = self._fire_slot(datetime.now(UTC))
         try:
             self.broker.backend.set(
@@ -288,6 +305,11 @@ class TriggerTask(Task):
         data = progenitor.data
         data.update(uuid=None, progenitor_uuid=progenitor.uuid, created_at=None, updated_at=None)
         self._submit(Message(**data))
+
+    @property
+    def generated(self) -> bool:
+        """Whether ``generate()`` has started the schedule (and ``clear()`` not ended it)."""
+        return bool(self.scheduler.get_jobs())
 
     def pause(self) -> None:
         self.scheduler.pause()
