@@ -45,7 +45,9 @@ def run_until_empty(
             ran += 1
         if messages:
             continue
-        pending = sum(broker.counts(q).delayed + broker.counts(q).in_flight for q in subset)
+        # Ready counts too: a delayed message may come due between the empty
+        # claim and this count.
+        pending = sum(c.ready + c.delayed + c.in_flight for c in map(broker.counts, subset))
         if not pending:
             return ran
         if time.monotonic() > deadline:
