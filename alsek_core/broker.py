@@ -19,6 +19,7 @@ from alsek_core.errors import (
     MessageDoesNotExistError,
     MessageInFlightError,
     SerializationError,
+    ValidationError,
 )
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import Backend, Delivery, Envelope, QueueCounts
@@ -28,6 +29,23 @@ log = logging.getLogger(__name__)
 #: Claims without a recorded outcome (each one a worker that died holding the
 #: message) after which it is a poison message and goes to the dead letters.
 DEFAULT_MAX_DELIVERIES = 5
+
+
+#: How long a revocation is kept past the time its message is due (a week,
+#: as Alsek keeps it).
+REVOCATION_TTL = 7 * 24 * 3600 * 1000
+
+
+def revoked_name(uuid: str) -> str:
+    return f"revoked:{uuid}"
+
+
+def revocation_uuid(message: Message | str) -> str:
+    if isinstance(message, Message):
+        return message.uuid
+    if not (isinstance(message, str) and message.strip() and len(message) <= 200):
+        raise ValidationError(f"revoke takes a Message or a message uuid, got {message!r}")
+    return message
 
 
 def exception_details(exc: BaseException) -> dict[str, Any]:
@@ -79,9 +97,15 @@ class Broker:
 
     # --- producing ----------------------------------------------------------------
 
-    def submit(self, message: Message, connection: Any = None) -> Message:
-        """Enqueue one message. With ``connection`` (PostgreSQL), inside the caller's
-        own transaction: rolled back, the message never existed."""
+    def submit(self, message: Message, ttl: int | None = None, connection: Any = None) -> Message:
+        """Enqueue one message. With ``ttl`` (ms), a message not claimed by
+        then does not run: it is dead-lettered as expired. With ``connection``
+        (PostgreSQL), inside the caller's own transaction: rolled back, the
+        message never existed."""
+        if ttl is not None:
+            if not (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0):
+                raise ValidationError(f"ttl must be a positive int (ms) or None, got {ttl!r}")
+            message.expires_at = now_ms() + ttl
         envelopes = [self.envelope(message)]
         if connection is None:
             added = self.backend.submit(envelopes)
@@ -236,6 +260,20 @@ class Broker:
     def purge(self, queue: str) -> int:
         return self.backend.purge(validate_queue_name(queue))
 
+    # --- revoking --------------------------------------------------------------------
+
+    def revoke(self, message: Message | str) -> None:
+        """Make sure a message (or a uuid) never runs (see
+        :mod:`alsek_core.revocation`); the mark lasts ``REVOCATION_TTL`` past
+        the time the message is due. Statuses are the task's business
+        (``Task.revoke``)."""
+        uuid = revocation_uuid(message)
+        due = message.ready_at if isinstance(message, Message) else now_ms()
+        self.backend.set(revoked_name(uuid), now_ms(), ttl=max(due - now_ms(), 0) + REVOCATION_TTL)
+
+    def is_revoked(self, message: Message | str) -> bool:
+        return self.backend.exists(revoked_name(revocation_uuid(message)))
+
     # --- dead letters ---------------------------------------------------------------
 
     def dead_letters(self, queue: str | None = None) -> list[Message]:
@@ -246,7 +284,8 @@ class Broker:
         """Put a dead-lettered message back on its queue, as new, to run at once."""
         if not self.backend.remove_dead(message.queue, message.uuid):
             raise MessageDoesNotExistError(f"{message.summary} is not among the dead letters")
-        message.update(retries=0, exception_details=None, delay=0, updated_at=now_ms())
+        message.update(retries=0, exception_details=None, delay=0, updated_at=now_ms(), expires_at=None)
+        self.backend.delete(revoked_name(message.uuid), missing_ok=True)  # replaying means: run it
         self.backend.submit([self.envelope(message)])
         return message
 

@@ -46,5 +46,14 @@ class SchedulingError(ValidationError):
     is already scheduled."""
 
 
+class RevokedError(AlsekError):
+    """What a revoked message's dead-letter entry names as its failure."""
+
+
+class MessageExpiredError(AlsekError):
+    """What an expired message's dead-letter entry names as its failure: it
+    was not claimed within the ``ttl`` it was submitted with."""
+
+
 class MessageInFlightError(AlsekError):
     """A message a worker holds, which only that worker may release."""

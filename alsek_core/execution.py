@@ -45,6 +45,11 @@ def process(task: Task, message: Message, tasks: Mapping[str, Task] | None = Non
         fail(task, message, PoisonMessageError(
             f"delivered {deliveries} times without finishing (its workers died); not retried"))
         return
+    # compat: a revoked or expired message is failed here, never run
+    if (refusal := task.refusal(message)) is not None:
+        fail(task, message, refusal)
+        return
+    # end compat
     set_status(task, message, TaskStatus.RUNNING)
     try:
         task.pre_op(message)

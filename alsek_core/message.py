@@ -47,6 +47,7 @@ FIELDS = (
     "callback_message_data",
     "backoff_settings",
     "mechanism",
+    "expires_at",
 )
 
 
@@ -97,6 +98,7 @@ class Message:
         callback_message_data: dict[str, Any] | None = None,
         backoff_settings: dict[str, Any] | None = None,
         mechanism: str = "process",
+        expires_at: int | None = None,
     ) -> None:
         # Plain ifs, not a helper taking the message: the messages are only
         # formatted on failure, and this runs once per message submitted.
@@ -150,6 +152,9 @@ class Message:
         if mechanism not in MECHANISMS:
             raise ValidationError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
         self.mechanism = mechanism
+        if not (expires_at is None or _is_int(expires_at)):
+            raise ValidationError(f"expires_at must be an int (ms since the epoch) or None, got {expires_at!r}")
+        self.expires_at = expires_at
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
@@ -179,6 +184,7 @@ class Message:
             "callback_message_data": self.callback_message_data,
             "backoff_settings": self.backoff_settings,
             "mechanism": self.mechanism,
+            "expires_at": self.expires_at,
         }
 
     @property
@@ -210,6 +216,11 @@ class Message:
     @property
     def ready(self) -> bool:
         return self.ttr == 0
+
+    @property
+    def expired(self) -> bool:
+        """Past the deadline ``Broker.submit(..., ttl=...)`` gave it: it will not run."""
+        return self.expires_at is not None and now_ms() >= self.expires_at
 
     @property
     def descendant_uuids(self) -> list[str] | None:

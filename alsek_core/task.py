@@ -17,9 +17,17 @@ from typing import Any
 
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
 from alsek_core.broker import Broker
-from alsek_core.errors import KeyExistsError, SchedulingError, ValidationError
+from alsek_core.errors import (
+    AlsekError,
+    KeyExistsError,
+    MessageExpiredError,
+    RevokedError,
+    SchedulingError,
+    ValidationError,
+)
 from alsek_core.message import DEFAULT_QUEUE, DEFAULT_TIMEOUT, MECHANISMS, Message
 from alsek_core.ports import ResultStore, StatusTracker
+from alsek_core.revocation import revoke
 from alsek_core.status import TaskStatus
 
 _UNSET: Any = object()
@@ -155,9 +163,11 @@ class Task:
         queue: str | None = None,
         submit: bool = True,
         connection: Any = None,
+        ttl: int | None = None,
     ) -> Message:
         """Make a message for this task and, unless deferred or ``submit=False``,
-        submit it (inside ``connection``'s transaction when given, on PostgreSQL)."""
+        submit it (with ``ttl``, see ``Broker.submit``; inside ``connection``'s
+        transaction when given, on PostgreSQL)."""
         if result_ttl is not None and self.result_store is None:
             self.cancel_defer()
             raise ValidationError(
@@ -181,13 +191,13 @@ class Task:
                 mechanism=self.mechanism,
             )
             if submit and not self._deferred:
-                self._submit(message, connection)
+                self._submit(message, connection, ttl)
         finally:
             self.cancel_defer()
         return message
 
-    def _submit(self, message: Message, connection: Any = None) -> None:
-        self.broker.submit(message, connection=connection)
+    def _submit(self, message: Message, connection: Any = None, ttl: int | None = None) -> None:
+        self.broker.submit(message, ttl=ttl, connection=connection)
         if self.status_tracker is not None:
             self.status_tracker.set(message, TaskStatus.SUBMITTED)
 
@@ -207,6 +217,24 @@ class Task:
     def do_callback(self, message: Message, result: Any) -> bool:
         """Only asked for messages that have a callback."""
         return True
+
+    # --- revoking -------------------------------------------------------------------
+
+    def revoke(self, message: Message, skip_if_running: bool = False) -> None:
+        """Make sure ``message`` never runs; see :func:`alsek_core.revocation.revoke`."""
+        revoke(self.broker, message, self.status_tracker, skip_if_running)
+
+    def is_revoked(self, message: Message) -> bool:
+        return self.broker.is_revoked(message)
+
+    def refusal(self, message: Message) -> AlsekError | None:
+        """Why a claimed message must not run (revoked, or expired), or None.
+        A worker asks just before running it, and fails it with this error."""
+        if message.expired:
+            return MessageExpiredError(f"{message.summary} was not claimed before it expired")
+        if self.broker.is_revoked(message):
+            return RevokedError(f"{message.summary} was revoked")
+        return None
 
     # --- running --------------------------------------------------------------------
 

@@ -26,10 +26,13 @@ from __future__ import annotations
 
 from alsek_core.testing.contract.kv import KeyValueContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
+from alsek_core.testing.contract.revocation import RevocationContract
 from alsek_core.testing.contract.serializer import SerializerContract
 
 
-class BackendContract(KeyValueContract, SerializerContract, QueueContract, ConcurrencyContract):
+class BackendContract(
+    KeyValueContract, SerializerContract, QueueContract, ConcurrencyContract, RevocationContract
+):
     """Every contract at once."""
 
 
@@ -38,5 +41,6 @@ __all__ = [
     "ConcurrencyContract",
     "KeyValueContract",
     "QueueContract",
+    "RevocationContract",
     "SerializerContract",
 ]
