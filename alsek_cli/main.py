@@ -8,18 +8,21 @@ import traceback
 
 import click
 
-from alsek_cli import admin, demo, pools
+from alsek import __version__
+from alsek_cli import admin, demo, pools, revoke
 from alsek_cli.options import debug_requested, one_line
 from alsek_core.plugins import plugin_host
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="alsek")
+@click.version_option(version=__version__, prog_name="alsek")
 def cli() -> None:
-    """alsek: a task queue on DiskCache/SQLite (default), Redis or PostgreSQL."""
+    """Alsek: a distributed task queue for Python, on DiskCache/SQLite
+    (default), Redis or PostgreSQL. Runs worker pools for your tasks, and
+    looks after queues, statuses, results and dead letters."""
 
 
-for command in (pools.thread_pool, pools.process_pool, demo.demo, *admin.COMMANDS):
+for command in (pools.thread_pool, pools.process_pool, demo.demo, *admin.COMMANDS, revoke.revoke):
     cli.add_command(command)
 
 
