@@ -176,7 +176,7 @@ def test_submit_ttl_expires_an_unclaimed_message(broker: Broker) -> None:
     run_until_empty([job])
     assert ran == [2]
     assert broker.in_dlq(late) and not broker.in_dlq(on_time)
-    assert broker.sync(late).exception_details["name"] == MessageExpiredError.__name__
+    assert (broker.sync(late).exception_details or {})["name"] == MessageExpiredError.__name__
     with pytest.raises(ValidationError, match="ttl must be a positive int"):
         broker.submit(Message("job", queue="tq"), ttl=0)
 
@@ -289,8 +289,9 @@ def test_trigger_task_generated_and_base_task(broker: Broker) -> None:
     def hourly() -> int:
         return 1
 
+    assert isinstance(hourly, TriggerTask)
     try:
-        assert isinstance(hourly, TriggerTask) and not hourly.generated
+        assert not hourly.generated
         hourly.generate()
         assert hourly.generated
         with pytest.raises(SchedulingError, match="already scheduled"):
@@ -361,6 +362,7 @@ def test_alsek_revoke_command(tmp_path: Any) -> None:
 
     url = f"sqlite:///{tmp_path}/store"
     backend = backend_from_url(url)
+    assert isinstance(backend, Backend)
     try:
         broker, tracker = Broker(backend), StatusTracker(backend)
         ran: list[int] = []
