@@ -25,7 +25,9 @@ DEFAULT_NAMESPACE = "alsek"
 #: The first part of the names the library itself writes. Since ``full_name``
 #: leaves a name that already starts with the namespace alone (as Alsek
 #: does), a namespace spelled like one of these would swallow them.
-RESERVED_NAMESPACES = frozenset({"locks", "queues", "results", "revoked", "status", "triggers"})
+RESERVED_NAMESPACES = frozenset(
+    {"locks", "queues", "results", "revocations", "revoked", "status", "triggers"}
+)
 _ABSENT = object()
 
 

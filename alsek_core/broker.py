@@ -23,29 +23,13 @@ from alsek_core.errors import (
 )
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import Backend, Delivery, Envelope, QueueCounts
+from alsek_core.revocation_marks import REVOCATION_TTL, RevocationMarks, revocation_uuid
 
 log = logging.getLogger(__name__)
 
 #: Claims without a recorded outcome (each one a worker that died holding the
 #: message) after which it is a poison message and goes to the dead letters.
 DEFAULT_MAX_DELIVERIES = 5
-
-
-#: How long a revocation is kept past the time its message is due (a week,
-#: as Alsek keeps it).
-REVOCATION_TTL = 7 * 24 * 3600 * 1000
-
-
-def revoked_name(uuid: str) -> str:
-    return f"revoked:{uuid}"
-
-
-def revocation_uuid(message: Message | str) -> str:
-    if isinstance(message, Message):
-        return message.uuid
-    if not (isinstance(message, str) and message.strip() and len(message) <= 200):
-        raise ValidationError(f"revoke takes a Message or a message uuid, got {message!r}")
-    return message
 
 
 def exception_details(exc: BaseException) -> dict[str, Any]:
@@ -72,6 +56,7 @@ class Broker:
         self.backend = backend
         self.dead_letter = dead_letter
         self.max_deliveries = max_deliveries
+        self.revocations = RevocationMarks(backend)
 
     def __repr__(self) -> str:
         return f"Broker(backend={self.backend!r})"
@@ -264,15 +249,21 @@ class Broker:
 
     def revoke(self, message: Message | str) -> None:
         """Make sure a message (or a uuid) never runs (see
-        :mod:`alsek_core.revocation`); the mark lasts ``REVOCATION_TTL`` past
-        the time the message is due. Statuses are the task's business
-        (``Task.revoke``)."""
+        :mod:`alsek_core.revocation`): once this returns, no worker starts it.
+        The mark lasts ``REVOCATION_TTL`` past the time the message is due.
+        Statuses are the task's business (``Task.revoke``)."""
         uuid = revocation_uuid(message)
         due = message.ready_at if isinstance(message, Message) else now_ms()
-        self.backend.set(revoked_name(uuid), now_ms(), ttl=max(due - now_ms(), 0) + REVOCATION_TTL)
+        self.revocations.mark(uuid, ttl=max(due - now_ms(), 0) + REVOCATION_TTL)
 
     def is_revoked(self, message: Message | str) -> bool:
-        return self.backend.exists(revoked_name(revocation_uuid(message)))
+        return self.revocations.exists(revocation_uuid(message))
+
+    def refuses(self, message: Message) -> bool:
+        """Whether a worker must not run ``message``: revoked, as this process
+        last read the revocations (at most ``VIEW_MS`` ago; no round trip
+        per message)."""
+        return self.revocations.seen(message.uuid)
 
     # --- dead letters ---------------------------------------------------------------
 
@@ -285,7 +276,7 @@ class Broker:
         if not self.backend.remove_dead(message.queue, message.uuid):
             raise MessageDoesNotExistError(f"{message.summary} is not among the dead letters")
         message.update(retries=0, exception_details=None, delay=0, updated_at=now_ms(), expires_at=None)
-        self.backend.delete(revoked_name(message.uuid), missing_ok=True)  # replaying means: run it
+        self.revocations.unmark(message.uuid)  # replaying means: run it
         self.backend.submit([self.envelope(message)])
         return message
 

@@ -1,6 +1,7 @@
-"""Revoking a message. ``Broker.revoke`` keeps a mark on the backend through
-the key-value methods (so every backend has it, the five-method one
-included), which a worker checks just before running a message it claimed.
+"""Revoking a message, statuses included. ``Broker.revoke`` keeps a mark on
+the backend through the key-value methods (so every backend has it, the
+five-method one included; see :mod:`alsek_core.revocation_marks`), which a
+worker checks just before running a message it claimed.
 
 A revoked message that is queued or delayed never runs: when it comes due, a
 worker dead-letters it with a ``RevokedError`` and its status (if tracked)

@@ -232,7 +232,7 @@ class Task:
         A worker asks just before running it, and fails it with this error."""
         if message.expired:
             return MessageExpiredError(f"{message.summary} was not claimed before it expired")
-        if self.broker.is_revoked(message):
+        if self.broker.refuses(message):
             return RevokedError(f"{message.summary} was revoked")
         return None
 

@@ -37,6 +37,7 @@ class RevocationContract:
         broker = Broker(backend)
         job = recording_task(broker, ran)
         kept, revoked = job.generate(args=[1]), job.generate(args=[2])
+        assert not broker.refuses(revoked)  # this process has read the revocations now
         elsewhere = backend_factory()  # as another process would: by uuid only
         try:
             Broker(elsewhere).revoke(revoked.uuid)

@@ -1,0 +1,89 @@
+"""Where revocations are kept: one key-value record per revoked uuid
+(``revoked:<uuid>``), plus a stamp (``revocations``) rewritten on every change.
+
+A worker asks before every message it runs, and a read per message would
+cost a round trip each (on Redis, more than running a small task). So a
+process rereads the stamp at most every ``VIEW_MS`` and the marks only when
+the stamp changed; and a revoke waits ``VIEW_MS`` before returning, so that
+once it returns no worker anywhere starts the revoked message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from alsek_core.clock import now_ms
+from alsek_core.errors import ValidationError
+from alsek_core.message import Message, new_uuid
+from alsek_core.ports import KeyValue
+
+#: How long a revocation is kept past the time its message is due (a week,
+#: as Alsek keeps it).
+REVOCATION_TTL = 7 * 24 * 3600 * 1000
+#: How stale a process's view of the revocations may be.
+VIEW_MS = 200
+STAMP = "revocations"
+PREFIX = "revoked:"
+
+
+def revocation_uuid(message: Message | str) -> str:
+    if isinstance(message, Message):
+        return message.uuid
+    if not (isinstance(message, str) and message.strip() and len(message) <= 200):
+        raise ValidationError(f"revoke takes a Message or a message uuid, got {message!r}")
+    return message
+
+
+class RevocationMarks:
+    """The revocations on one backend, and this process's view of them."""
+
+    def __init__(self, backend: KeyValue) -> None:
+        self.backend = backend
+        self._refresh = threading.Lock()
+        self._stamp: Any = None
+        self._revoked: frozenset[str] = frozenset()
+        self._read_at = float("-inf")
+
+    def mark(self, uuid: str, ttl: int) -> None:
+        """Revoke, and return once every process sees it."""
+        self.backend.set(PREFIX + uuid, now_ms(), ttl=ttl)
+        self._changed()
+        time.sleep(VIEW_MS / 1000)
+
+    def unmark(self, uuid: str) -> None:
+        self.backend.delete(PREFIX + uuid, missing_ok=True)
+        self._changed()
+
+    def _changed(self) -> None:
+        # No TTL: a missing stamp means nothing was ever revoked, so the
+        # stamp must outlive every mark.
+        self.backend.set(STAMP, new_uuid())
+        self._read_at = float("-inf")  # this process sees its own change at once
+
+    def exists(self, uuid: str) -> bool:
+        """Read now, from the backend."""
+        return self.backend.exists(PREFIX + uuid)
+
+    def seen(self, uuid: str) -> bool:
+        """As this process last read them: at most ``VIEW_MS`` old."""
+        if time.monotonic() - self._read_at >= VIEW_MS / 1000:
+            with self._refresh:
+                started = time.monotonic()
+                if started - self._read_at >= VIEW_MS / 1000:
+                    stamp = self.backend.get(STAMP)
+                    if stamp is None:  # nothing was ever revoked here
+                        self._revoked = frozenset()
+                    elif stamp != self._stamp:
+                        names = list(self.backend.scan(PREFIX))
+                        self._revoked = frozenset(name[len(PREFIX) :] for name in names)
+                    self._stamp = stamp
+                    self._read_at = started
+        return uuid in self._revoked
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"backend": self.backend}  # a view is per process; a lock cannot be pickled
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["backend"])  # type: ignore[misc]
