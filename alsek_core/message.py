@@ -244,13 +244,15 @@ class Message:
         return self.increment_retries()
 
     def update(self, **data: Any) -> Message:
-        """Change fields in place (not stored until submitted or synced). An
-        unknown name raises KeyError before anything changes."""
+        """Change fields in place (stored when the message is next submitted or
+        released). The values pass the same checks as a new message's, and an
+        unknown name raises KeyError (as in Alsek); then nothing changes."""
         unknown = sorted(set(data) - set(FIELDS))
         if unknown:
             raise UnknownFieldError(f"Message has no field {', '.join(map(repr, unknown))}")
-        for name, value in data.items():
-            setattr(self, name, value)
+        checked = Message(**{**self.data, **data})
+        for name in data:
+            setattr(self, name, getattr(checked, name))
         return self
 
     def clone(self) -> Message:

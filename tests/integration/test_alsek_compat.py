@@ -210,7 +210,11 @@ def test_message_reference_methods(backend: Backend) -> None:
     assert message.increment() is message and message.retries == 1 and message.updated_at >= before
     assert message.get_backoff_duration() == ExponentialBackoff().get(1)
     with pytest.raises(KeyError, match="no field 'colour'"):
-        message.update(colour="red")
+        message.update(colour="red", priority=9)
+    with pytest.raises(ValidationError, match="retries must be an int >= 0"):
+        message.update(retries=-1, priority=9)
+    assert (message.priority, message.retries) == (0, 1)
+    assert message.update(args=[1, 2]).args == (1, 2)
 
     lock = Lock("work", backend=backend)
     assert lock.acquire()
