@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_DELIVERIES = 5
 
 
+def checked_ttl(ttl: Any) -> int | None:
+    if not (ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0)):
+        raise ValidationError(f"ttl must be a positive int (ms) or None, got {ttl!r}")
+    return ttl
+
+
 def exception_details(exc: BaseException) -> dict[str, Any]:
     return {
         "name": type(exc).__name__,
@@ -87,10 +93,8 @@ class Broker:
         then does not run: it is dead-lettered as expired. With ``connection``
         (PostgreSQL), inside the caller's own transaction: rolled back, the
         message never existed."""
-        if ttl is not None:
-            if not (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0):
-                raise ValidationError(f"ttl must be a positive int (ms) or None, got {ttl!r}")
-            message.expires_at = now_ms() + ttl
+        if (lifetime := checked_ttl(ttl)) is not None:
+            message.expires_at = now_ms() + lifetime
         envelopes = [self.envelope(message)]
         if connection is None:
             added = self.backend.submit(envelopes)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
-from alsek_core.broker import Broker
+from alsek_core.broker import Broker, checked_ttl
 from alsek_core.errors import (
     AlsekError,
     KeyExistsError,
@@ -290,13 +290,14 @@ class TriggerTask(Task):
         if schedule and self.generated:
             self.cancel_defer()
             raise SchedulingError(f"task {self.name!r} is already scheduled; clear() it first")
+        ttl = checked_ttl(options.pop("ttl", None))  # each fire's: Alsek passes it to every fire
         message = super().generate(submit=False, **options)
         if not schedule:
             return message
         self.scheduler.add_job(
             self._fire,
             trigger=self.trigger,
-            args=(message,),
+            args=(message, ttl),
             id=message.uuid,
             max_instances=1,
             coalesce=True,
@@ -322,7 +323,7 @@ class TriggerTask(Task):
             due = after
         return round(now.timestamp())  # no fire found near now: fall back to the second
 
-    def _fire(self, progenitor: Message) -> None:
+    def _fire(self, progenitor: Message, ttl: int | None = None) -> None:
         slot = self._fire_slot(datetime.now(UTC))
         try:
             self.broker.backend.set(
@@ -332,7 +333,7 @@ class TriggerTask(Task):
             return  # another process already submitted this fire
         data = progenitor.data
         data.update(uuid=None, progenitor_uuid=progenitor.uuid, created_at=None, updated_at=None)
-        self._submit(Message(**data))
+        self._submit(Message(**data), ttl=ttl)
 
     @property
     def generated(self) -> bool:

@@ -181,6 +181,24 @@ def test_submit_ttl_expires_an_unclaimed_message(broker: Broker) -> None:
         broker.submit(Message("job", queue="tq"), ttl=0)
 
 
+def test_every_fire_of_a_trigger_gets_the_ttl(broker: Broker) -> None:
+    @task(broker, queue="fq", trigger=IntervalTrigger(seconds=1))
+    def tick() -> None:
+        pass
+
+    with pytest.raises(ValidationError, match="ttl must be a positive int"):
+        tick.generate(ttl=-1)
+    try:
+        tick.generate(ttl=60_000)
+        deadline = time.monotonic() + 10
+        while not broker.counts("fq").ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        tick.shutdown()
+    fired = [m for _, _, m in broker.messages("fq") if m is not None]
+    assert fired and all(m.expires_at is not None and m.expires_at > m.created_at for m in fired)
+
+
 def test_sync_reads_what_a_worker_recorded(broker: Broker) -> None:
     @task(broker, queue="yq", max_retries=1, backoff=ConstantBackoff(constant=60_000, floor=None))
     def flaky() -> None:
