@@ -64,11 +64,17 @@ class Relay:
         self._spawn(self._accept, listener)
 
     def cut(self) -> None:
+        """Refuse new connections and drop the open ones."""
         with self._lock:
             listener, self._listener = self._listener, None
-            doomed, self._open = self._open, set()
         if listener is not None:
             listener.close()
+        self.drop()
+
+    def drop(self) -> None:
+        """Drop the open connections only, as CLIENT KILL or pg_terminate_backend would."""
+        with self._lock:
+            doomed, self._open = self._open, set()
         for sock in doomed:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -145,22 +151,19 @@ class RestoreOnOutcomeError(logging.Handler):
             self.relay.restore()
 
 
-def _redis_url(relay_port: int) -> str:
-    from alsek_backends.redis.plugin import DEFAULT_TEST_URL, ENV_TEST_URL
-
-    return (os.environ.get(ENV_TEST_URL) or DEFAULT_TEST_URL).replace(
-        f":{urlsplit(os.environ.get(ENV_TEST_URL) or DEFAULT_TEST_URL).port}/", f":{relay_port}/"
-    )
-
-
-def _target(kind: str) -> tuple[str, int]:
+def _server_url(kind: str) -> str:
     if kind == "redis":
         from alsek_backends.redis.plugin import DEFAULT_TEST_URL, ENV_TEST_URL
 
-        parts = urlsplit(os.environ.get(ENV_TEST_URL) or DEFAULT_TEST_URL)
-    else:
-        parts = urlsplit(postgres_url())
-    return parts.hostname or "127.0.0.1", parts.port or (6379 if kind == "redis" else 5432)
+        return os.environ.get(ENV_TEST_URL) or DEFAULT_TEST_URL
+    return postgres_url()
+
+
+def _through(url: str, port: int) -> str:
+    """``url`` with its host and port replaced by the relay's."""
+    parts = urlsplit(url)
+    user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return parts._replace(netloc=f"{user}127.0.0.1:{port}").geturl()
 
 
 @pytest.fixture(params=["redis", "postgres"])
@@ -168,13 +171,13 @@ def relayed(request: pytest.FixtureRequest) -> Iterator[tuple[Relay, Backend]]:
     """A backend of the given kind whose every connection goes through a Relay."""
     kind = request.param
     namespace = f"outcome-{uuid_lib.uuid4().hex[:10]}"
-    relay = Relay(*_target(kind))
+    server = urlsplit(_server_url(kind))
+    relay = Relay(server.hostname or "127.0.0.1", server.port or (6379 if kind == "redis" else 5432))
+    url = f"{_through(_server_url(kind), relay.port)}?namespace={namespace}"
     schema = f"alsek_t_{uuid_lib.uuid4().hex[:10]}"
     admin: Any = None
     try:
-        if kind == "redis":
-            url = f"{_redis_url(relay.port)}?namespace={namespace}"
-        else:
+        if kind == "postgres":
             psycopg = pytest.importorskip("psycopg")
             from alsek_backends.postgres import schema as schema_lib
 
@@ -183,9 +186,7 @@ def relayed(request: pytest.FixtureRequest) -> Iterator[tuple[Relay, Backend]]:
             except psycopg.OperationalError as exc:
                 unavailable(f"PostgreSQL unreachable at {postgres_url()}: {exc}")
             schema_lib.init(admin, schema)
-            parts = urlsplit(postgres_url())
-            url = (f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[0]}@127.0.0.1:{relay.port}{parts.path}"
-                   f"?schema={schema}&namespace={namespace}")
+            url += f"&schema={schema}"
         backend = backend_from_url(url)
         try:
             backend.exists("probe")
@@ -198,6 +199,30 @@ def relayed(request: pytest.FixtureRequest) -> Iterator[tuple[Relay, Backend]]:
         if admin is not None:
             admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             admin.close()
+
+
+def test_a_status_write_reconnects_when_its_connection_is_killed(relayed: tuple[Relay, Backend]) -> None:
+    relay, backend = relayed
+    broker = Broker(backend)
+    tracker: BaseStatusTracker = tracker_for(backend)
+    runs: list[int] = []
+
+    @task(broker, queue=QUEUE, status_tracker=tracker, mechanism="thread")
+    def finish_then_lose_the_connection() -> None:
+        runs.append(1)
+        relay.drop()  # the status write that follows finds its connection killed
+
+    message = finish_then_lose_the_connection.generate()
+    pool = InlinePool([finish_then_lose_the_connection], lease_ms=1_000, backoff=None)
+    runner = threading.Thread(target=pool.run)
+    runner.start()
+    try:
+        assert tracker.wait_for(message, TaskStatus.SUCCEEDED, timeout=60) == TaskStatus.SUCCEEDED
+        assert len(runs) == 1  # written on a new connection, not by a rerun
+    finally:
+        pool.stop()
+        runner.join(timeout=60)
+    assert broker.counts(QUEUE) == QueueCounts()
 
 
 def test_a_status_write_lost_to_an_outage_is_not_lost_for_good(relayed: tuple[Relay, Backend]) -> None:
