@@ -149,8 +149,8 @@ def status(uuid: str, backend: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"uuid": uuid, **record}))
         return
-    click.echo(f"{record['status']}  task={record['task_name']} queue={record['queue']} "
-               f"updated={_when(record['updated_at'])}")
+    click.echo(printable(f"{record['status']}  task={record['task_name']} queue={record['queue']} "
+                         f"updated={_when(record['updated_at'])}"))
 
 
 @click.command()

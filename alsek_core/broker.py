@@ -10,7 +10,7 @@ import inspect
 import logging
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alsek_core.clock import now_ms
@@ -68,7 +68,8 @@ class DeadLetter:
     uuid: str
     payload: bytes
     message: Message | None
-    problem: Exception | None = None
+    #: Follows from the payload and the row, so it takes no part in equality.
+    problem: Exception | None = field(default=None, compare=False)
 
     @property
     def task_name(self) -> str:
