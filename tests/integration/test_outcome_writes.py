@@ -27,6 +27,7 @@ from alsek_core.broker import Broker
 from alsek_core.config import backend_from_url
 from alsek_core.message import Message
 from alsek_core.ports import Backend, QueueCounts
+from alsek_core.result import store_for
 from alsek_core.status import BaseStatusTracker, TaskStatus, tracker_for
 from alsek_core.task import Task, task
 from alsek_core.testing.contract.fixtures import unavailable, wipe
@@ -201,16 +202,19 @@ def relayed(request: pytest.FixtureRequest) -> Iterator[tuple[Relay, Backend]]:
             admin.close()
 
 
-def test_a_status_write_reconnects_when_its_connection_is_killed(relayed: tuple[Relay, Backend]) -> None:
+def test_result_and_status_writes_reconnect_when_their_connection_is_killed(relayed: tuple[Relay, Backend]) -> None:
     relay, backend = relayed
     broker = Broker(backend)
     tracker: BaseStatusTracker = tracker_for(backend)
     runs: list[int] = []
 
-    @task(broker, queue=QUEUE, status_tracker=tracker, mechanism="thread")
-    def finish_then_lose_the_connection() -> None:
+    results = store_for(backend)
+
+    @task(broker, queue=QUEUE, status_tracker=tracker, result_store=results, mechanism="thread")
+    def finish_then_lose_the_connection() -> int:
         runs.append(1)
-        relay.drop()  # the status write that follows finds its connection killed
+        relay.drop()  # the result and status writes that follow find their connections killed
+        return 42
 
     message = finish_then_lose_the_connection.generate()
     pool = InlinePool([finish_then_lose_the_connection], lease_ms=1_000, backoff=None)
@@ -219,6 +223,7 @@ def test_a_status_write_reconnects_when_its_connection_is_killed(relayed: tuple[
     try:
         assert tracker.wait_for(message, TaskStatus.SUCCEEDED, timeout=60) == TaskStatus.SUCCEEDED
         assert len(runs) == 1  # written on a new connection, not by a rerun
+        assert results.get(message) == 42
     finally:
         pool.stop()
         runner.join(timeout=60)
