@@ -120,7 +120,14 @@ class Broker:
         return self._message(self._data(payload))
 
     def _data(self, payload: bytes) -> dict[str, Any]:
-        data = self.backend.serializer.loads(payload)
+        try:
+            data = self.backend.serializer.loads(payload)
+        except SerializationError:
+            raise
+        except Exception as exc:  # a serializer of a plugin breaking its contract: still a clear error
+            raise SerializationError(
+                f"{self.backend.serializer!r} cannot decode the payload: {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(data, dict):
             raise SerializationError(f"payload is a {type(data).__name__}, not a message")
         return data

@@ -60,7 +60,7 @@ class JsonSerializer(Serializer):
     def loads(self, data: bytes) -> Any:
         try:
             return json.loads(data)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:  # bytes may nest beyond the stack
             raise SerializationError(
                 f"JsonSerializer cannot decode {bytes(data)[:40]!r}: {exc}"
             ) from exc

@@ -57,6 +57,14 @@ def payload_of(broker: Broker, message: Message, **changes: Any) -> bytes:
     return broker.backend.serializer.dumps({k: v for k, v in data.items() if v is not Ellipsis})
 
 
+def test_a_payload_nested_too_deeply_to_decode_is_dead_lettered(broker: Broker, echo: Task) -> None:
+    raw(broker, "row-deep", b"[" * 100_000 + b"]" * 100_000)  # before: RecursionError stalled the claim loop
+    assert Consumer(broker, subset=[QUEUE], wait_ms=0).claim(1) == []
+    [dead] = broker.dead_letters(QUEUE)
+    assert (dead.uuid, dead.message) == ("row-deep", None)
+    assert dead.exception_details is not None and dead.exception_details["name"] == "SerializationError"
+
+
 def test_an_undecodable_payload_is_listed_retried_as_it_was_and_purged(broker: Broker, echo: Task) -> None:
     raw(broker, "row-garbage", GARBAGE)
     assert Consumer(broker, subset=[QUEUE], wait_ms=0).claim(1) == []

@@ -73,3 +73,10 @@ def test_msgpack_round_trips_tuple_keys_and_non_finite_floats() -> None:
 def test_msgpack_names_the_path_to_what_it_cannot_encode() -> None:
     with pytest.raises(SerializationError, match=r"int.*\['kwargs'\]\['big'\]"):
         MsgpackSerializer().dumps({"kwargs": {"big": 2**80}})
+
+
+@pytest.mark.parametrize("serializer", SERIALIZERS, ids=lambda s: s.name)
+def test_bytes_nested_beyond_the_stack_are_a_serialization_error(serializer: Any) -> None:
+    deep = {"json": b"[" * 100_000 + b"]" * 100_000, "msgpack": b"\x91" * 100_000 + b"\xc0"}
+    with pytest.raises(SerializationError):
+        serializer.loads(deep.get(serializer.name, b"(" * 100_000))
