@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from alsek_cli.options import backend_option, log_level_option, masked, one_line
-from alsek_core.broker import Broker
+from alsek_core.broker import Broker, DeadLetter
 from alsek_core.config import backend_url, default_backend
 from alsek_core.message import Message
 from alsek_core.plugins import describe, plugin_host
@@ -22,6 +22,8 @@ from alsek_core.result import store_for
 from alsek_core.status import tracker_for
 
 STATES = ("ready", "delayed", "in_flight", "dead")
+#: How much of a dead letter's payload ``dlq show`` prints.
+PAYLOAD_SHOWN = 1_000
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
@@ -44,6 +46,12 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def printable(text: str) -> str:
+    """Text from storage, fit for a terminal: control characters (escape
+    sequences, bidi overrides) are shown escaped, never acted on."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def _emit(rows: list[dict[str, Any]], as_json: bool, title: str, empty: str) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=1, default=str))
@@ -53,12 +61,13 @@ def _emit(rows: list[dict[str, Any]], as_json: bool, title: str, empty: str) -> 
         return
     from rich.console import Console  # here: a worker pool's start-up need not pay for it
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title)
     for column in rows[0]:
         table.add_column(column, justify="right" if isinstance(rows[0][column], int) else "left")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    for row in rows:  # as Text: a "[/bold]" in a task name is shown, not taken as markup
+        table.add_row(*(Text("" if v is None else printable(str(v))) for v in row.values()))
     # Piped output is not cut to 80 columns: it is read whole or by scripts.
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
@@ -140,8 +149,8 @@ def status(uuid: str, backend: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"uuid": uuid, **record}))
         return
-    click.echo(f"{record['status']}  task={record['task_name']} queue={record['queue']} "
-               f"updated={_when(record['updated_at'])}")
+    click.echo(printable(f"{record['status']}  task={record['task_name']} queue={record['queue']} "
+                         f"updated={_when(record['updated_at'])}"))
 
 
 @click.command()
@@ -160,7 +169,23 @@ def result(uuid: str, backend: str | None) -> None:
 
 @click.group()
 def dlq() -> None:
-    """Dead letters: messages that failed for good."""
+    """Dead letters: messages that failed for good, and payloads that could
+    not run (undecodable, or naming another message than their row). Each is
+    known by its row's uuid, whatever its payload says."""
+
+
+def _error(dead: DeadLetter) -> str:
+    details = dead.exception_details or {}
+    return f"{details.get('name', '?')}: {details.get('text', '')}"
+
+
+def _chosen(broker: Broker, uuids: tuple[str, ...], queue: str | None) -> list[DeadLetter]:
+    """The dead letters named (all of them when none is); every name must be one."""
+    chosen = [d for d in broker.dead_letters(queue) if not uuids or d.uuid in uuids]
+    missing = set(uuids) - {d.uuid for d in chosen}
+    if missing:
+        raise click.ClickException(f"not among the dead letters: {', '.join(sorted(map(printable, missing)))}")
+    return chosen
 
 
 @dlq.command("list")
@@ -171,14 +196,54 @@ def dlq() -> None:
 @log_level_option("warning")
 def dlq_list(queue: str | None, limit: int, backend: str | None, as_json: bool) -> None:
     """Dead letters of QUEUE (or every queue), with why they failed."""
-    broker = Broker(_backend(backend))
-    rows = []
-    for message in broker.dead_letters(queue)[:limit]:
-        details = message.exception_details or {}
-        rows.append({"uuid": message.uuid, "queue": message.queue, "task": message.task_name,
-                     "retries": message.retries,
-                     "error": f"{details.get('name', '?')}: {details.get('text', '')}"[:120]})
+    rows = [{"uuid": d.uuid, "queue": d.queue, "task": d.task_name, "retries": d.retries,
+             "error": _error(d)[:120]}
+            for d in Broker(_backend(backend)).dead_letters(queue)[:limit]]
     _emit(rows, as_json, "dead letters", "no dead letters")
+
+
+def _payload(payload: bytes) -> str:
+    """Raw bytes as Python would write them (escaped, so safe on any
+    terminal), cut to PAYLOAD_SHOWN: shown, never decoded or run."""
+    shown = repr(payload[:PAYLOAD_SHOWN])
+    cut = f" (first {PAYLOAD_SHOWN:,} shown)" if len(payload) > PAYLOAD_SHOWN else ""
+    return f"{len(payload):,} bytes{cut}: {shown}"
+
+
+def _details(dead: DeadLetter) -> dict[str, Any]:
+    details = dead.exception_details or {}
+    message = dead.message
+    return {
+        "uuid": dead.uuid,
+        "queue": dead.queue,
+        "task": dead.task_name,
+        "retries": dead.retries,
+        "error": _error(dead),
+        "traceback": details.get("traceback"),
+        "args": json.dumps(list(message.args), default=repr)[:PAYLOAD_SHOWN] if message else None,
+        "kwargs": json.dumps(message.kwargs, default=repr)[:PAYLOAD_SHOWN] if message else None,
+        "payload": _payload(dead.payload),
+    }
+
+
+@dlq.command("show")
+@click.argument("uuid")
+@click.option("--queue", default=None, help="Only dead letters of this queue.")
+@backend_option
+@json_option
+@log_level_option("warning")
+def dlq_show(uuid: str, queue: str | None, backend: str | None, as_json: bool) -> None:
+    """Everything about dead letter UUID: why it failed, its arguments, and
+    its raw payload (escaped and cut short)."""
+    found = [_details(d) for d in _chosen(Broker(_backend(backend)), (uuid,), queue)]
+    if as_json:
+        click.echo(json.dumps(found, indent=1))
+        return
+    for details in found:
+        for name, value in details.items():
+            if value is not None:
+                lines = str(value).splitlines() or [""]  # a traceback keeps its lines
+                click.echo(f"{name + ':':<10} " + "\n".join(map(printable, lines)))
 
 
 @dlq.command("retry")
@@ -187,29 +252,30 @@ def dlq_list(queue: str | None, limit: int, backend: str | None, as_json: bool) 
 @backend_option
 @log_level_option("warning")
 def dlq_retry(uuids: tuple[str, ...], queue: str | None, backend: str | None) -> None:
-    """Put dead letters (UUIDS, or all of them) back on their queues, to run at once."""
+    """Put dead letters (UUIDS, or all of them) back on their queues, to run
+    at once, under the uuid listed. A payload that could not be decoded goes
+    back as the bytes it was: it fails again unless the code reading it changed
+    (``dlq purge UUID`` deletes it instead)."""
     broker = Broker(_backend(backend))
-    chosen = [m for m in broker.dead_letters(queue) if not uuids or m.uuid in uuids]
-    missing = set(uuids) - {m.uuid for m in chosen}
-    if missing:
-        raise click.ClickException(f"not among the dead letters: {', '.join(sorted(missing))}")
-    for message in chosen:
-        broker.replay(message)
+    chosen = _chosen(broker, uuids, queue)
+    for dead in chosen:
+        broker.replay(dead)
     click.echo(f"requeued {len(chosen)} message(s)")
 
 
 @dlq.command("purge")
+@click.argument("uuids", nargs=-1)
 @click.option("--queue", default=None, help="Only dead letters of this queue.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @backend_option
 @log_level_option("warning")
-def dlq_purge(queue: str | None, yes: bool, backend: str | None) -> None:
-    """Delete dead letters for good."""
+def dlq_purge(uuids: tuple[str, ...], queue: str | None, yes: bool, backend: str | None) -> None:
+    """Delete dead letters (UUIDS, or all of them) for good."""
     broker = Broker(_backend(backend))
-    count = len(broker.dead_letters(queue))
+    chosen = _chosen(broker, uuids, queue)
     if not yes:
-        _confirm(f"Delete {count} dead letter(s){f' of {queue!r}' if queue else ''}?")
-    click.echo(f"deleted {broker.purge_dead(queue)} dead letter(s)")
+        _confirm(f"Delete {len(chosen)} dead letter(s){f' of {queue!r}' if queue else ''}?")
+    click.echo(f"deleted {sum(broker.remove_dead_letter(d) for d in chosen)} dead letter(s)")
 
 
 @click.command()

@@ -10,6 +10,7 @@ import inspect
 import logging
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from alsek_core.clock import now_ms
@@ -22,7 +23,7 @@ from alsek_core.errors import (
     ValidationError,
 )
 from alsek_core.message import Message, validate_queue_name
-from alsek_core.ports import Backend, Delivery, Envelope, QueueCounts
+from alsek_core.ports import Backend, Delivery, Envelope, QueueCounts, QueuedMessage
 from alsek_core.revocation_marks import REVOCATION_TTL, RevocationMarks, revocation_uuid
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 #: Claims without a recorded outcome (each one a worker that died holding the
 #: message) after which it is a poison message and goes to the dead letters.
 DEFAULT_MAX_DELIVERIES = 5
+#: The task name shown for a payload that is no message.
+UNDECODABLE_TASK = "(undecodable)"
 
 
 def checked_ttl(ttl: Any) -> int | None:
@@ -44,6 +47,52 @@ def exception_details(exc: BaseException) -> dict[str, Any]:
         "text": str(exc),
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:],
     }
+
+
+def misaddressed(data: dict[str, Any], queue: str, uuid: str) -> str | None:
+    """Why a decoded payload cannot run under its row, if it cannot: a worker
+    acks, retries and records statuses by the message's own queue and uuid, so
+    a payload naming another (or no) uuid, or another queue, would run and
+    never be acked. The row is the message's identity; the payload must agree."""
+    named = data.get("uuid")
+    if named is None:
+        return f"its payload has no uuid; its row is {uuid!r}"
+    if named != uuid:
+        return f"its payload's uuid {named!r:.80} differs from its row's {uuid!r}"
+    if (data.get("queue") or queue) != queue:
+        return f"its payload's queue {data['queue']!r:.80} differs from its row's {queue!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead letter as its queue holds it. ``queue`` and ``uuid`` are its
+    row's: the ids it is listed, retried and purged by, whatever the payload
+    says. ``message`` is None when the payload is no message; ``problem``
+    says why the payload cannot run as it is (undecodable, or naming
+    another message than its row), if so."""
+
+    queue: str
+    uuid: str
+    payload: bytes
+    message: Message | None
+    #: Follows from the payload and the row, so it takes no part in equality.
+    problem: Exception | None = field(default=None, compare=False)
+
+    @property
+    def task_name(self) -> str:
+        return self.message.task_name if self.message is not None else UNDECODABLE_TASK
+
+    @property
+    def retries(self) -> int | None:
+        return self.message.retries if self.message is not None else None
+
+    @property
+    def exception_details(self) -> dict[str, Any] | None:
+        """Why it is here: the problem of its payload, else the message's last error."""
+        if self.problem is not None:
+            return {"name": type(self.problem).__name__, "text": str(self.problem)}
+        return self.message.exception_details if self.message is not None else None
 
 
 class Broker:
@@ -76,10 +125,49 @@ class Broker:
             raise SerializationError(f"cannot submit {message.summary}: {exc}") from exc
 
     def decode(self, payload: bytes) -> Message:
-        data = self.backend.serializer.loads(payload)
+        """The message a payload holds; SerializationError for bytes that hold none."""
+        return self._message(self._data(payload))
+
+    def _data(self, payload: bytes) -> dict[str, Any]:
+        try:
+            data = self.backend.serializer.loads(payload)
+        except SerializationError:
+            raise
+        except Exception as exc:  # a serializer of a plugin breaking its contract: still a clear error
+            raise SerializationError(
+                f"{self.backend.serializer!r} cannot decode the payload: {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(data, dict):
             raise SerializationError(f"payload is a {type(data).__name__}, not a message")
-        return Message(**data)
+        return data
+
+    @staticmethod
+    def _message(data: dict[str, Any]) -> Message:
+        try:
+            return Message(**data)
+        except Exception as exc:  # whatever the bytes say, a clear error
+            raise SerializationError(f"payload is no message: {type(exc).__name__}: {exc}") from exc
+
+    def open(self, delivery: Delivery) -> Message:
+        """The message a claimed payload holds, bound to its lease. Raises
+        SerializationError for bytes that hold no message, ValidationError for
+        one naming another message than its row (see ``misaddressed``)."""
+        data = self._data(delivery.payload)
+        problem = misaddressed(data, delivery.queue, delivery.uuid)
+        if problem is not None:
+            raise ValidationError(problem)
+        message = self._message(data)
+        message.delivery = delivery
+        return message
+
+    def reject(self, delivery: Delivery) -> None:
+        """Give up on a claimed payload that cannot run as it is: to the dead
+        letters untouched (so a retry puts back exactly these bytes), or
+        dropped when dead letters are off."""
+        if not self.dead_letter:
+            self.backend.ack(delivery.queue, delivery.uuid)
+        elif not self.backend.dead_letter(delivery, delivery.payload):
+            log.warning("lease of message %s was lost before dead-lettering", delivery.uuid)
 
     def envelope(self, message: Message) -> Envelope:
         return Envelope(
@@ -242,7 +330,7 @@ class Broker:
         for item in self.backend.messages(validate_queue_name(queue), dead=dead):
             try:
                 message: Message | None = self.decode(item.payload)
-            except (SerializationError, AlsekError, TypeError):
+            except SerializationError:
                 message = None
             yield item.state, item.uuid, message
 
@@ -271,22 +359,57 @@ class Broker:
 
     # --- dead letters ---------------------------------------------------------------
 
-    def dead_letters(self, queue: str | None = None) -> list[Message]:
-        queues = [queue] if queue else self.queues()
-        return [m for q in queues for _, _, m in self.messages(q, dead=True) if m is not None]
+    def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        """Every dead letter (of ``queue``, or of all queues), best first,
+        whatever its payload holds."""
+        queues = [validate_queue_name(queue)] if queue else self.queues()
+        return [self._dead_letter(item) for q in queues for item in self.backend.messages(q, dead=True)]
 
-    def replay(self, message: Message) -> Message:
-        """Put a dead-lettered message back on its queue, as new, to run at once."""
-        if not self.backend.remove_dead(message.queue, message.uuid):
-            raise MessageDoesNotExistError(f"{message.summary} is not among the dead letters")
-        message.update(retries=0, exception_details=None, delay=0, updated_at=now_ms(), expires_at=None)
-        self.revocations.unmark(message.uuid)  # replaying means: run it
-        self.backend.submit([self.envelope(message)])
-        return message
+    def _dead_letter(self, item: QueuedMessage) -> DeadLetter:
+        try:
+            data = self._data(item.payload)
+            message = self._message(data)
+        except SerializationError as exc:
+            return DeadLetter(item.queue, item.uuid, item.payload, None, exc)
+        problem = misaddressed(data, item.queue, item.uuid)
+        return DeadLetter(
+            item.queue, item.uuid, item.payload, message,
+            ValidationError(problem) if problem is not None else None,
+        )
+
+    def replay(self, dead: DeadLetter | Message) -> None:
+        """Put a dead letter back on its queue, as new, to run at once, under
+        its row's uuid. A payload that is no message goes back as the bytes it
+        was: it is dead-lettered again unless the code reading it changed.
+        Queued before it leaves the dead letters, so a crash in between can
+        only leave both. MessageAlreadyExistsError if its uuid is queued
+        already (the dead letter then stays)."""
+        if isinstance(dead, Message):
+            dead = self._dead_letter_of(dead)
+        if dead.message is None:
+            envelope = Envelope(dead.queue, dead.uuid, 0, now_ms(), dead.payload)
+        else:
+            message = dead.message.clone().update(
+                uuid=dead.uuid, queue=dead.queue, retries=0, exception_details=None,
+                delay=0, updated_at=now_ms(), expires_at=None,
+            )
+            envelope = self.envelope(message)
+        self.revocations.unmark(dead.uuid)  # replaying means: run it
+        if not self.backend.submit([envelope]):
+            raise MessageAlreadyExistsError(
+                f"message {dead.uuid} is already queued in {dead.queue!r}; its dead letter stays"
+            )
+        self.backend.remove_dead(dead.queue, dead.uuid)
+
+    def _dead_letter_of(self, message: Message) -> DeadLetter:
+        for dead in self.dead_letters(message.queue):
+            if dead.uuid == message.uuid:
+                return dead
+        raise MessageDoesNotExistError(f"{message.summary} is not among the dead letters")
+
+    def remove_dead_letter(self, dead: DeadLetter) -> bool:
+        """Delete one dead letter for good; False if it was gone already."""
+        return self.backend.remove_dead(dead.queue, dead.uuid)
 
     def purge_dead(self, queue: str | None = None) -> int:
-        removed = 0
-        for q in [queue] if queue else self.queues():
-            for item in list(self.backend.messages(q, dead=True)):
-                removed += self.backend.remove_dead(q, item.uuid)
-        return removed
+        return sum(self.remove_dead_letter(dead) for dead in self.dead_letters(queue))

@@ -80,17 +80,15 @@ class Consumer:
 
     def _decode(self, delivery: Delivery) -> Message | None:
         try:
-            message = self.broker.decode(delivery.payload)
+            return self.broker.open(delivery)
         except (SerializationError, AlsekError, TypeError, ValueError) as exc:
             self.on_undecodable(delivery, exc)
             return None
-        message.delivery = delivery
-        return message
 
     def dead_letter_undecodable(self, delivery: Delivery, exc: Exception) -> None:
-        log.error("message %s in queue %r cannot be decoded (%s); dead-lettered",
-                  delivery.uuid, delivery.queue, exc)
-        self.broker.backend.dead_letter(delivery, delivery.payload)
+        log.error("message %s in queue %r cannot run (%s: %s); dead-lettered",
+                  delivery.uuid, delivery.queue, type(exc).__name__, exc)
+        self.broker.reject(delivery)
 
     def stream(self) -> Iterator[Message]:
         """Messages one at a time until ``stop()``."""

@@ -1,9 +1,10 @@
 """Running one claimed message and recording its outcome: the part every
 worker pool shares, whatever runs the function (a thread, a process, a test).
 
-Order matters for at-least-once: the result and the callback are written
-before the message is acked, so a crash in between only causes a rerun, and
-reruns are harmless (results are stored once, a callback has a fixed uuid).
+Order matters for at-least-once: the result, the callback and the outcome's
+status are written before the message is acked, so a crash or an outage in
+between only causes a rerun, and reruns are harmless (results are stored
+once, a callback has a fixed uuid).
 """
 
 from __future__ import annotations
@@ -26,11 +27,22 @@ class PoisonMessageError(Exception):
 
 
 def set_status(task: Task | None, message: Message, status: TaskStatus) -> None:
+    """Best effort, for a status a later write replaces (RUNNING, a callback's
+    SUBMITTED): a status store outage must not stop the work."""
+    try:
+        record_status(task, message, status)
+    except Exception:
+        log.exception("could not record status %s of %s", status.name, message.summary)
+
+
+def record_status(task: Task | None, message: Message, status: TaskStatus) -> None:
+    """The status of an outcome (SUCCEEDED, RETRYING, FAILED) is part of it,
+    like the result: a write that fails once the backend client's own retries
+    are spent raises, so the message is not settled and runs again when its
+    lease ends, and that run writes it. Swallowed, the message would be acked
+    with its status stuck at RUNNING."""
     if task is not None and task.status_tracker is not None:
-        try:
-            task.status_tracker.set(message, status)
-        except Exception:  # a status store outage must not lose the message
-            log.exception("could not record status %s of %s", status.name, message.summary)
+        task.status_tracker.set(message, status)
 
 
 def is_poison(task: Task, message: Message) -> bool:
@@ -73,7 +85,7 @@ def settle_success(task: Task, message: Message, result: Any, tasks: Mapping[str
         log.error("%s: its result cannot be stored: %s", message.summary, exc)
         fail(task, message, exc)
         return
-    set_status(task, message, TaskStatus.SUCCEEDED)
+    record_status(task, message, TaskStatus.SUCCEEDED)
     task.broker.ack(message)
 
 
@@ -104,11 +116,11 @@ def settle_failure(task: Task, message: Message, exc: BaseException) -> None:
         return
     message.exception_details = exception_details(exc)
     log.info("%s raised %s: retry %d", message.summary, type(exc).__name__, message.retries + 1)
-    set_status(task, message, TaskStatus.RETRYING)
+    record_status(task, message, TaskStatus.RETRYING)
     task.broker.retry(message)
 
 
 def fail(task: Task, message: Message, exc: BaseException) -> None:
     log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
-    set_status(task, message, TaskStatus.FAILED)
+    record_status(task, message, TaskStatus.FAILED)
     task.broker.fail(message, exc)

@@ -1,23 +1,21 @@
 """Bad input never crashes a worker and never silently disappears: a message
-for a task nobody here knows, or one that cannot be decoded, is logged with
-its uuid and why, marked FAILED, and moved to the dead letters."""
+for a task nobody here knows, a payload that cannot be decoded, or one that
+names another message than its row, is logged with its row's uuid and why,
+marked FAILED under that uuid, and moved to the dead letters, where it is
+listed, retried and purged by that uuid."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 
-from alsek_core.broker import Broker
+from alsek_core.broker import UNDECODABLE_TASK, Broker
 from alsek_core.message import Message
 from alsek_core.ports import Delivery, StatusTracker
 from alsek_core.status import TaskStatus
 from alsek_core.task import Task
 
 log = logging.getLogger(__name__)
-
-#: The task name a FAILED status gets when the message could not be decoded.
-UNDECODABLE_TASK = "(undecodable)"
-
 
 def status_trackers(tasks: Mapping[str, Task]) -> list[StatusTracker]:
     """The distinct status trackers of ``tasks``: where a FAILED status goes
@@ -45,7 +43,9 @@ def reject_unknown(broker: Broker, tasks: Mapping[str, Task], message: Message) 
 
 
 def reject_undecodable(broker: Broker, tasks: Mapping[str, Task], delivery: Delivery, exc: Exception) -> None:
-    log.error("message %s in queue %r cannot be decoded (%s: %s); dead-lettered",
+    """A payload that holds no message, or one that names another message
+    than its row (which would run and never be acked)."""
+    log.error("message %s in queue %r cannot run (%s: %s); dead-lettered",
               delivery.uuid, delivery.queue, type(exc).__name__, exc)
     mark_failed(tasks, Message(UNDECODABLE_TASK, queue=delivery.queue, uuid=delivery.uuid))
-    broker.backend.dead_letter(delivery, delivery.payload)
+    broker.reject(delivery)

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from alsek_core.broker import Broker
+from alsek_core.clock import now_ms
 from alsek_core.config import backend_from_url
+from alsek_core.consumer import Consumer
 from alsek_core.message import Message
-from alsek_core.ports import Backend
+from alsek_core.ports import Backend, Envelope
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker, TaskStatus
 
@@ -159,6 +161,45 @@ def test_dlq_purge_asks_first(url: str, backend: Backend) -> None:
     assert alsek("dlq", "purge", "--backend", url).returncode == 1
     assert len(broker.dead_letters()) == 1
     assert "deleted 1 dead letter(s)" in alsek("dlq", "purge", "--yes", "--backend", url).stdout
+    assert broker.dead_letters() == []
+
+
+def test_every_dead_letter_is_listed_shown_retried_and_purged_by_its_row_id(url: str, backend: Backend) -> None:
+    broker = Broker(backend)
+    garbage = b"\x00\xff\x1b[2J[/bold] \xe2\x80\xae" + b"x" * 5_000
+    no_uuid = {k: v for k, v in Message("t", queue="q").data.items() if k != "uuid"}
+    backend.submit([Envelope("q", "garbage-row", 0, now_ms(), garbage),
+                    Envelope("q", "no-uuid-row", 0, now_ms(), backend.serializer.dumps(no_uuid))])
+    assert Consumer(broker, subset=["q"], wait_ms=0).claim(10) == []  # both dead-lettered
+    hostile = broker.submit(Message("[/bold]\x1b[31mred", queue="q"))
+    hostile.delivery = backend.claim(["q"], 1, 60_000)[0]
+    broker.fail(hostile, ValueError("\x1b]0;pwned\x07 [/red]"))
+
+    listed = {d["uuid"]: d for d in json.loads(alsek("dlq", "list", "--json", "--backend", url).stdout)}
+    assert listed.keys() == {"garbage-row", "no-uuid-row", hostile.uuid}
+    assert listed["garbage-row"]["task"] == "(undecodable)"
+    assert listed["garbage-row"]["error"].startswith("SerializationError: ")
+    assert "its row" in listed["no-uuid-row"]["error"]
+    table = alsek("dlq", "list", "--backend", url)
+    assert table.returncode == 0 and "garbage-row" in table.stdout and "\x1b" not in table.stdout
+
+    shown = alsek("dlq", "show", "garbage-row", "--backend", url)
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
+    assert r"\x00\xff\x1b[2J" in shown.stdout and "5,017 bytes" in shown.stdout
+    assert len(shown.stdout) < 2_000  # the payload is cut short
+    shown = alsek("dlq", "show", hostile.uuid, "--backend", url)
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout and "pwned" in shown.stdout
+    as_json = json.loads(alsek("dlq", "show", "no-uuid-row", "--json", "--backend", url).stdout)
+    assert as_json[0]["uuid"] == "no-uuid-row" and "its row" in as_json[0]["error"]
+    assert "not among the dead letters" in one_error_line(alsek("dlq", "show", "nope", "--backend", url))
+
+    assert "requeued 2" in alsek("dlq", "retry", "garbage-row", "no-uuid-row", "--backend", url).stdout
+    queued = {item.uuid: item.payload for item in backend.messages("q")}
+    assert queued.keys() == {"garbage-row", "no-uuid-row"} and queued["garbage-row"] == garbage
+    assert broker.decode(queued["no-uuid-row"]).uuid == "no-uuid-row"  # retried under its row's id
+    assert "not among the dead letters" in one_error_line(alsek("dlq", "purge", "nope", "--yes", "--backend", url))
+    assert "deleted 1 dead letter(s)" in alsek("dlq", "purge", hostile.uuid, "--yes", "--backend", url).stdout
     assert broker.dead_letters() == []
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from alsek_core.clock import now_ms
+from alsek_core.message import Message
 from alsek_core.ports import Envelope
 from tests.integration.pool_harness import (
     POOLS,
@@ -101,18 +102,32 @@ def test_unknown_and_undecodable_messages_go_to_the_dead_letters(store: Store, p
     unknown = store.submit("no_such_task", 1)
     garbage = "not-a-message-" + unknown.uuid
     store.backend.submit([Envelope("pools", garbage, 0, now_ms(), b"\x00\xff not a message")])
+    # Payloads naming another message than their row: before, they ran, were
+    # acked under the wrong id, and stayed in flight for the pool's lifetime.
+    misaddressed = {}
+    for name, changes in {"no-uuid": {"uuid": None}, "other-uuid": {"uuid": "x"}}.items():
+        data = {**Message("echo_thread", queue="pools", args=[name]).data, **changes}
+        misaddressed[name] = row = f"{name}-{unknown.uuid}"
+        store.backend.submit([Envelope("pools", row, 0, now_ms(), store.backend.serializer.dumps(data))])
     fine = [store.submit("echo_thread", i) for i in range(20)]
     pool = pools(kind, store.url)
     store.wait(lambda: store.done(fine) == 20 and store.live() == 0, 60, "the good messages", pool)
-    assert store.dead_uuids() == {unknown.uuid, garbage}
-    assert store.status.record(unknown.uuid)["status"] == "FAILED"
-    assert store.status.record(garbage)["status"] == "FAILED"
-    (dead,) = store.broker.dead_letters("pools")
-    assert dead.exception_details is not None and "no_such_task" in dead.exception_details["text"]
+    assert store.dead_uuids() == {unknown.uuid, garbage, *misaddressed.values()}
+    for uuid in (unknown.uuid, garbage, *misaddressed.values()):
+        assert store.status.record(uuid)["status"] == "FAILED"
+    dead = {d.uuid: d for d in store.broker.dead_letters("pools")}
+    assert dead.keys() == store.dead_uuids()
+    assert "no_such_task" in dead[unknown.uuid].exception_details["text"]
+    assert dead[garbage].message is None and dead[garbage].task_name == "(undecodable)"
+    assert all("its row" in dead[row].exception_details["text"] for row in misaddressed.values())
     log = pool.log()
-    assert unknown.uuid in log and garbage in log
+    assert unknown.uuid in log and garbage in log and all(row in log for row in misaddressed.values())
+    for row in misaddressed.values():  # retried under the row's id, they run and are acked
+        store.broker.replay(dead[row])
     later = [store.submit("echo_thread", i) for i in range(3)]
-    store.wait(lambda: store.done(later) == 3, 30, "the pool to keep going", pool)
+    store.wait(lambda: store.done(later) == 3 and store.live() == 0, 30, "the pool to keep going", pool)
+    assert store.dead_uuids() == {unknown.uuid, garbage}
+    assert all(store.status.record(row)["status"] == "SUCCEEDED" for row in misaddressed.values())
     assert pool.terminate() == 0
 
 

@@ -587,6 +587,21 @@ def test_unencodable_result_fails_cleanly(
     assert dead.uuid == message.uuid and dead.exception_details["name"] == "SerializationError"
 
 
+def test_a_result_json_cannot_hold_fails_the_message(
+    broker: Broker, status_tracker: BaseStatusTracker, result_store: ResultStore
+) -> None:
+    @task(broker, status_tracker=status_tracker, result_store=result_store)
+    def returns_nan() -> float:
+        return float("nan")
+
+    message = returns_nan.generate()
+    run_until_empty([returns_nan])
+    assert status_tracker.get(message) == TaskStatus.FAILED
+    [dead] = broker.dead_letters()
+    assert dead.uuid == message.uuid and dead.exception_details["name"] == "SerializationError"
+    assert "nan" in dead.exception_details["text"]
+
+
 def test_unencodable_argument_is_refused_at_generate(broker: Broker) -> None:
     @task(broker)
     def takes(x: Any) -> None:
@@ -594,6 +609,11 @@ def test_unencodable_argument_is_refused_at_generate(broker: Broker) -> None:
 
     with pytest.raises(SerializationError, match="object"):
         takes.generate(args=(object(),))
+    with pytest.raises(SerializationError, match=r"key \(1, 2\).*\['kwargs'\]\['x'\]"):
+        takes.generate(kwargs={"x": {(1, 2): "pair"}})
+    with pytest.raises(SerializationError, match=r"nan.*\['args'\]\[0\]"):
+        takes.generate(args=(float("nan"),))
+    assert broker.counts(takes.queue).ready == 0
     with pytest.raises(ValidationError, match="args must be a tuple or list"):
         takes.generate(args="not a tuple")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="kwargs must be a dict"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -38,3 +39,27 @@ class SerializerContract:
         with pytest.raises(SerializationError, match="generator"):
             backend.set("bad", (i for i in range(0)))
         assert not backend.exists("bad")
+
+    @pytest.mark.parametrize(
+        "value",
+        [float("nan"), float("inf"), {"limit": float("-inf")}, {(1, 2): "pair"}, {"k": {("a",): 1}}],
+        ids=["nan", "inf", "-inf-inside", "tuple-key", "tuple-key-inside"],
+    )
+    def test_a_value_is_stored_only_if_it_comes_back_the_same(self, backend: Backend, value: Any) -> None:
+        """No serializer may store what it cannot read back as it was: either
+        a SerializationError at once, or an exact round trip."""
+        try:
+            backend.set("odd", value)
+        except SerializationError:
+            assert not backend.exists("odd")
+            return
+        assert _same(backend.get("odd"), value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality in which NaN equals NaN."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
