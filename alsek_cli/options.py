@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
+
+from alsek_core.redact import scrub
+from alsek_core.settings import ENV_BACKEND
 
 F = TypeVar("F", bound=Callable[..., Any])
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -56,13 +59,23 @@ backend_option = click.option(
 )
 
 
-def masked(url: str) -> str:
-    """A URL fit for printing: the password replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+def backend_urls(argv: list[str]) -> list[str]:
+    """Every backend URL this run may use: ``--backend`` values and the environment's."""
+    found = [os.environ.get(ENV_BACKEND, "")]
+    for i, arg in enumerate(argv):
+        if arg.startswith("--backend="):
+            found.append(arg.split("=", 1)[1])
+        elif arg == "--backend" and i + 1 < len(argv):
+            found.append(argv[i + 1])
+    return [url for url in found if url]
+
+
+def scrubbed(text: str, argv: list[str]) -> str:
+    """``text`` without any secret of a backend URL this run was given: a
+    driver's error message may quote its URL whole."""
+    for url in backend_urls(argv):
+        text = scrub(text, url)
+    return text
 
 
 def one_line(exc: BaseException) -> str:

@@ -12,8 +12,8 @@ import click
 
 from alsek_cli.options import backend_option, log_level_option, one_line
 from alsek_cli.targets import find_tasks
-from alsek_core.config import ENV_BACKEND
 from alsek_core.consumer import DEFAULT_LEASE_MS
+from alsek_core.settings import ENV_BACKEND
 from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS
 from alsek_core.worker.mp import multiprocessing_module
 
