@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from alsek_cli.options import backend_option, log_level_option
+from alsek_cli.options import backend_option, log_level_option, option
 from alsek_core.backoff import ConstantBackoff
 from alsek_core.broker import Broker
 from alsek_core.clock import now_ms
@@ -169,8 +169,8 @@ def summarize(submitted: Submitted, results: ResultStore, broker: Broker, elapse
 @click.command()
 @click.option("--tasks", "n", type=click.IntRange(min=1), default=3000, show_default=True,
               help="How many tasks to submit.")
-@click.option("--n_threads", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--n_processes", type=click.IntRange(min=1), default=2, show_default=True)
+@option("--n_threads", type=click.IntRange(min=1), default=8, show_default=True)
+@option("--n_processes", type=click.IntRange(min=1), default=2, show_default=True)
 @backend_option
 @log_level_option("critical")
 def demo(n: int, n_threads: int, n_processes: int, backend: str | None) -> None:

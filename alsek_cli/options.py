@@ -18,13 +18,33 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s"
 
 
+def spellings(name: str) -> list[str]:
+    """``--n-processes`` and ``--n_processes`` for either: the seed's snake_case
+    spellings keep working, and kebab-case, the usual CLI style, works too."""
+    if not name.startswith("--"):
+        return [name]
+    kebab = "--" + name[2:].replace("_", "-")
+    snake = "--" + name[2:].replace("-", "_")
+    return [kebab] if kebab == snake else [kebab, snake]
+
+
+def option(*names: str, **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` accepting both spellings of every long option name; the
+    parameter keeps its snake_case name."""
+    declared = [spelling for name in names for spelling in spellings(name)]
+    if not any(n.isidentifier() for n in names):
+        declared.append(next(n for n in names if n.startswith("--"))[2:].replace("-", "_"))
+    return click.option(*declared, **attrs)
+
+
 def debug_requested(argv: list[str]) -> bool:
-    """``--log-level debug`` anywhere in argv: read before parsing, so that even
-    a parse error shows its traceback when asked to."""
+    """``--log-level debug`` (or ``--log_level``) anywhere in argv: read before
+    parsing, so that even a parse error shows its traceback when asked to."""
     for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--log-level=") else None
-        if arg == "--log-level" and i + 1 < len(argv):
-            value = argv[i + 1]
+        name, _, inline = arg.partition("=")
+        if name not in ("--log-level", "--log_level"):
+            continue
+        value = inline if inline else (argv[i + 1] if i + 1 < len(argv) else None)
         if value is not None and value.lower() == "debug":
             return True
     return False
@@ -39,7 +59,7 @@ def log_level_option(default: str) -> Callable[[F], F]:
         setup_logging(value)
         return value
 
-    return click.option(
+    return option(
         "--log-level",
         type=click.Choice(LEVELS, case_sensitive=False),
         default=default,
@@ -55,7 +75,8 @@ backend_option = click.option(
     "--backend",
     default=None,
     metavar="URL",
-    help="Backend URL (default: ALSEK_BACKEND_URL, then [tool.alsek] backend, then sqlite:///.alsek).",
+    help="Backend URL (default: ALSEK_BACKEND_URL, then [tool.alsek] backend, then .alsek/ next to "
+         "the project's pyproject.toml or in the working directory).",
 )
 
 

@@ -54,7 +54,7 @@ class Run:
     def message(task_name: str, *args: Any, queue: str, mechanism: str = "thread", **fields: Any) -> Message:
         return Message(task_name, queue=queue, args=args, mechanism=mechanism, **fields)
 
-    def submit(self, messages: Iterable[Message]) -> list[Message]:
+    def submit(self, messages: Iterable[Message]) -> int:
         return self.broker.submit_many(messages)
 
     def live(self) -> int:
