@@ -11,12 +11,13 @@ import click
 
 from alsek_cli import admin, demo, pools
 from alsek_cli.options import debug_requested, one_line, scrubbed
+from alsek_core import DISTRIBUTION
 from alsek_core.errors import AlsekError, ConfigError
 from alsek_core.plugins import plugin_host
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="alsek")
+@click.version_option(package_name=DISTRIBUTION)
 def cli() -> None:
     """alsek: a task queue on DiskCache/SQLite (default), Redis or PostgreSQL."""
 

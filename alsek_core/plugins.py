@@ -200,9 +200,11 @@ class PluginHost:
                 "no 'alsek' plugins are installed (no package metadata found): "
                 "install the package, e.g. `pip install -e .` in the source tree"
             )
+        seen: set[tuple[str, str]] = set()
         for entry_point in found:
-            if entry_point.name in self.blocked:
-                continue
+            if entry_point.name in self.blocked or (entry_point.name, entry_point.value) in seen:
+                continue  # blocked, or the same plugin again through stale metadata (a renamed install)
+            seen.add((entry_point.name, entry_point.value))
             dist = entry_point.dist
             origin = Origin(
                 entry_point.name,

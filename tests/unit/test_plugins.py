@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from alsek_core import DISTRIBUTION
 from alsek_core.config import backend_from_url
 from alsek_core.errors import ConfigError, PluginError
 from alsek_core.plugins import BackendSpec, Origin, PluginHost, Registry, describe, hookimpl
@@ -31,7 +32,7 @@ def test_builtins_are_discovered_through_entry_points() -> None:
     names = {(r["kind"], r["name"]) for r in rows}
     assert {("backend", "diskcache"), ("serializer", "json"), ("serializer", "msgpack")} <= names
     disk = next(r for r in rows if r["name"] == "diskcache")
-    assert "plugin 'diskcache' (alsek " in disk["origin"]
+    assert f"plugin 'diskcache' ({DISTRIBUTION} " in disk["origin"]
 
 
 def test_duplicate_scheme_names_both_plugins_and_keeps_others() -> None:
