@@ -38,9 +38,8 @@ def redact_url(url: object) -> str:
     if not _SCHEME.match(text):
         return _unparsable(text)
     try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError:
+        parts = urlsplit(text)  # a bad port is fine here: only the user-info matters
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
         return _unparsable(text)
     netloc = parts.netloc
     userinfo, at, hostport = netloc.rpartition("@")
