@@ -27,6 +27,7 @@ from alsek_core.ports import Backend
 from alsek_core.result import store_for
 from alsek_core.status import TaskStatus, tracker_for
 from alsek_core.task import task
+from alsek_core.testing.contract.fixtures import wipe
 
 pytestmark = pytest.mark.slow
 READ_COMMANDS = ("queues", "jobs", "status", "result", "dlq list", "backends")
@@ -78,13 +79,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
     except Exception as exc:  # a server that is down here skips, as the contract suite does
         pytest.skip(f"{request.param} unavailable: {exc}")
     yield url, backend
-    broker = Broker(backend)
-    for queue in broker.queues():
-        broker.purge(queue)
-    broker.purge_dead()
-    for name in list(backend.scan()):
-        backend.delete(name, missing_ok=True)
-    backend.close()
+    wipe(backend)
 
 
 def test_status_and_result_json_have_one_shape_on_every_backend(store: tuple[str, Backend]) -> None:

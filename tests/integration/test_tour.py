@@ -23,6 +23,7 @@ from alsek.tools import ResultPool
 from alsek_core.errors import SerializationError, ValidationError
 from alsek_core.result import store_for
 from alsek_core.status import BaseStatusTracker, tracker_for
+from alsek_core.testing.contract.fixtures import wipe
 from alsek_core.testing.runner import run_until_empty
 
 
@@ -82,8 +83,11 @@ def test_custom_serializer_on_the_backend(backend_factory: Any) -> None:
 
     backend = backend_factory()
     backend.serializer = ShoutingJson()
-    backend.set("greeting", "hello")
-    assert backend.get("greeting") == "hello"
+    try:
+        backend.set("greeting", "hello")
+        assert backend.get("greeting") == "hello"
+    finally:
+        wipe(backend)  # a backend of its own, not the fixture's: it cleans up after itself
 
 
 # --- Messages -------------------------------------------------------------------------
