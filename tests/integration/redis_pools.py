@@ -54,8 +54,10 @@ class Run:
     def message(task_name: str, *args: Any, queue: str, mechanism: str = "thread", **fields: Any) -> Message:
         return Message(task_name, queue=queue, args=args, mechanism=mechanism, **fields)
 
-    def submit(self, messages: Iterable[Message]) -> int:
-        return self.broker.submit_many(messages)
+    def submit(self, messages: Iterable[Message]) -> list[Message]:
+        batch = list(messages)
+        self.broker.submit_many(batch)
+        return batch
 
     def live(self) -> int:
         """Messages ready, delayed or leased, over every queue."""
