@@ -81,7 +81,9 @@ def queues(backend: str | None, as_json: bool) -> None:
     """Ready, delayed, in-flight and dead-letter counts per queue."""
     broker = Broker(_backend(backend))
     rows = [{"queue": q, **_counts(broker, q)} for q in broker.queues()]
-    _emit(rows, as_json, f"queues on {_where(backend)}", f"no queues on {_where(backend)}")
+    if not as_json:
+        click.echo(f"backend: {_where(backend)}")
+    _emit(rows, as_json, "queues", "no queues")
 
 
 def _counts(broker: Broker, queue: str) -> dict[str, int]:
