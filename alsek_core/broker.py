@@ -197,13 +197,13 @@ class Broker:
             raise MessageAlreadyExistsError(f"{message.summary} is already queued")
         return message
 
-    def submit_many(self, messages: Iterable[Message]) -> list[Message]:
-        """Enqueue many messages in as few round trips as the backend can. If one
-        cannot be encoded, those before it may already be queued: submitting
-        the same messages again skips them (same uuid)."""
-        batch = list(messages)
-        self.backend.submit(self.envelope(m) for m in batch)
-        return batch
+    def submit_many(self, messages: Iterable[Message]) -> int:
+        """Enqueue many messages in as few round trips as the backend can;
+        returns how many were new (a uuid already queued is skipped, and the
+        difference is how a caller sees it). If one cannot be encoded, those
+        before it may already be queued: submitting the same messages again
+        skips them."""
+        return self.backend.submit(self.envelope(m) for m in messages)
 
     # --- consuming ----------------------------------------------------------------
 

@@ -39,6 +39,13 @@ class TaskStatus(IntEnum):
     FAILED = 4
     SUCCEEDED = 5
 
+    def __str__(self) -> str:
+        """The name, not the number: printed statuses should read as words."""
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
 
 TERMINAL_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.SUCCEEDED})
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -195,6 +195,21 @@ class Task:
         finally:
             self.cancel_defer()
         return message
+
+    def generate_many(
+        self, args_list: Iterable[list[Any] | tuple[Any, ...]], **options: Any
+    ) -> list[Message]:
+        """One message per entry of ``args_list`` (other :meth:`generate`
+        options apply to all), submitted in one batch (``Broker.submit_many``)
+        rather than a round trip each; ``submit=False`` only builds them."""
+        submit = options.pop("submit", True)
+        messages = [self.generate(args=args, submit=False, **options) for args in args_list]
+        if submit:
+            self.broker.submit_many(messages)
+            if self.status_tracker is not None:
+                for message in messages:
+                    self.status_tracker.set(message, TaskStatus.SUBMITTED)
+        return messages
 
     def _submit(self, message: Message, connection: Any = None, ttl: int | None = None) -> None:
         self.broker.submit(message, ttl=ttl, connection=connection)

@@ -22,10 +22,11 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from alsek_backends.postgres import schema as schema_lib
 from alsek_backends.postgres.connection import Database
 from alsek_backends.postgres.listen import Subscription, channel_name
 from alsek_backends.postgres.queries import queries
-from alsek_backends.postgres.schema import Conn
+from alsek_backends.postgres.schema import Conn, Migration
 from alsek_core.backend import DEFAULT_NAMESPACE, Backend
 from alsek_core.errors import KeyExistsError
 from alsek_core.lazy import LazyClient
@@ -105,6 +106,14 @@ class PostgresBackend(Backend):
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.db.url()!r}, namespace={self.namespace!r})"
+
+    def init_schema(self) -> list[Migration]:
+        """Create this backend's schema or bring it up to date, as ``alsek db
+        init`` does, for programs that set up their own database (safe to
+        repeat and to race: the migrations hold an advisory lock). Returns the
+        migrations applied."""
+        with self.db.connect() as conn:
+            return schema_lib.init(conn, self.schema)
 
     def _one(self, query: str, **params: Any) -> tuple[Any, ...] | None:
         params["namespace"] = self.namespace

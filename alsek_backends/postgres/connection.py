@@ -26,8 +26,9 @@ from alsek_backends.postgres import schema as schema_lib
 from alsek_backends.postgres.listen import Hub
 from alsek_backends.postgres.queries import validate_schema
 from alsek_backends.postgres.schema import Conn
-from alsek_backends.postgres.urls import DEFAULT_SCHEMA, masked, split_schema, with_schema
+from alsek_backends.postgres.urls import DEFAULT_SCHEMA, split_schema, with_schema
 from alsek_core.lazy import LazyClient
+from alsek_core.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class Database:
             user = f"{params['user']}@" if "user" in params else ""
             port = f":{params['port']}" if "port" in params else ""
             conninfo = f"postgresql://{user}{params.get('host', '')}{port}/{params.get('dbname', '')}"
-        return masked(with_schema(conninfo, self.schema))
+        return redact_url(with_schema(conninfo, self.schema))
 
     def pool(self) -> ConnectionPool[Conn]:
         if not self._checked:

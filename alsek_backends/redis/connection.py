@@ -18,6 +18,7 @@ from redis.connection import parse_url
 from redis.retry import Retry
 
 from alsek_core.errors import AlsekError, ConfigError
+from alsek_core.redact import redact_url
 
 Client = redis.Redis | RedisCluster
 CLUSTER_SCHEME = "redis+cluster"
@@ -76,12 +77,12 @@ class ClientRecipe:
         scheme = urlsplit(url).scheme.lower()
         if scheme not in SCHEMES:
             raise ConfigError(
-                f"not a Redis URL: {_redacted(url)!r}; expected one of {', '.join(SCHEMES)}://"
+                f"not a Redis URL: {redact_url(url)!r}; expected one of {', '.join(SCHEMES)}://"
             )
         try:
             _parse(url)
         except ValueError as exc:
-            raise ConfigError(f"malformed Redis URL {_redacted(url)!r}: {exc}") from exc
+            raise ConfigError(f"malformed Redis URL {redact_url(url)!r}: {exc}") from exc
         return cls(url=url)
 
     @classmethod
@@ -179,11 +180,6 @@ def _plain(url: str) -> str:
 
 def _parse(url: str) -> dict[str, Any]:
     return cast(dict[str, Any], parse_url(_plain(url)))  # type: ignore[no-untyped-call]
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -79,6 +79,11 @@ class QueueKeys:
         return f"{self.prefix}:wake"
 
 
+#: How often a submitting process re-adds its queues to the registry (one SADD
+#: in the submit's own round trip): queue_names() prunes queues it sees empty.
+REGISTRY_REFRESH_S = 10.0
+
+
 class RedisQueue(Backend):
     """Native queue operations; the subclass supplies the client and the KV methods."""
 
@@ -89,7 +94,8 @@ class RedisQueue(Backend):
         self._reset_queue_state()
 
     def _reset_queue_state(self) -> None:
-        self._registered: set[str] = set()  # queues this process already put in the registry
+        # When this process last put each queue in the registry (see REGISTRY_REFRESH_S).
+        self._registered: dict[str, float] = {}
         self._local = threading.local()
         # Every standing subscription, with the thread and process it serves.
         self._waiters: list[tuple[threading.Thread, int, PubSubListener]] = []
@@ -152,7 +158,7 @@ class RedisQueue(Backend):
             connection = pool.get_connection()
             for queue, args in chunks:
                 # Noted as sent before sending: a send that fails is sent again.
-                if queue not in self._registered:
+                if self._registry_due(queue):
                     sent.append((queue, None))
                     connection.send_command("SADD", self.registry_key, queue)
                 sent.append((queue, args))
@@ -188,7 +194,7 @@ class RedisQueue(Backend):
             return int(self._run(queue, "submit", *cast(list[Any], args)))
         sent.popleft()
         if args is None:
-            self._registered.add(queue)
+            self._registered[queue] = time.monotonic()
             return 0
         return int(reply)
 
@@ -209,7 +215,7 @@ class RedisQueue(Backend):
     def _submit_chunk(self, queue: str, args: list[Any]) -> int:
         """One script call. The first for a queue in this process also puts the
         queue in the registry, in the same round trip."""
-        if queue in self._registered:
+        if not self._registry_due(queue):
             return int(self._run(queue, "submit", *args))
         pipe = self.conn.pipeline(transaction=False)
         pipe.sadd(self.registry_key, queue)
@@ -218,7 +224,7 @@ class RedisQueue(Backend):
         registered, added = pipe.execute(raise_on_error=False)
         if isinstance(registered, Exception):
             raise registered
-        self._registered.add(queue)
+        self._registered[queue] = time.monotonic()
         if isinstance(added, NoScriptError):  # flushed scripts or a restarted server
             return int(self._run(queue, "submit", *args))
         if isinstance(added, Exception):
@@ -324,11 +330,33 @@ class RedisQueue(Backend):
 
     @translated
     def queue_names(self) -> list[str]:
+        """Registered queues that hold messages; the others leave the registry,
+        so a drained or purged namespace leaves no key behind."""
         names = sorted(n.decode() for n in cast(set[bytes], self.conn.smembers(self.registry_key)))
+        live = self._live(names)
+        gone = [name for name in names if name not in live]
+        if gone:
+            self.conn.srem(self.registry_key, *gone)
+            # A submit that raced the SREM puts its queue back; the registry
+            # refresh (REGISTRY_REFRESH_S) covers a submit that raced this too.
+            back = self._live(gone)
+            if back:
+                self.conn.sadd(self.registry_key, *back)
+                live |= back
+        return [name for name in names if name in live]
+
+    def _live(self, names: list[str]) -> set[str]:
         pipe = self.conn.pipeline(transaction=False)
         for name in names:
             pipe.exists(*self.keys(name).zsets)
-        return [name for name, live in zip(names, pipe.execute(), strict=True) if live]
+        return {name for name, count in zip(names, pipe.execute(), strict=True) if count}
+
+    def _registry_due(self, queue: str) -> bool:
+        """Whether this process should (re)put ``queue`` in the registry: once,
+        then again every REGISTRY_REFRESH_S, so a queue pruned while this
+        process was submitting to it is listed again soon."""
+        last = self._registered.get(queue)
+        return last is None or time.monotonic() - last > REGISTRY_REFRESH_S
 
     @translated
     def counts(self, queue: str) -> QueueCounts:

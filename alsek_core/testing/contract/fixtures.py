@@ -50,6 +50,7 @@ def wipe(backend: Backend) -> None:
                 backend.remove_dead(queue, dead.uuid)
         for name in list(backend.scan()):
             backend.delete(name, missing_ok=True)
+        backend.queue_names()  # now empty: an adapter's registry of names forgets them too
     finally:
         close = getattr(backend, "close", None)
         if close is not None:
