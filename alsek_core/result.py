@@ -15,10 +15,7 @@ from typing import Any
 from alsek_core.errors import KeyExistsError
 from alsek_core.message import Message
 from alsek_core.ports import Backend
-from alsek_core.waiting import Deadline
-
-#: Even a push listener re-reads this often, in case a notification was lost.
-WAKE_CHECK_MS = 1000
+from alsek_core.waiting import WAKE_CHECK_MS, Deadline
 
 
 def result_name(uuid: str) -> str:

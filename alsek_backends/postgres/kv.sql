@@ -30,7 +30,7 @@ RETURNING 1;
 -- Returns whether the deleted row was live (an expired one counts as missing).
 DELETE FROM {schema}.kv
 WHERE namespace = %(namespace)s AND name = %(name)s
-RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms();
+RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms() AS live;
 
 -- name: delete_if
 -- Deletes a live row only while it holds the value; a row back means it did.
@@ -50,7 +50,7 @@ WHERE namespace = %(namespace)s
 ORDER BY name;
 
 -- name: count
-SELECT count(*) FROM {schema}.kv
+SELECT count(*) AS names FROM {schema}.kv
 WHERE namespace = %(namespace)s
   AND name >= %(lo)s AND (%(hi)s::text IS NULL OR name < %(hi)s::text)
   AND name LIKE %(like)s

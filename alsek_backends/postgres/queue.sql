@@ -31,7 +31,7 @@ WITH added AS (
 ), woken AS (
     SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
 )
-SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM woken);
+SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM woken) AS woken;
 
 -- name: claim
 -- One statement: promote waiting messages that came due (visible to the next
@@ -73,15 +73,15 @@ WITH async_commit AS (
         deliveries = t.deliveries + 1
     FROM picked
     WHERE t.id = picked.id
-    RETURNING t.queue, t.uuid, t.payload, t.lease_token, t.deliveries,
-              picked.ord, picked.priority, t.id
+    RETURNING t.queue, t.uuid, t.payload, t.lease_token AS token, t.deliveries,
+              picked.ord AS queue_order, picked.priority, t.id
 )
-SELECT (SELECT count(*) FROM promoted), claimed.*
+SELECT (SELECT count(*) FROM promoted) AS promoted, claimed.*
 FROM async_commit LEFT JOIN claimed ON true;
 
 -- name: next_due
 -- How long until the soonest waiting message of these queues comes due.
-SELECT min(ready_at) - {schema}.now_ms() FROM {schema}.messages
+SELECT min(ready_at) - {schema}.now_ms() AS due_in_ms FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = ANY(%(queues)s::text[]) AND waiting;
 
 -- name: ack
@@ -117,7 +117,8 @@ WITH async_commit AS (
       AND lease_token = %(token)s AND lease_expires_at > {schema}.now_ms()
     RETURNING 1
 )
-SELECT count(*), (SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM moved))
+SELECT count(*) AS moved,
+       (SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM moved)) AS woken
 FROM moved;
 
 -- name: dead_letter
@@ -164,13 +165,13 @@ ORDER BY queue;
 
 -- name: counts
 SELECT
-    count(*) FILTER (WHERE lease_expires_at > now.ms),
     count(*) FILTER (WHERE (lease_expires_at IS NULL OR lease_expires_at <= now.ms)
-                     AND ready_at > now.ms),
+                     AND ready_at <= now.ms) AS ready,
     count(*) FILTER (WHERE (lease_expires_at IS NULL OR lease_expires_at <= now.ms)
-                     AND ready_at <= now.ms),
+                     AND ready_at > now.ms) AS delayed,
+    count(*) FILTER (WHERE lease_expires_at > now.ms) AS in_flight,
     (SELECT count(*) FROM {schema}.dead_letters
-     WHERE namespace = %(namespace)s AND queue = %(queue)s)
+     WHERE namespace = %(namespace)s AND queue = %(queue)s) AS dead
 FROM {schema}.messages, (SELECT {schema}.now_ms() AS ms) AS now
 WHERE namespace = %(namespace)s AND queue = %(queue)s;
 
@@ -178,13 +179,13 @@ WHERE namespace = %(namespace)s AND queue = %(queue)s;
 SELECT uuid, payload, ready_at,
        CASE WHEN lease_expires_at > {schema}.now_ms() THEN 'in_flight'
             WHEN ready_at > {schema}.now_ms() THEN 'delayed'
-            ELSE 'ready' END
+            ELSE 'ready' END AS state
 FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = %(queue)s
 ORDER BY priority, id;
 
 -- name: dead_messages
-SELECT uuid, payload, ready_at, 'dead'
+SELECT uuid, payload, ready_at, 'dead' AS state
 FROM {schema}.dead_letters
 WHERE namespace = %(namespace)s AND queue = %(queue)s
 ORDER BY priority, id;

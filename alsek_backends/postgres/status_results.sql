@@ -54,7 +54,7 @@ WITH written AS (
 ), woken AS (
     SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
 )
-SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM woken);
+SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM woken) AS woken;
 
 -- name: result_exists
 SELECT 1 FROM {schema}.results
@@ -72,7 +72,7 @@ SELECT EXISTS (
        AND (SELECT count(*) FROM {schema}.results
             WHERE namespace = %(namespace)s AND uuid = ANY(%(members)s::text[])
               AND (expires_at IS NULL OR expires_at > {schema}.now_ms()))
-           = cardinality(%(members)s::text[]);
+           = cardinality(%(members)s::text[]) AS complete;
 
 -- name: get_result
 SELECT uuid, result, written_at, write_order FROM {schema}.results
@@ -105,7 +105,7 @@ WITH gone AS (
     WHERE namespace = %(namespace)s AND uuid = %(uuid)s
     RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms() AS live
 )
-SELECT count(*) FILTER (WHERE live) FROM gone;
+SELECT count(*) FILTER (WHERE live) AS removed FROM gone;
 
 -- name: delete_family
 WITH gone AS (
@@ -113,7 +113,7 @@ WITH gone AS (
     WHERE namespace = %(namespace)s AND (uuid = %(uuid)s OR progenitor_uuid = %(uuid)s)
     RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms() AS live
 )
-SELECT count(*) FILTER (WHERE live) FROM gone;
+SELECT count(*) FILTER (WHERE live) AS removed FROM gone;
 
 -- name: prune_results
 DELETE FROM {schema}.results WHERE expires_at <= {schema}.now_ms();

@@ -250,14 +250,14 @@ class ConcurrencyContract:
     workers = 4
 
     def test_concurrent_claimers_get_each_message_once(
-        self, backend: Backend, backend_factory: Callable[[], Backend]
+        self, backend: Backend, backend_factory: Callable[[], Backend], process_local: bool
     ) -> None:
         envs = [envelope("conc") for _ in range(self.messages)]
         for start in range(0, len(envs), 200):
             backend.submit(envs[start : start + 200])
         barrier: Any
         out: Any
-        if getattr(backend, "multi_process", True):
+        if not process_local:
             ctx = multiprocessing.get_context("spawn")
             barrier, out = ctx.Barrier(self.workers), ctx.Queue()
             workers: list[Any] = [

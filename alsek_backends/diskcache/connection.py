@@ -1,9 +1,11 @@
-"""SQLite connections for the queue: one per thread, per process.
+"""What the DiskCache backend's two parts share: one directory, holding the
+DiskCache (the key-value part) and the queue's own SQLite file beside it.
 
-A ``sqlite3.Connection`` must not cross threads, nor survive a ``fork`` into
-the child (SQLite's own rule: the child would share the parent's file locks).
-So each thread opens its own on first use, and a process that finds itself
-with a new pid starts afresh.
+The queue's SQLite connections are one per thread, per process: a
+``sqlite3.Connection`` must not cross threads, nor survive a ``fork`` into the
+child (SQLite's own rule: the child would share the parent's file locks). So
+each thread opens its own on first use, and a process that finds itself with
+a new pid starts afresh.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import diskcache
 
 from alsek_backends.diskcache.sql import QUERIES
 from alsek_core.errors import ConfigError
+from alsek_core.lazy import LazyClient, resolve
+
+DEFAULT_DIRECTORY = ".alsek"
+QUEUE_FILE = "queue.sqlite3"
 
 SCHEMA_VERSION = 1
 #: How long a write waits for another process's transaction to end.
@@ -123,3 +133,54 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+class DiskCacheConnection:
+    """``conn`` is a directory, a ``diskcache.Cache``, or a LazyClient of one;
+    nothing is opened until first use.
+
+    Picklable: a copy (say, in a spawned worker process) reopens the same
+    directory with its own connections. A ``diskcache.Cache`` given as ``conn``
+    is reopened by directory there, with DiskCache's default settings.
+    """
+
+    def __init__(self, conn: str | Path | diskcache.Cache | LazyClient | None = None) -> None:
+        if conn is None or isinstance(conn, (str, Path)):
+            directory = str(conn or DEFAULT_DIRECTORY)
+            conn = LazyClient(lambda: diskcache.Cache(directory))
+        else:
+            directory = None
+        self._cache: diskcache.Cache | LazyClient = conn
+        self._directory = directory
+        self._queue_db: Connections | None = None
+
+    @property
+    def cache(self) -> diskcache.Cache:
+        if isinstance(self._cache, LazyClient):
+            self._cache = resolve(self._cache)
+        return self._cache
+
+    @property
+    def directory(self) -> str:
+        if self._directory is None:
+            self._directory = str(self.cache.directory)
+        return self._directory
+
+    @property
+    def queue_db(self) -> Connections:
+        """The connections to the queue's database file."""
+        if self._queue_db is None:
+            self._queue_db = Connections(os.path.join(self.directory, QUEUE_FILE))
+        return self._queue_db
+
+    def close(self) -> None:
+        if not isinstance(self._cache, LazyClient):
+            self._cache.close()
+        if self._queue_db is not None:
+            self._queue_db.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"directory": self.directory}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["directory"])  # type: ignore[misc]
