@@ -20,9 +20,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import psycopg
+
 from alsek_backends.postgres.connection import Database, Row, Statements
 from alsek_backends.postgres.listen import channel_name
 from alsek_backends.postgres.schema import Conn
+from alsek_core.errors import ConfigError
 from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage
 
 
@@ -64,6 +67,10 @@ class PostgresQueue(Queue):
         """Enqueue inside ``connection``'s current transaction (a psycopg
         Connection to this database) without committing: the messages exist,
         and claimers are woken, only if the caller commits."""
+        if not isinstance(connection, psycopg.Connection):
+            raise ConfigError(
+                f"submit_in_transaction needs a psycopg Connection, got {type(connection).__name__}"
+            )
         params = self._submit_params(envelopes)
         if params is None:
             return 0
