@@ -22,13 +22,14 @@ from typing import Any
 
 import diskcache
 
-from alsek_backends.diskcache.sql import QUERIES
+from alsek_backends.named_sql import load
 from alsek_core.errors import ConfigError
 from alsek_core.lazy import LazyClient, resolve
 
 DEFAULT_DIRECTORY = ".alsek"
 QUEUE_FILE = "queue.sqlite3"
 
+QUERIES = load("alsek_backends.diskcache", "queue.sql")
 SCHEMA_VERSION = 1
 #: How long a write waits for another process's transaction to end.
 BUSY_TIMEOUT_S = 30.0

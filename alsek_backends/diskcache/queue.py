@@ -10,8 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from alsek_backends.diskcache.connection import DiskCacheConnection, transaction
-from alsek_backends.diskcache.sql import QUERIES
+from alsek_backends.diskcache.connection import QUERIES, DiskCacheConnection, transaction
 from alsek_core.clock import now_ms
 from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage
 

@@ -85,16 +85,19 @@ SELECT min(ready_at) - {schema}.now_ms() AS due_in_ms FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = ANY(%(queues)s::text[]) AND waiting;
 
 -- name: ack
+-- Removes a message for good, leased or not.
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
 DELETE FROM {schema}.messages USING async_commit
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
 
 -- name: ack_many
+-- ack for many messages of one queue, in one statement.
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
 DELETE FROM {schema}.messages USING async_commit
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = ANY(%(uuids)s);
 
 -- name: extend_lease
+-- Pushes a live lease's end further; no row changed means the lease was lost.
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
 UPDATE {schema}.messages
 SET lease_expires_at = {schema}.now_ms() + %(lease_ms)s::bigint
@@ -122,6 +125,7 @@ SELECT count(*) AS moved,
 FROM moved;
 
 -- name: dead_letter
+-- Moves a message to dead_letters, only for the holder of its live lease.
 WITH async_commit AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), moved AS (
@@ -137,6 +141,7 @@ SET id = EXCLUDED.id, priority = EXCLUDED.priority, ready_at = EXCLUDED.ready_at
     dead_at = EXCLUDED.dead_at, payload = EXCLUDED.payload;
 
 -- name: contains
+-- Whether a message is live in the queue.
 SELECT 1 FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
 
@@ -164,6 +169,7 @@ SELECT queue FROM dead WHERE queue IS NOT NULL
 ORDER BY queue;
 
 -- name: counts
+-- How many messages of a queue are in each state, by the database clock.
 SELECT
     count(*) FILTER (WHERE (lease_expires_at IS NULL OR lease_expires_at <= now.ms)
                      AND ready_at <= now.ms) AS ready,
@@ -176,6 +182,7 @@ FROM {schema}.messages, (SELECT {schema}.now_ms() AS ms) AS now
 WHERE namespace = %(namespace)s AND queue = %(queue)s;
 
 -- name: messages
+-- A queue's live messages, best first, each with its state.
 SELECT uuid, payload, ready_at,
        CASE WHEN lease_expires_at > {schema}.now_ms() THEN 'in_flight'
             WHEN ready_at > {schema}.now_ms() THEN 'delayed'
@@ -185,15 +192,18 @@ WHERE namespace = %(namespace)s AND queue = %(queue)s
 ORDER BY priority, id;
 
 -- name: dead_messages
+-- A queue's dead letters, best first.
 SELECT uuid, payload, ready_at, 'dead' AS state
 FROM {schema}.dead_letters
 WHERE namespace = %(namespace)s AND queue = %(queue)s
 ORDER BY priority, id;
 
 -- name: remove_dead
+-- Forgets one dead letter.
 DELETE FROM {schema}.dead_letters
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
 
 -- name: purge
+-- Drops every live message of a queue.
 DELETE FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = %(queue)s;
