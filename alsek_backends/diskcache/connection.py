@@ -11,6 +11,7 @@ a new pid starts afresh.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -21,13 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import diskcache
+from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
 from alsek_backends.named_sql import load
-from alsek_core.errors import ConfigError
+from alsek_core.errors import ConfigError, SerializationError
 from alsek_core.lazy import LazyClient, resolve
 
 DEFAULT_DIRECTORY = ".alsek"
 QUEUE_FILE = "queue.sqlite3"
+#: Where DiskCache keeps a large value: a file it named itself, in the cache
+#: directory (a row naming any other path was not written by DiskCache).
+_VALUE_FILE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{28}\.val")
+_FOREIGN = "the DiskCache holds a row alsek did not write (edited on disk, or by another program)"
 
 QUERIES = load("alsek_backends.diskcache", "queue.sql")
 SCHEMA_VERSION = 1
@@ -136,36 +142,70 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
+class BytesDisk(diskcache.Disk):  # type: ignore[misc]
+    """How the cache encodes its rows: str keys and bytes values (the
+    serializer's output) only. DiskCache's own Disk turns any other Python
+    object into a row it decodes by running code on read; a row edited on
+    disk, or written by another program, could then run anything when alsek
+    reads it (``alsek status UUID``). This one never writes such a row and
+    refuses to decode one, with a SerializationError."""
+
+    def put(self, key: Any) -> Any:
+        if not isinstance(key, str):
+            raise SerializationError(f"DiskCache keys are str, got {type(key).__name__}")
+        return super().put(key)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise SerializationError(f"{_FOREIGN}: a key that is not plain text")
+        return super().get(key, raw)
+
+    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> Any:
+        if read or not isinstance(value, bytes):
+            raise SerializationError(f"DiskCache values are bytes, got {type(value).__name__}")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode == MODE_RAW and isinstance(value, bytes) and not read:
+            return value
+        if mode == MODE_BINARY and _VALUE_FILE.fullmatch(filename or "") and not read:
+            return super().fetch(mode, filename, value, read)
+        raise SerializationError(f"{_FOREIGN}: a value that is not plain bytes (mode {mode})")
+
+
 class DiskCacheConnection:
     """``conn`` is a directory, a ``diskcache.Cache``, or a LazyClient of one;
-    nothing is opened until first use.
+    nothing is opened until first use. The cache alsek uses is always its
+    own, opened on that directory with :class:`BytesDisk` (a Cache passed in
+    only says where, keeping the settings stored with it).
 
     Picklable: a copy (say, in a spawned worker process) reopens the same
-    directory with its own connections. A ``diskcache.Cache`` given as ``conn``
-    is reopened by directory there, with DiskCache's default settings.
+    directory with its own connections.
     """
 
     def __init__(self, conn: str | Path | diskcache.Cache | LazyClient | None = None) -> None:
+        self._given: diskcache.Cache | LazyClient | None = None
+        self._directory: str | None = None
         if conn is None or isinstance(conn, (str, Path)):
-            directory = str(conn or DEFAULT_DIRECTORY)
-            conn = LazyClient(lambda: diskcache.Cache(directory))
+            self._directory = str(conn or DEFAULT_DIRECTORY)
         else:
-            directory = None
-        self._cache: diskcache.Cache | LazyClient = conn
-        self._directory = directory
+            self._given = conn
+        self._cache: diskcache.Cache | None = None
         self._queue_db: Connections | None = None
-
-    @property
-    def cache(self) -> diskcache.Cache:
-        if isinstance(self._cache, LazyClient):
-            self._cache = resolve(self._cache)
-        return self._cache
 
     @property
     def directory(self) -> str:
         if self._directory is None:
-            self._directory = str(self.cache.directory)
+            if isinstance(self._given, LazyClient):
+                self._given = resolve(self._given)
+            self._directory = str(self._given.directory)
         return self._directory
+
+    @property
+    def cache(self) -> diskcache.Cache:
+        if self._cache is None:
+            self._cache = diskcache.Cache(self.directory, disk=BytesDisk)
+        return self._cache
 
     @property
     def queue_db(self) -> Connections:
@@ -175,8 +215,11 @@ class DiskCacheConnection:
         return self._queue_db
 
     def close(self) -> None:
-        if not isinstance(self._cache, LazyClient):
-            self._cache.close()
+        """Close what is open, a Cache passed in as well; used again, it reopens."""
+        for cache in (self._cache, self._given):
+            if isinstance(cache, diskcache.Cache):
+                cache.close()
+        self._cache = None
         if self._queue_db is not None:
             self._queue_db.close()
 
