@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from alsek_core.clock import now_ms
-from alsek_core.errors import KeyExistsError
+from alsek_core.errors import AlsekError, KeyExistsError
 from alsek_core.ports import Delivery, Envelope, KeyValue, Queue, QueueCounts, QueuedMessage
 
 Record = dict[str, Any]
@@ -64,6 +64,11 @@ class KVQueue(Queue):
 
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
+
+    def submit_in_transaction(self, envelopes: Iterable[Envelope], connection: Any) -> int:
+        """Key-value storage has no transaction of the caller's to join; the
+        error names the storage the user chose, not this class."""
+        raise AlsekError(f"{type(self.kv).__name__} cannot submit inside a caller's transaction")
 
     def submit(self, envelopes: Iterable[Envelope]) -> int:
         base = time.time_ns()

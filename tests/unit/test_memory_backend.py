@@ -13,7 +13,7 @@ import pytest
 from alsek_backends.memory.backend import MemoryBackend
 from alsek_core.broker import Broker
 from alsek_core.config import backend_from_url
-from alsek_core.errors import ConfigError
+from alsek_core.errors import AlsekError, ConfigError
 from alsek_core.result import ResultStore
 from alsek_core.task import task
 from alsek_core.testing.runner import run_until_empty
@@ -35,6 +35,18 @@ def test_a_users_test_runs_a_task_with_no_server() -> None:
     assert run_until_empty([add]) == 1
     assert results.get(message) == 5
     assert backend.queue_names() == []
+
+
+def test_submitting_inside_a_callers_transaction_is_refused_clearly() -> None:
+    broker = Broker(backend_from_url(fresh_url()))
+
+    @task(broker)
+    def job() -> None:
+        pass
+
+    with pytest.raises(AlsekError, match="MemoryBackend cannot submit inside a caller's transaction"):
+        job.generate(connection=object())
+    assert broker.backend.queue_names() == []
 
 
 def test_backends_naming_one_store_share_it_and_others_do_not() -> None:
