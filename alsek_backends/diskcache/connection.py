@@ -196,9 +196,10 @@ class DiskCacheConnection:
     @property
     def directory(self) -> str:
         if self._directory is None:
-            if isinstance(self._given, LazyClient):
-                self._given = resolve(self._given)
-            self._directory = str(self._given.directory)
+            given = self._given
+            if isinstance(given, LazyClient):
+                given = self._given = resolve(given)
+            self._directory = str(given.directory)  # type: ignore[union-attr]
         return self._directory
 
     @property
