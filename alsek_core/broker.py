@@ -6,7 +6,6 @@ the ``Queue`` port, so every backend (native or five-method) behaves alike.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,7 +14,6 @@ from typing import Any
 
 from alsek_core.clock import now_ms
 from alsek_core.errors import (
-    AlsekError,
     MessageAlreadyExistsError,
     MessageDoesNotExistError,
     MessageInFlightError,
@@ -186,13 +184,8 @@ class Broker:
         envelopes = [self.envelope(message)]
         if connection is None:
             added = self.backend.submit(envelopes)
-        elif "connection" in inspect.signature(self.backend.submit).parameters:
-            submit: Any = self.backend.submit
-            added = submit(envelopes, connection=connection)
         else:
-            raise AlsekError(
-                f"{type(self.backend).__name__} cannot submit inside a caller's transaction"
-            )
+            added = self.backend.submit_in_transaction(envelopes, connection)
         if not added:
             raise MessageAlreadyExistsError(f"{message.summary} is already queued")
         return message

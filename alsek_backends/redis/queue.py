@@ -9,34 +9,25 @@ slots, so it is written beside the script rather than by it.
 from __future__ import annotations
 
 import collections
-import hashlib
 import itertools
 import os
 import secrets
 import threading
 import time
-from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from importlib.resources import files
 from typing import Any, cast
 
 import redis
 from redis.exceptions import NoScriptError
 
-from alsek_backends.redis.connection import Client, translated
+from alsek_backends.redis.connection import Client, RedisConnection, translated
+from alsek_backends.redis.scripts import Script
 from alsek_backends.redis.wakeups import PubSubListener
-from alsek_core.backend import Backend
 from alsek_core.errors import ValidationError
-from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
+from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage
 
-
-def lua_script(filename: str) -> tuple[str, str]:
-    """A script kept beside this module, and the SHA1 that EVALSHA knows it by."""
-    text = files("alsek_backends.redis").joinpath(filename).read_text(encoding="utf-8")
-    return text, hashlib.sha1(text.encode()).hexdigest()
-
-
-QUEUE_LUA, QUEUE_SHA = lua_script("queue.lua")
+QUEUE = Script("queue.lua")
+QUEUE_SHA = QUEUE.sha
 #: Priorities are zset scores, which are doubles: exact up to 2**53.
 MAX_PRIORITY = 2**53
 #: Messages per round trip when a listing fetches payloads.
@@ -84,16 +75,14 @@ class QueueKeys:
 REGISTRY_REFRESH_S = 10.0
 
 
-class RedisQueue(Backend):
-    """Native queue operations; the subclass supplies the client and the KV methods."""
+class RedisQueue(Queue):
+    """Native queue operations on ``connection``'s client, for ``namespace``."""
 
     blocking_claim = True
 
-    def __init__(self, namespace: str, serializer: Any) -> None:
-        super().__init__(namespace=namespace, serializer=serializer)
-        self._reset_queue_state()
-
-    def _reset_queue_state(self) -> None:
+    def __init__(self, connection: RedisConnection, namespace: str) -> None:
+        self.connection = connection
+        self.namespace = namespace
         # When this process last put each queue in the registry (see REGISTRY_REFRESH_S).
         self._registered: dict[str, float] = {}
         self._local = threading.local()
@@ -101,13 +90,20 @@ class RedisQueue(Backend):
         self._waiters: list[tuple[threading.Thread, int, PubSubListener]] = []
         self._waiters_lock = threading.Lock()
 
-    @property
-    @abstractmethod
-    def conn(self) -> Client: ...
+    def __getstate__(self) -> dict[str, Any]:
+        """What another process needs; subscriptions and registrations stay here."""
+        return {"connection": self.connection, "namespace": self.namespace}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["connection"], state["namespace"])  # type: ignore[misc]
 
     @property
-    @abstractmethod
-    def where(self) -> str: ...
+    def conn(self) -> Client:
+        return self.connection.client
+
+    @property
+    def where(self) -> str:
+        return self.connection.where
 
     @property
     def registry_key(self) -> str:
@@ -116,18 +112,9 @@ class RedisQueue(Backend):
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.namespace, queue)
 
-    def _script(self, lua: str, sha: str, key: str, *args: Any) -> Any:
-        """EVALSHA of one of our scripts on one key; loads the script when the
-        server lacks it (scripts flushed, or a restarted server)."""
-        try:
-            return self.conn.evalsha(sha, 1, key, *args)
-        except NoScriptError:
-            self.conn.script_load(lua)
-            return self.conn.evalsha(sha, 1, key, *args)
-
     def _run(self, queue: str, command: str, *args: Any) -> Any:
         """One command of queue.lua."""
-        return self._script(QUEUE_LUA, QUEUE_SHA, queue_prefix(self.namespace, queue), command, *args)
+        return QUEUE(self.conn, queue_prefix(self.namespace, queue), command, *args)
 
     @translated
     def submit(self, envelopes: Iterable[Envelope]) -> int:
@@ -290,7 +277,8 @@ class RedisQueue(Backend):
         for waiter in orphans:
             waiter.close()
 
-    def close_waiters(self) -> None:
+    def close(self) -> None:
+        """Give back every standing subscription's connection."""
         with self._waiters_lock:
             waiters, self._waiters = self._waiters, []
         for _, _, waiter in waiters:
@@ -392,11 +380,3 @@ class RedisQueue(Backend):
     @translated
     def purge(self, queue: str) -> int:
         return int(self._run(queue, "purge"))
-
-    @translated
-    def notify(self, channel: str) -> None:
-        self.conn.publish(self.full_name(channel), b"")
-
-    @translated
-    def listen(self, channels: Sequence[str]) -> PubSubListener:
-        return PubSubListener(self.conn, [self.full_name(c) for c in channels])

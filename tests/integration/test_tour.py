@@ -672,12 +672,12 @@ def _count_under_lock(factory: Any, rounds: int) -> None:
         lock.release()
 
 
-def test_lock_across_processes(backend: Backend, backend_factory: Any) -> None:
+def test_lock_across_processes(backend: Backend, backend_factory: Any, process_local: bool) -> None:
     import multiprocessing
     import threading
 
     rounds, workers = 25, 4
-    if backend.multi_process:
+    if not process_local:
         ctx = multiprocessing.get_context("spawn")
         runners: list[Any] = [
             ctx.Process(target=_count_under_lock, args=(backend_factory, rounds))
