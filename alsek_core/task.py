@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
+import threading
 import typing
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -29,6 +31,8 @@ from alsek_core.message import DEFAULT_QUEUE, DEFAULT_TIMEOUT, MECHANISMS, Messa
 from alsek_core.ports import ResultStore, StatusTracker
 from alsek_core.revocation import revoke
 from alsek_core.status import TaskStatus
+
+log = logging.getLogger(__name__)
 
 _UNSET: Any = object()
 #: How late a scheduled fire may run and still be found by its scheduled time
@@ -254,10 +258,13 @@ class Task:
 class TriggerTask(Task):
     """A task submitted on a schedule (an apscheduler trigger).
 
-    ``generate()`` returns the progenitor message and starts the schedule;
-    each fire submits a copy descending from it. When the same TriggerTask runs
-    in several processes or hosts, each fire time is submitted once: the fire
-    takes a lock on the backend keyed by task name and fire time.
+    ``generate()`` returns the progenitor message and starts the schedule in
+    this process; each fire submits a copy descending from it. Nothing runs
+    before ``generate()``: importing a module of trigger tasks (as every worker
+    pool does) starts no thread. ``alsek scheduler TARGET`` is the process that
+    calls ``generate()`` for them. When the same TriggerTask runs in several
+    processes or hosts, each fire time is submitted once: the fire takes a
+    lock on the backend keyed by task name and fire time.
     """
 
     def __init__(self, *args: Any, trigger: Any, **kwargs: Any) -> None:
@@ -272,11 +279,17 @@ class TriggerTask(Task):
                 f"task {self.name!r} has a trigger, so it cannot take parameters "
                 f"(it has {', '.join(p.name for p in parameters)})"
             )
+        self.trigger = trigger
+        self._paused = False
+        self._starting = threading.Lock()
+        self.scheduler = self._new_scheduler()
+
+    @staticmethod
+    def _new_scheduler() -> Any:
+        """A scheduler not started yet: its thread starts with the first schedule."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        self.trigger = trigger
-        self.scheduler = BackgroundScheduler()
-        self.scheduler.start()
+        return BackgroundScheduler()
 
     def generate(  # type: ignore[override]
         self,
@@ -294,14 +307,17 @@ class TriggerTask(Task):
         message = super().generate(submit=False, **options)
         if not schedule:
             return message
-        self.scheduler.add_job(
-            self._fire,
-            trigger=self.trigger,
-            args=(message, ttl),
-            id=message.uuid,
-            max_instances=1,
-            coalesce=True,
-        )
+        with self._starting:
+            self.scheduler.add_job(
+                self._fire,
+                trigger=self.trigger,
+                args=(message, ttl),
+                id=message.uuid,
+                max_instances=1,
+                coalesce=True,
+            )
+            if not self.scheduler.running:
+                self.scheduler.start(paused=self._paused)
         return message
 
     def _fire_slot(self, now: datetime) -> int:
@@ -330,28 +346,44 @@ class TriggerTask(Task):
                 f"triggers:{self.name}:{slot}", progenitor.uuid, nx=True, ttl=24 * 3600 * 1000
             )
         except KeyExistsError:
-            return  # another process already submitted this fire
+            log.debug("fire %s of %r: another scheduler submitted it", slot, self.name)
+            return
         data = progenitor.data
         data.update(uuid=None, progenitor_uuid=progenitor.uuid, created_at=None, updated_at=None)
-        self._submit(Message(**data), ttl=ttl)
+        message = Message(**data)
+        self._submit(message, ttl=ttl)
+        log.info("fire %s of %r: submitted %s", slot, self.name, message.uuid)
 
     @property
     def generated(self) -> bool:
-        """Whether ``generate()`` has started the schedule (and ``clear()`` not ended it)."""
+        """Whether ``generate()`` has started the schedule (and neither ``clear()``
+        nor ``shutdown()`` ended it)."""
         return bool(self.scheduler.get_jobs())
 
     def pause(self) -> None:
-        self.scheduler.pause()
+        """No fires until ``resume()``; before ``generate()``, it starts paused."""
+        with self._starting:
+            self._paused = True
+            if self.scheduler.running:
+                self.scheduler.pause()
 
     def resume(self) -> None:
-        self.scheduler.resume()
+        with self._starting:
+            self._paused = False
+            if self.scheduler.running:
+                self.scheduler.resume()
 
     def clear(self) -> None:
         self.scheduler.remove_all_jobs()
 
-    def shutdown(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop the scheduler's thread and end the schedule (``wait``: let a fire
+        under way finish first). A later ``generate()`` starts afresh: a
+        shut-down apscheduler cannot be started again, so a new one replaces it."""
+        with self._starting:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=wait)
+            self.scheduler = self._new_scheduler()
 
 
 def task(
