@@ -13,6 +13,7 @@ import inspect
 import logging
 import threading
 import typing
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +34,11 @@ from alsek_core.revocation import revoke
 from alsek_core.status import TaskStatus
 
 log = logging.getLogger(__name__)
+
+#: Messages made by ``generate(submit=False)`` (or deferred), with the task
+#: that made them: how ``group()`` learns where to submit them and where their
+#: results and statuses go. Weak: a message dropped is forgotten with it.
+_UNSUBMITTED: weakref.WeakKeyDictionary[Message, Task] = weakref.WeakKeyDictionary()
 
 _UNSET: Any = object()
 #: How late a scheduled fire may run and still be found by its scheduled time
@@ -196,6 +202,8 @@ class Task:
             )
             if submit and not self._deferred:
                 self._submit(message, connection, ttl)
+            else:
+                _UNSUBMITTED[message] = self
         finally:
             self.cancel_defer()
         return message
@@ -384,6 +392,11 @@ class TriggerTask(Task):
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=wait)
             self.scheduler = self._new_scheduler()
+
+
+def maker_of(message: Message) -> Task | None:
+    """The task whose ``generate()`` made ``message`` without submitting it."""
+    return _UNSUBMITTED.get(message)
 
 
 def task(

@@ -17,7 +17,6 @@ import pytest
 
 from alsek_core.broker import Broker
 from alsek_core.message import Message
-from alsek_core.plugins import plugin_host
 from alsek_core.ports import Backend
 from alsek_core.result import store_for
 
@@ -56,18 +55,6 @@ SKIPPED = re.compile(r"fire (\d+) of 'beat': another scheduler submitted it")
 
 
 @pytest.fixture
-def url(registered_backend: str, scratch_dir: str, contract_namespace: str, backend: Backend) -> str:
-    """The backend's URL for other processes, in this test's namespace
-    (``backend`` is asked for so that the namespace is wiped afterwards)."""
-    if registered_backend == "five-method":
-        pytest.skip("the five-method backend lives in one process")
-    spec = plugin_host().registry.backends[registered_backend][0]
-    assert spec.test_url is not None
-    base = spec.test_url(scratch_dir)
-    return f"{base}{'&' if '?' in base else '?'}namespace={contract_namespace}"
-
-
-@pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "beats.py").write_text(PROJECT)
     return tmp_path
@@ -95,9 +82,9 @@ def wait_for(condition: Callable[[], bool], what: str, processes: list[subproces
         time.sleep(0.1)
 
 
-def test_two_schedulers_submit_each_fire_once(project: Path, url: str, backend: Backend) -> None:
+def test_two_schedulers_submit_each_fire_once(project: Path, shared_url: str, backend: Backend) -> None:
     broker = Broker(backend)
-    schedulers = [start(project, "scheduler", "beats.py", "--backend", url, "--log-level", "debug")
+    schedulers = [start(project, "scheduler", "beats.py", "--backend", shared_url, "--log-level", "debug")
                   for _ in range(2)]
     try:
         wait_for(lambda: broker.counts("beats").ready >= 6, "six fires", schedulers)
@@ -116,10 +103,10 @@ def test_two_schedulers_submit_each_fire_once(project: Path, url: str, backend: 
 
 
 @pytest.mark.parametrize("kind", ["thread-pool", "process-pool"])
-def test_a_pool_fires_no_trigger(project: Path, url: str, backend: Backend, kind: str) -> None:
+def test_a_pool_fires_no_trigger(project: Path, shared_url: str, backend: Backend, kind: str) -> None:
     broker, results = Broker(backend), store_for(backend)
     message = broker.submit(Message("thread_names", queue="probe"))
-    pool = start(project, kind, "beats.py", "-qu", "probe", "--n_processes", "1", "--backend", url,
+    pool = start(project, kind, "beats.py", "-qu", "probe", "--n_processes", "1", "--backend", shared_url,
                  "--log-level", "warning")
     try:
         wait_for(lambda: results.exists(message), "the probe to run", [pool])
