@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,17 +117,35 @@ def test_a_pool_fires_no_trigger(project: Path, shared_url: str, backend: Backen
     assert broker.counts("beats").ready == 0
 
 
-def test_a_scheduler_refuses_a_target_without_triggers(tmp_path: Path) -> None:
-    (tmp_path / "plain.py").write_text(textwrap.dedent("""\
-        from alsek import Broker, task
+PLAIN = """\
+from alsek import Broker, task
 
-        @task(Broker())
-        def plain(x: int) -> int:
-            return x
-        """))
-    result = subprocess.run([sys.executable, "-m", "alsek_cli", "scheduler", "plain.py", "--backend",
+@task(Broker())
+def plain(x: int) -> int:
+    return x
+"""
+TWINS = """\
+from apscheduler.triggers.interval import IntervalTrigger
+from alsek import Broker, task
+
+broker = Broker()
+
+@task(broker, name="tick", trigger=IntervalTrigger(seconds=1))
+def one() -> None: ...
+
+@task(broker, name="tick", trigger=IntervalTrigger(seconds=2))
+def two() -> None: ...
+"""
+
+
+@pytest.mark.parametrize(("source", "error"), [
+    (PLAIN, "error: no trigger tasks in 'app.py' (its tasks, plain, have no trigger)"),
+    (TWINS, "error: two different trigger tasks are named 'tick'; names must be unique"),
+])
+def test_a_scheduler_refuses_a_target_it_cannot_run(tmp_path: Path, source: str, error: str) -> None:
+    (tmp_path / "app.py").write_text(source)
+    result = subprocess.run([sys.executable, "-m", "alsek_cli", "scheduler", "app.py", "--backend",
                              f"sqlite:///{tmp_path}/store"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: no trigger tasks in 'plain.py' (its tasks, plain, have no trigger)")
+    assert result.stderr.strip().splitlines() == [error]
