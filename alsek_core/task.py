@@ -289,7 +289,7 @@ class TriggerTask(Task):
             )
         self.trigger = trigger
         self._paused = False
-        self._starting = threading.Lock()
+        self._schedule_lock = threading.Lock()
         self.scheduler = self._new_scheduler()
 
     @staticmethod
@@ -305,17 +305,21 @@ class TriggerTask(Task):
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> Message:
-        if args or kwargs:
-            raise ValidationError(f"task {self.name!r} has a trigger: it takes no args or kwargs")
         schedule = options.pop("submit", True) and not self._deferred
-        if schedule and self.generated:
+        try:
+            if args or kwargs:
+                raise ValidationError(f"task {self.name!r} has a trigger: it takes no args or kwargs")
+            ttl = checked_ttl(options.pop("ttl", None))  # each fire's: Alsek passes it to every fire
+        except ValidationError:
             self.cancel_defer()
-            raise SchedulingError(f"task {self.name!r} is already scheduled; clear() it first")
-        ttl = checked_ttl(options.pop("ttl", None))  # each fire's: Alsek passes it to every fire
-        message = super().generate(submit=False, **options)
+            raise
         if not schedule:
-            return message
-        with self._starting:
+            return super().generate(submit=False, **options)
+        with self._schedule_lock:  # two threads calling generate() at once schedule once
+            if self.generated:
+                self.cancel_defer()
+                raise SchedulingError(f"task {self.name!r} is already scheduled; clear() it first")
+            message = super().generate(submit=False, **options)
             self.scheduler.add_job(
                 self._fire,
                 trigger=self.trigger,
@@ -370,13 +374,13 @@ class TriggerTask(Task):
 
     def pause(self) -> None:
         """No fires until ``resume()``; before ``generate()``, it starts paused."""
-        with self._starting:
+        with self._schedule_lock:
             self._paused = True
             if self.scheduler.running:
                 self.scheduler.pause()
 
     def resume(self) -> None:
-        with self._starting:
+        with self._schedule_lock:
             self._paused = False
             if self.scheduler.running:
                 self.scheduler.resume()
@@ -388,7 +392,7 @@ class TriggerTask(Task):
         """Stop the scheduler's thread and end the schedule (``wait``: let a fire
         under way finish first). A later ``generate()`` starts afresh: a
         shut-down apscheduler cannot be started again, so a new one replaces it."""
-        with self._starting:
+        with self._schedule_lock:
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=wait)
             self.scheduler = self._new_scheduler()
