@@ -13,10 +13,10 @@ import inspect
 import logging
 import threading
 import typing
-import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
 from alsek_core.broker import Broker, checked_ttl
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: Messages made by ``generate(submit=False)`` (or deferred), with the task
 #: that made them: how ``group()`` learns where to submit them and where their
 #: results and statuses go. Weak: a message dropped is forgotten with it.
-_UNSUBMITTED: weakref.WeakKeyDictionary[Message, Task] = weakref.WeakKeyDictionary()
+_UNSUBMITTED: WeakKeyDictionary[Message, Task] = WeakKeyDictionary()
 
 _UNSET: Any = object()
 #: How late a scheduled fire may run and still be found by its scheduled time
