@@ -8,8 +8,9 @@ import traceback
 
 import click
 
+import alsek_cli.scheduler
 from alsek import __version__
-from alsek_cli import admin, demo, pools, revoke, scheduler
+from alsek_cli import admin, demo, pools, revoke
 from alsek_cli.options import debug_requested, one_line
 from alsek_core.plugins import plugin_host
 
@@ -24,7 +25,7 @@ def cli() -> None:
 
 for command in (pools.thread_pool, pools.process_pool, demo.demo, *admin.COMMANDS, revoke.revoke):
     cli.add_command(command)
-cli.add_command(scheduler.scheduler)
+cli.add_command(alsek_cli.scheduler.scheduler)
 
 
 def add_plugin_commands(group: click.Group) -> list[str]:
