@@ -9,6 +9,7 @@ import traceback
 
 import click
 
+import alsek_cli.scheduler
 from alsek import __version__
 from alsek_cli import admin, demo, pools, revoke
 from alsek_cli.options import debug_requested, one_line, scrubbed
@@ -26,6 +27,7 @@ def cli() -> None:
 
 for command in (pools.thread_pool, pools.process_pool, demo.demo, *admin.COMMANDS, revoke.revoke):
     cli.add_command(command)
+cli.add_command(alsek_cli.scheduler.scheduler)
 
 
 def add_plugin_commands(group: click.Group) -> tuple[list[str], str | None]:
