@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
 import random
 import shutil
@@ -270,7 +271,7 @@ def print_report(r: dict[str, Any]) -> None:
     for verdict, n in sorted(r["double_verdicts"].items()):
         print(f"  double runs, {verdict}: {n}")
     for d in r["doubles"]:
-        if d["verdict"] != "died mid-run":
+        if d["verdict"] != rec.POOL_KILLED:
             print(f"    {d['uuid']}: {d['verdict']}; first run pid {d['first']['pid']} ({d['first']['pool']}), "
                   f"second pid {d['second']['pid']} ({d['second']['pool']}), cause: {d['cause']}")
     rc = r["recovery"]
@@ -327,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     namespace = f"chaos-{uuid_lib.uuid4().hex[:10]}"
     target: Target | None = None
     soak: Soak | None = None
+    logging.basicConfig(filename=scratch / "soak.log", level=logging.INFO)  # the soak's reconnects
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))  # clean up on the way out
     try:
         target = make_target(args.backend, scratch, namespace, args.restart_server)
@@ -350,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
-    unexplained = report["double_verdicts"].get("no worker death", 0)
+    unexplained = report["double_verdicts"].get(rec.NO_DEATH, 0)
     return 1 if report["lost"] or unexplained else 0
 
 

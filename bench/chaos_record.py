@@ -21,6 +21,9 @@ from typing import Any
 
 #: Slack for the watcher's polling when placing a death before a rerun's start.
 WATCH_SLACK_S = 0.5
+POOL_KILLED = "pool SIGKILLed before its ack"
+WORKER_DIED = "worker died before its ack, pool alive"
+NO_DEATH = "no worker death"
 #: Poison tasks that end (or may end) the process that runs them.
 PROCESS_ENDING = ("poison_exit", "poison_keyboard", "poison_os_exit", "poison_segv",
                   "poison_timeout_thread", "poison_timeout_process")
@@ -89,7 +92,13 @@ def load(path: Path) -> list[Run]:
 def double_runs(runs: list[Run], normal: Iterable[str], deaths: Deaths,
                 log: list[Disruption]) -> list[dict[str, Any]]:
     """One entry per completion after a message's first: did the process of the
-    completion before it die between that run's start and this run's start?"""
+    completion before it die between that run's start and this run's start?
+
+    That process recorded the finish itself, so it died after the function
+    returned and before the message's ack. When the whole pool died that is the
+    price of at-least-once (POOL_KILLED); when only the worker died, its
+    supervisor could have known the message had finished (WORKER_DIED, issue
+    10 item 2); with no death at all a lease was lost under a live worker."""
     by_uuid: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
         by_uuid[run.uuid].append(run)
@@ -98,13 +107,12 @@ def double_runs(runs: list[Run], normal: Iterable[str], deaths: Deaths,
         finished = sorted((r for r in by_uuid.get(uuid, []) if r.finish is not None), key=lambda r: r.start)
         for earlier, later in itertools.pairwise(finished):
             death = deaths.explain(earlier, later.start, log, runs)
-            assert earlier.finish is not None
             if death is None:
-                verdict = "no worker death"
-            elif death[0] <= earlier.finish:
-                verdict = "died mid-run"
+                verdict = NO_DEATH
+            elif death[1] == "soak: kill_pool":
+                verdict = POOL_KILLED
             else:
-                verdict = "died after the run finished, before its ack"
+                verdict = WORKER_DIED
             found.append({
                 "uuid": uuid, "verdict": verdict, "cause": death[1] if death else None,
                 "first": {"pid": earlier.pid, "pool": earlier.pool, "start": earlier.start,
