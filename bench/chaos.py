@@ -43,6 +43,7 @@ import threading
 import time
 import traceback
 import uuid as uuid_lib
+from collections import Counter
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,10 @@ class Soak:
 
     def produce(self) -> None:
         broker = Broker(backend_from_url(self.target.url))  # a connection of this thread's own
+        rng = random.Random(self.args.seed + 1)
         period = 1 / self.args.rate
         while self.producing.is_set():
-            message = Message("work", queue=QUEUE, kwargs={"ms": self.rng.randint(20, 400)},
+            message = Message("work", queue=QUEUE, kwargs={"ms": rng.randint(20, 400)},
                               mechanism="thread")
             try:
                 broker.submit(message)
@@ -238,26 +240,24 @@ class Soak:
             counts["submitted"] += 1
             counts[fate] = counts.get(fate, 0) + 1
             counts["runs"] += sum(1 for r in runs if r.uuid == queued or r.tag.endswith(queued))
-        actions: dict[str, int] = {}
-        for d in self.log:
-            actions[d.action] = actions.get(d.action, 0) + 1
-        verdicts: dict[str, int] = {}
-        for d in doubles:
-            verdicts[d["verdict"]] = verdicts.get(d["verdict"], 0) + 1
+        actions = Counter(d.action for d in self.log)
+        verdicts = Counter(double["verdict"] for double in doubles)
         return {
             "backend": self.target.name, "minutes": self.args.minutes, "seed": self.args.seed,
             "pools": [p.name for p in self.pools], "submitted": len(self.normal),
             "submit_errors": len(self.submit_errors), "completed": len(set(self.normal) & finished),
             "lost": len(lost), "lost_uuids": [{"uuid": u, "state": live.get(u, "dead" if u in dead else "absent")}
                                               for u in lost[:50]],
-            "completed_twice": len({d["uuid"] for d in doubles}), "double_verdicts": verdicts,
+            "completed_twice": len({d["uuid"] for d in doubles}), "double_verdicts": dict(verdicts),
             "doubles": doubles[:100], "recovery": rec.recovery(runs, set(self.normal), self.log),
             "longest_wait_s": rec.latency(runs, self.normal),
             "longest_pool_gap_s": rec.pool_gaps(runs, self.chaos_ended),
-            "drain_s": round(drained, 1), "actions": actions,
-            "failed_actions": [d.detail for d in self.log if d.action in ("action_failed", "pool_exited")][:20],
+            "drain_s": round(drained, 1), "actions": dict(actions),
+            "failed_actions": [f"{d.action}: {d.detail}" for d in self.log
+                               if d.action in ("action_failed", "pool_exited", "drain_check_failed")][:20],
             "poisons": poisons, "rss_mb_start": rss_start, "rss_mb_end": rss_end,
-            "pool_exit_codes": exit_codes, "elapsed_s": round(time.time() - began, 1),
+            "pool_exit_codes": exit_codes, "pool_logs": {p.kind: p.log_summary() for p in self.pools},
+            "elapsed_s": round(time.time() - began, 1),
         }
 
 
@@ -284,6 +284,8 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"  ! {line}")
     print(f"  pool RSS MB start {r['rss_mb_start']}  end {r['rss_mb_end']}")
     print(f"  pool exit codes on SIGTERM: {r['pool_exit_codes']}")
+    for kind, counts in r["pool_logs"].items():
+        print(f"  {kind} pool log: {', '.join(f'{k} {v}' for k, v in counts.items())}")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,16 @@ class Pool:
             self.process = subprocess.Popen(self.argv, cwd=HERE.parent, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
+
+    def log_summary(self) -> dict[str, int]:
+        """What the pool's log says went wrong, counted: threads ended by an
+        exception nobody caught, and workers that ended with an exit code of
+        their own (not a signal)."""
+        text = self.log_path.read_text(errors="replace")
+        own_exits = re.findall(r"exited unexpectedly with code (\d+)", text)
+        return {"threads ended by an uncaught exception": text.count("Exception in thread"),
+                "workers that exited by themselves": len(own_exits),
+                "tracebacks": text.count("Traceback (most recent call last)")}
 
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()

@@ -115,7 +115,7 @@ class RedisTarget(Target):
         return f"redis-server SIGKILLed and back after {time.monotonic() - down:.2f}s"
 
     def kill_connections(self) -> str:
-        killed = self.admin.execute_command("CLIENT KILL TYPE normal")
+        killed = self.admin.execute_command("CLIENT KILL TYPE normal")  # type: ignore[no-untyped-call]
         return f"CLIENT KILL TYPE normal: {killed} connection(s)"
 
     def close(self) -> None:
