@@ -266,8 +266,10 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"  disruptions: {', '.join(f'{k} {v}' for k, v in sorted(r['actions'].items())) or 'none'}")
     print(f"  submitted {r['submitted']}  completed {r['completed']}  lost {r['lost']}  "
           f"completed twice {r['completed_twice']}  (submit errors {r['submit_errors']}, drain {r['drain_s']}s)")
-    for item in r["lost_uuids"]:
-        print(f"    lost {item['uuid']}: {item['state']}")
+    if r["lost"]:
+        states = Counter(item["state"] for item in r["lost_uuids"])
+        print(f"    lost, by state now (first {len(r['lost_uuids'])}): {dict(states)}; "
+              f"e.g. {', '.join(item['uuid'] for item in r['lost_uuids'][:3])}")
     for verdict, n in sorted(r["double_verdicts"].items()):
         print(f"  double runs, {verdict}: {n}")
     for d in r["doubles"]:

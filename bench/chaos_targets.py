@@ -140,20 +140,23 @@ class PostgresTarget(Target):
                        check=True, capture_output=True, timeout=120)
 
     def _admin(self) -> Any:
-        """The admin connection, reopened after a restart closed it."""
+        """The admin connection, reopened when a cluster restart has closed it."""
         import psycopg
 
-        if self.admin.closed or self.admin.broken:
-            deadline = time.monotonic() + RESTART_TIMEOUT_S
-            while True:
-                try:
-                    self.admin = psycopg.Connection.connect(POSTGRES_ADMIN_URL, autocommit=True)
-                    break
-                except psycopg.OperationalError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-        return self.admin
+        try:
+            self.admin.execute("SELECT 1")
+            return self.admin
+        except psycopg.Error:
+            self.admin.close()
+        deadline = time.monotonic() + RESTART_TIMEOUT_S
+        while True:
+            try:
+                self.admin = psycopg.Connection.connect(POSTGRES_ADMIN_URL, autocommit=True)
+                return self.admin
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def can_restart(self) -> bool:
         return self.restart
