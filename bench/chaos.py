@@ -11,7 +11,8 @@ one queue under a steady stream of tasks while, at random intervals, the soak
 * submits a poison input (poison): tasks that sys.exit(), raise
   KeyboardInterrupt, os._exit(1), segfault or overstay their timeout, and raw
   payloads written straight to the queue that are not ours, undecodable,
-  without a uuid, or whose uuid differs from the queue's.
+  without a uuid, or whose uuid differs from the queue's; every kind chosen
+  with --poison is submitted at least once, in the first half of the run.
 
 Every run records itself outside the backend (chaos_tasks.py). At the end the
 disruptions stop, the pools drain what is left, and the soak prints: submitted,
@@ -109,7 +110,14 @@ class Soak:
         if self.args.verbose:
             print(f"{time.strftime('%H:%M:%S')} {action}: {detail}", flush=True)
 
-    def disrupt(self, action: str) -> None:
+    def act(self, action: str, poison: str | None = None) -> None:
+        try:
+            self.disrupt(action, poison)
+        except Exception as exc:
+            self.note("action_failed", f"{action}: {type(exc).__name__}: {exc}")
+
+    def disrupt(self, action: str, poison: str | None = None) -> None:
+        """``poison`` names the kind to submit; else the next one in the cycle."""
         if action == "kill_worker":
             pool = self.rng.choice(self.pools)
             workers = pool.workers()
@@ -132,7 +140,7 @@ class Soak:
         elif action == "kill_connections":
             self.note(action, self.target.kill_connections())
         else:
-            kind = next(self.poison_cycle)
+            kind = poison or next(self.poison_cycle)
             self.note(action, f"{kind} {self.submit_poison(kind)}")
 
     def submit_poison(self, kind: str) -> str:
@@ -185,17 +193,20 @@ class Soak:
         began = time.time()
         deadline = began + self.args.minutes * 60
         actions = self.actions()
+        # Besides the random ones, each poison kind once, in the first half, so a
+        # short run still tries them all.
+        due = sorted((began + self.rng.uniform(0, (deadline - began) / 2), kind)
+                     for kind in self.args.poison if "poison" in actions)
         self.chaos_ended = deadline
         while (left := deadline - time.time()) > 0:
-            time.sleep(min(left, self.rng.expovariate(1 / self.args.interval)))
+            time.sleep(min(left, self.rng.expovariate(1 / self.args.interval),
+                           max(0.0, due[0][0] - time.time()) if due else left))
             self.keep_pools_up()
+            while due and due[0][0] <= time.time():
+                self.act("poison", due.pop(0)[1])
             if time.time() >= deadline or not actions:
                 continue
-            action = self.rng.choice(actions)
-            try:
-                self.disrupt(action)
-            except Exception as exc:
-                self.note("action_failed", f"{action}: {type(exc).__name__}: {exc}")
+            self.act(self.rng.choice(actions))
         self.producing.clear()
         producer.join(30)
         drained = self.drain()
