@@ -286,7 +286,8 @@ def print_report(r: dict[str, Any]) -> None:
     for d in r["doubles"]:
         if d["verdict"] != rec.POOL_KILLED:
             print(f"    {d['uuid']}: {d['verdict']}; first run pid {d['first']['pid']} ({d['first']['pool']}), "
-                  f"second pid {d['second']['pid']} ({d['second']['pool']}), cause: {d['cause']}")
+                  f"second pid {d['second']['pid']} ({d['second']['pool']}), cause: {d['cause']}; "
+                  f"issue 10 item {d['issue_10_item']}")
     rc = r["recovery"]
     print(f"  longest time to recover: {rc['longest_s']}s (after {rc['after']}); per action: {rc['per_action_s']}")
     print(f"  longest wait from submit to completion: {r['longest_wait_s']}s; longest time without a "

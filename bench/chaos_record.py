@@ -24,6 +24,9 @@ WATCH_SLACK_S = 0.5
 POOL_KILLED = "pool SIGKILLed before its ack"
 WORKER_DIED = "worker died before its ack, pool alive"
 NO_DEATH = "no worker death"
+#: How long before a death a poison may have begun and still be its cause (a
+#: timeout, or a thread that ignored TimeoutError, ends its process later).
+POISON_REACH_S = 10.0
 #: Poison tasks that end (or may end) the process that runs them.
 PROCESS_ENDING = ("poison_exit", "poison_keyboard", "poison_os_exit", "poison_segv",
                   "poison_timeout_thread", "poison_timeout_process")
@@ -64,17 +67,20 @@ class Deaths:
     def explain(self, run: Run, before: float, log: list[Disruption], runs: list[Run]) -> tuple[float, str] | None:
         """(time, cause) of the death of ``run``'s process between its start and
         ``before``: a kill by the soak (its exact time), else the watcher's
-        sighting of the end (blamed on a poison that ran there, if one did),
-        else the start of such a poison."""
+        sighting of the end (blamed on the last poison that began there before
+        it, if one did), else the start of such a poison within the window."""
         kills = [(d.at, f"soak: {d.action}") for d in log if run.pid in d.pids and run.start <= d.at <= before]
         if kills:
             return min(kills)
         poisons = [(r.start, f"{r.task} ran in the same process") for r in runs
-                   if r.pid == run.pid and r.task in PROCESS_ENDING and run.start <= r.start <= before]
+                   if r.pid == run.pid and r.task in PROCESS_ENDING]
         gone = self.gone.get(run.pid)
         if gone is not None and run.start < gone <= before + WATCH_SLACK_S:
-            return gone, min(poisons)[1] if poisons else "process ended (cause unknown to the soak)"
-        return min(poisons) if poisons else None
+            # The last poison that began there before the end, even before this run (a timeout).
+            earlier = [p for p in poisons if run.start - POISON_REACH_S <= p[0] <= gone]
+            return gone, max(earlier)[1] if earlier else "process ended (cause unknown to the soak)"
+        within = [p for p in poisons if run.start <= p[0] <= before]
+        return min(within) if within else None
 
 
 def load(path: Path) -> list[Run]:
@@ -87,6 +93,19 @@ def load(path: Path) -> list[Run]:
         elif run_id in runs:
             runs[run_id].finish = at
     return sorted(runs.values(), key=lambda r: r.start)
+
+
+def issue_item(verdict: str, cause: str) -> str | None:
+    """Which finding of issue 10 a double completion is evidence of, if any."""
+    if verdict == POOL_KILLED:
+        return None
+    if verdict == NO_DEATH:
+        return "a lease lost under a live worker (not in issue 10)"
+    if "poison_exit" in cause or "poison_keyboard" in cause:
+        return "1 (SystemExit/KeyboardInterrupt ends the worker) and 2"
+    if "poison_timeout_process" in cause:
+        return "3 (a timed-out process task takes its sibling threads along) and 2"
+    return "2 (finished, not yet acked, handed out again)"
 
 
 def double_runs(runs: list[Run], normal: Iterable[str], deaths: Deaths,
@@ -115,6 +134,7 @@ def double_runs(runs: list[Run], normal: Iterable[str], deaths: Deaths,
                 verdict = WORKER_DIED
             found.append({
                 "uuid": uuid, "verdict": verdict, "cause": death[1] if death else None,
+                "issue_10_item": issue_item(verdict, death[1] if death else ""),
                 "first": {"pid": earlier.pid, "pool": earlier.pool, "start": earlier.start,
                           "finish": earlier.finish},
                 "second": {"pid": later.pid, "pool": later.pool, "start": later.start},
