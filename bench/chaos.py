@@ -81,7 +81,7 @@ class Soak:
         self.submit_errors: list[str] = []
         self.poisons: dict[str, str] = {}  # uuid the queue knows -> poison kind
         self.poison_cycle = itertools.cycle(self.rng.sample(args.poison, len(args.poison)))
-        self.pools = [Pool(kind, target.url, scratch, self.record, args.lease_ms) for kind in args.pools]
+        self.pools = [Pool(kind, target.url, scratch, self.record, args.lease_ms, args.grace_ms) for kind in args.pools]
         self.watcher = Watcher(lambda: self.pools)
         self.producing = threading.Event()
         self.chaos_ended = 0.0

@@ -55,10 +55,10 @@ def rss_kb(pid: int) -> int:
 
 
 class Pool:
-    def __init__(self, kind: str, url: str, scratch: Path, record: Path, lease_ms: int) -> None:
+    def __init__(self, kind: str, url: str, scratch: Path, record: Path, lease_ms: int, grace_ms: int) -> None:
         self.kind = kind
         self.argv = [sys.executable, "-m", "alsek_cli", f"{kind}-pool", TASKS, *SIZES[kind], "--backend", url,
-                     "--lease_ms", str(lease_ms), "--grace_period", "5000", "--log-level", "warning"]
+                     "--lease_ms", str(lease_ms), "--grace_period", str(grace_ms), "--log-level", "warning"]
         self.log_path = scratch / f"{kind}-pool.log"
         self.record = record
         self.incarnation = 0
