@@ -9,7 +9,7 @@ import traceback
 import click
 
 from alsek import __version__
-from alsek_cli import admin, demo, pools, revoke
+from alsek_cli import admin, demo, operate, pools, revoke
 from alsek_cli.options import debug_requested, one_line
 from alsek_core.plugins import plugin_host
 
@@ -22,7 +22,8 @@ def cli() -> None:
     looks after queues, statuses, results and dead letters."""
 
 
-for command in (pools.thread_pool, pools.process_pool, demo.demo, *admin.COMMANDS, revoke.revoke):
+for command in (pools.thread_pool, pools.process_pool, demo.demo, *admin.COMMANDS, revoke.revoke,
+                *operate.COMMANDS):
     cli.add_command(command)
 
 
