@@ -7,6 +7,8 @@ their dependencies."""
 from __future__ import annotations
 
 import json
+import signal
+import threading
 
 import click
 
@@ -33,4 +35,29 @@ def workers(backend: str | None, as_json: bool) -> None:
     _emit(rows, False, "workers", "no live workers")
 
 
-COMMANDS = (workers,)
+def _until_signalled() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: a server command then exits 0."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: stop.set())
+    return stop
+
+
+host_option = click.option("--host", default="127.0.0.1", show_default=True,
+                           help="Address to listen on (0.0.0.0 for every interface).")
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=9464, show_default=True,
+              help="Port for /metrics (0: any free port, logged at start).")
+@host_option
+@backend_option
+@log_level_option("info")
+def metrics(port: int, host: str, backend: str | None) -> None:
+    """Serve Prometheus gauges for every queue and live pool of a backend."""
+    from alsek_ops.metrics import serve
+
+    serve(_backend(backend), host, port, _until_signalled())
+
+
+COMMANDS = (workers, metrics)
