@@ -13,8 +13,9 @@ import threading
 import click
 
 from alsek_cli.admin import _backend, _emit, _when, json_option
-from alsek_cli.options import backend_option, log_level_option
+from alsek_cli.options import backend_option, log_level_option, masked
 from alsek_core.clock import now_ms
+from alsek_core.config import backend_url
 from alsek_core.workers import live_workers
 
 
@@ -60,4 +61,21 @@ def metrics(port: int, host: str, backend: str | None) -> None:
     serve(_backend(backend), host, port, _until_signalled())
 
 
-COMMANDS = (workers, metrics)
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@host_option
+@click.option("--allow-actions", is_flag=True,
+              help="Let the pages retry and purge dead letters and revoke messages (read-only without it).")
+@backend_option
+@log_level_option("info")
+def dashboard(port: int, host: str, allow_actions: bool, backend: str | None) -> None:
+    """A web dashboard: queues with live counts and a chart of the last hour,
+    jobs, dead letters and workers."""
+    from alsek_ops.dashboard.app import serve
+
+    # Never show a password; TODO(lead): switch to the CLI's redaction helper when merged.
+    shown_url = masked(backend_url(cli=backend))
+    serve(_backend(backend), shown_url, host, port, allow_actions)
+
+
+COMMANDS = (workers, metrics, dashboard)
