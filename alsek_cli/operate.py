@@ -78,4 +78,17 @@ def dashboard(port: int, host: str, allow_actions: bool, backend: str | None) ->
     serve(_backend(backend), shown_url, host, port, allow_actions)
 
 
-COMMANDS = (workers, metrics, dashboard)
+@click.command()
+@click.option("--once", is_flag=True, help="Print one frame and exit (for scripts and tests).")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True,
+              help="Seconds between frames.")
+@backend_option
+@log_level_option("warning")
+def top(once: bool, interval: float, backend: str | None) -> None:
+    """Queues (counts, net drain rates) and live pools, redrawn every second."""
+    from alsek_ops.top import Top, run
+
+    run(Top(_backend(backend), masked(backend_url(cli=backend))), once, interval, _until_signalled())
+
+
+COMMANDS = (workers, metrics, dashboard, top)

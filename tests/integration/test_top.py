@@ -1,0 +1,66 @@
+"""``alsek top`` through the CLI: one frame with ``--once``, and the live
+view redrawn until SIGTERM, which ends it cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from alsek_core.message import Message
+from alsek_core.workers import live_workers
+from tests.integration.pool_harness import (
+    ROOT,
+    Pool,
+    Store,
+    pools,  # noqa: F401 - a fixture
+    registered_backends,
+    scratch,  # noqa: F401 - a fixture
+    store,  # noqa: F401 - a fixture
+)
+
+pytestmark = pytest.mark.slow
+
+
+def alsek(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "alsek_cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize("store", registered_backends(), indirect=True)
+def test_once_shows_queues_and_the_running_pool(store: Store, pools: Callable[..., Pool]) -> None:  # noqa: F811
+    pool = pools("thread-pool", store.url, "--grace_period", "200")
+    store.broker.submit(Message("nap", queue="later", args=(0.1,), delay=3_600_000))
+    store.broker.submit(Message("nap", queue="later", args=(0.1,), delay=3_600_000))
+    store.wait(lambda: bool(live_workers(store.backend)), 60, "the pool to register", pool)
+    frame = alsek("top", "--once", "--backend", store.url)
+    assert frame.returncode == 0, frame.stderr
+    row = next(line for line in frame.stdout.splitlines() if " later " in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:5] == ["later", "0", "2", "0", "0"]
+    assert "ThreadWorkerPool" in frame.stdout and "0/8" in frame.stdout
+
+
+@pytest.mark.parametrize("store", ["diskcache"], indirect=True)
+def test_live_view_redraws_and_stops_on_sigterm(store: Store) -> None:  # noqa: F811
+    for _ in range(3):
+        store.broker.submit(Message("nap", queue="now", args=(0.1,)))
+    process = subprocess.Popen([sys.executable, "-m", "alsek_cli", "top", "--interval", "0.2",
+                                "--backend", store.url], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # start-up, then frames every 0.2 s
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "no live workers" in out
+    row = next(line for line in out.splitlines() if " now " in line)
+    assert row.strip("│ ").split("│")[-1].strip() == "0.0"  # a rate: at least two frames were drawn
+
+
+def test_once_on_an_empty_backend(tmp_path: Path) -> None:
+    frame = alsek("top", "--once", "--backend", f"sqlite:///{tmp_path}/empty")
+    assert frame.returncode == 0 and "no queues yet" in frame.stdout and "no live workers" in frame.stdout
