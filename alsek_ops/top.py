@@ -35,7 +35,8 @@ class Top:
             live[queue] = counts.ready + counts.delayed + counts.in_flight
             rate = "-"
             if self._last is not None and now > self._last[0]:
-                rate = f"{(self._last[1].get(queue, live[queue]) - live[queue]) / (now - self._last[0]):.1f}"
+                drained = (self._last[1].get(queue, live[queue]) - live[queue]) / (now - self._last[0])
+                rate = f"{round(drained, 1) + 0.0:.1f}"  # + 0.0: never "-0.0"
             queues.add_row(queue, str(counts.ready), str(counts.delayed), str(counts.in_flight),
                            str(counts.dead), rate)
         self._last = (now, live)

@@ -74,7 +74,8 @@ class Dashboard:
     def queue_rows(self) -> list[dict[str, Any]]:
         rates = self.history.net_rates()
         rows = []
-        for queue in self.broker.queues():
+        # A queue that emptied leaves the backend's listing; it stays here (at 0) once seen.
+        for queue in sorted(set(self.broker.queues()) | self.history.seen()):
             counts = self.broker.counts(queue)
             rows.append({"queue": queue, "ready": counts.ready, "delayed": counts.delayed,
                          "in_flight": counts.in_flight, "dead": counts.dead, "rate": rates.get(queue)})

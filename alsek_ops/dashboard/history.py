@@ -56,6 +56,10 @@ class History:
                 log.warning("cannot sample the queues: %s: %s", type(exc).__name__, exc)
             self._stop.wait(self.interval_s)
 
+    def seen(self) -> set[str]:
+        """Every queue sampled in the last hour."""
+        return {queue for sample in list(self.samples) for queue in sample.live}
+
     def net_rates(self, window_s: float = 60.0) -> dict[str, float]:
         """Messages per second that left each queue over the last ``window_s``,
         net of those that arrived (positive: draining; negative: growing)."""
@@ -67,4 +71,6 @@ class History:
         elapsed = last.at - first.at
         if elapsed <= 0:
             return {}
-        return {q: (first.live.get(q, 0) - n) / elapsed for q, n in last.live.items()}
+        queues = {q for s in samples if s.at >= first.at for q in s.live}
+        # round, then + 0.0: a rate that rounds to zero shows as 0.0, not -0.0
+        return {q: round((first.live.get(q, 0) - last.live.get(q, 0)) / elapsed, 1) + 0.0 for q in queues}

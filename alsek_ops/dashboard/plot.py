@@ -12,16 +12,22 @@ WIDTH, HEIGHT, PAD = 760, 220, 36
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 
 
+def ago(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def chart(samples: Sequence[Sample]) -> str:
     if len(samples) < 2:
         return '<p class="muted">The chart appears after two samples (one every few seconds).</p>'
     end = samples[-1].at
-    start = end - KEEP_S
+    # The last hour, or less while the dashboard has not run that long.
+    start = max(end - KEEP_S, samples[0].at)
+    span = end - start
     queues = sorted({q for s in samples for q in s.live})
     top = max([1, *(n for s in samples for n in s.live.values())])
 
     def x(at: float) -> float:
-        return PAD + (at - start) / KEEP_S * (WIDTH - 2 * PAD)
+        return PAD + (at - start) / span * (WIDTH - 2 * PAD)
 
     def y(n: int) -> float:
         return HEIGHT - PAD - n / top * (HEIGHT - 2 * PAD)
@@ -32,7 +38,7 @@ def chart(samples: Sequence[Sample]) -> str:
              f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
              f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end">{top}</text>',
              f'<text x="{PAD - 4}" y="{HEIGHT - PAD}" text-anchor="end">0</text>',
-             f'<text x="{PAD}" y="{HEIGHT - 12}">-60 min</text>',
+             f'<text x="{PAD}" y="{HEIGHT - 12}">-{ago(span)}</text>',
              f'<text x="{WIDTH - PAD}" y="{HEIGHT - 12}" text-anchor="end">now</text>']
     for i, queue in enumerate(queues):
         colour = COLOURS[i % len(COLOURS)]
