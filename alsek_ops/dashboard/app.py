@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from alsek_core.broker import Broker
-from alsek_core.errors import AlsekError, MessageDoesNotExistError
+from alsek_core.errors import AlsekError, MessageDoesNotExistError, ValidationError
 from alsek_core.message import Message
 from alsek_core.ports import Backend
 from alsek_core.result import store_for
@@ -198,6 +198,8 @@ class Dashboard:
 
     async def failed(self, request: Request, exc: Exception) -> Response:
         """One line, never a traceback (it could show a connection string)."""
+        if isinstance(exc, ValidationError):  # a bad filter or form value
+            return PlainTextResponse(f"error: {exc}", 400)
         log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         reason = str(exc) if isinstance(exc, AlsekError) else type(exc).__name__
         return PlainTextResponse(f"error: {reason} (the dashboard's log has more)", 500)

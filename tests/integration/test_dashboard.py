@@ -176,6 +176,11 @@ def test_read_only_by_default(store: Store, servers: Callable[..., Server], brow
             urllib.request.urlopen(urllib.request.Request(base + action, data=b"", method="POST"), timeout=10)
         assert refused.value.code == 403
         refused.value.close()
+    for path, code in (("/jobs?queue=not%20a%20queue!", 400), ("/jobs/no-such-uuid", 404)):
+        with pytest.raises(urllib.error.HTTPError) as answered:
+            urllib.request.urlopen(base + path, timeout=10)
+        assert answered.value.code == code
+        answered.value.close()
 
 
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)

@@ -84,14 +84,18 @@ def alsek_json(*args: str) -> object:
     return json.loads(done.stdout)
 
 
+@pytest.mark.parametrize(("kind", "name", "slots"), [("thread-pool", "ThreadWorkerPool", 8),
+                                                     ("process-pool", "ProcessWorkerPool", 2)])
 @pytest.mark.parametrize("store", registered_backends(), indirect=True)
-def test_alsek_workers_lists_a_running_pool(store: Store, pools: Callable[..., Pool]) -> None:  # noqa: F811
-    pool = pools("thread-pool", store.url, "--grace_period", "200")
+def test_alsek_workers_lists_a_running_pool(store: Store, pools: Callable[..., Pool],  # noqa: F811
+                                            kind: str, name: str, slots: int) -> None:
+    """Busy slots are counted across the pool's processes (its shared slot table)."""
+    pool = pools(kind, store.url, "--grace_period", "200")
     store.wait(lambda: bool(live_workers(store.backend)), 60, "the pool to register", pool)
     (listed,) = alsek_json("workers", "--backend", store.url)  # type: ignore[misc]
-    assert listed["kind"] == "ThreadWorkerPool" and listed["slots"] == 8 and listed["queues"] == ["pools"]
-    for _ in range(3):
+    assert (listed["kind"], listed["slots"], listed["queues"]) == (name, slots, ["pools"])
+    for _ in range(2):
         store.submit("nap", 30.0)
-    store.wait(lambda: live_workers(store.backend)[0].busy == 3, 60, "3 busy slots", pool)
+    store.wait(lambda: live_workers(store.backend)[0].busy == 2, 60, "2 busy slots", pool)
     assert pool.terminate(timeout=60) == 0
     assert alsek_json("workers", "--backend", store.url) == []
