@@ -31,6 +31,7 @@ class History:
         self.interval_s = interval_s
         self.samples: deque[Sample] = deque(maxlen=int(KEEP_S / interval_s) + 1)
         self._stop = threading.Event()
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name="alsek-dashboard-sampler", daemon=True)
 
     def start(self) -> None:
@@ -52,8 +53,11 @@ class History:
         while not self._stop.is_set():
             try:
                 self.sample()
+                self._failing = False
             except Exception as exc:  # the backend is down: the plot shows a gap
-                log.warning("cannot sample the queues: %s: %s", type(exc).__name__, exc)
+                if not self._failing:
+                    log.warning("cannot sample the queues: %s: %s", type(exc).__name__, exc)
+                self._failing = True
             self._stop.wait(self.interval_s)
 
     def seen(self) -> set[str]:

@@ -8,13 +8,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from alsek_core.broker import Broker
 from alsek_core.message import Message
 from alsek_core.workers import Heartbeat
+from alsek_ops.metrics import BackendCollector
+from tests.five_method import DictBackend
 from tests.integration.pool_harness import (
     ROOT,
     Store,
@@ -62,6 +67,23 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         text = response.read().decode()
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_the_collector_on_a_five_method_backend() -> None:
+    """The five-method backend lives in one process, so the exporter cannot run
+    beside it in a subprocess: its collector is read here instead."""
+    backend = DictBackend(store=uuid.uuid4().hex)
+    Broker(backend).submit(Message("t", queue="solo"))
+    beat = Heartbeat(backend, "TestPool", ["solo"], slots=3, busy=lambda: 1)
+    beat.beat()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BackendCollector(backend))
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for family in text_string_to_metric_families(generate_latest(registry).decode())
+           for s in family.samples}
+    assert got[("alsek_queue_ready", (("queue", "solo"),))] == 1 and got[("alsek_workers", ())] == 1
+    assert got[("alsek_worker_busy_slots", (("host", socket.gethostname()), ("kind", "TestPool"),
+                                            ("worker", beat.id)))] == 1
 
 
 @pytest.mark.parametrize("store", registered_backends(), indirect=True)
