@@ -18,8 +18,9 @@ from tests.integration.pool_harness import ROOT, TASKS
 pytestmark = pytest.mark.slow
 
 
-def pool_log(tmp_path: Path, *options: str) -> list[str]:
-    """stderr lines of a thread pool started with ``options`` and stopped after its start."""
+def pool_log(tmp_path: Path, until: str, *options: str) -> list[str]:
+    """stderr lines of a thread pool started with ``options`` and stopped once
+    its log shows ``until``."""
     log_file = tmp_path / "pool.log"
     with log_file.open("w") as out:
         process = subprocess.Popen(
@@ -27,7 +28,7 @@ def pool_log(tmp_path: Path, *options: str) -> list[str]:
              "--n_threads", "1", "--n_processes", "1", *options],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while "consuming" not in log_file.read_text():
+        while until not in log_file.read_text():
             assert process.poll() is None and time.monotonic() < deadline, log_file.read_text()
             time.sleep(0.05)
         process.terminate()
@@ -38,7 +39,7 @@ def pool_log(tmp_path: Path, *options: str) -> list[str]:
 @pytest.mark.parametrize("options", [("--log-format", "json", "--log-level", "debug"),
                                      ("--log-level", "debug", "--log-format", "json")])
 def test_every_line_is_a_json_object(tmp_path: Path, options: tuple[str, ...]) -> None:
-    lines = pool_log(tmp_path, *options)
+    lines = pool_log(tmp_path, "started worker process", *options)  # a DEBUG line
     entries = [json.loads(line) for line in lines]
     assert entries and all(set(e) >= {"time", "level", "logger", "message"} for e in entries)
     assert any(e["level"] == "DEBUG" for e in entries)  # --log-level held too
@@ -46,7 +47,7 @@ def test_every_line_is_a_json_object(tmp_path: Path, options: tuple[str, ...]) -
 
 
 def test_text_stays_the_default(tmp_path: Path) -> None:
-    lines = pool_log(tmp_path)
+    lines = pool_log(tmp_path, "consuming")
     assert lines and not any(line.startswith("{") for line in lines)
 
 

@@ -3,6 +3,10 @@ view redrawn until SIGTERM, which ends it cleanly."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -45,20 +49,40 @@ def test_once_shows_queues_and_the_running_pool(store: Store, pools: Callable[..
     assert "ThreadWorkerPool" in frame.stdout and "0/8" in frame.stdout
 
 
+def read_until(fd: int, done: Callable[[bytes], bool], timeout: float = 60) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while not done(seen):
+        assert time.monotonic() < deadline, f"timed out; the terminal shows:\n{seen.decode(errors='replace')}"
+        if select.select([fd], [], [], 0.5)[0]:
+            seen += os.read(fd, 65536)
+    return seen
+
+
 @pytest.mark.parametrize("store", ["diskcache"], indirect=True)
 def test_live_view_redraws_and_stops_on_sigterm(store: Store) -> None:  # noqa: F811
+    """In a terminal (a pty), as an operator runs it."""
     for _ in range(3):
         store.broker.submit(Message("nap", queue="now", args=(0.1,)))
+    terminal, screen = pty.openpty()
     process = subprocess.Popen([sys.executable, "-m", "alsek_cli", "top", "--interval", "0.2",
-                                "--backend", store.url], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    time.sleep(4)  # start-up, then frames every 0.2 s
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert "no live workers" in out
-    row = next(line for line in out.splitlines() if " now " in line)
-    assert row.strip("│ ").split("│")[-1].strip() == "0.0"  # a rate: at least two frames were drawn
+                                "--backend", store.url], cwd=ROOT, stdout=screen, stderr=subprocess.PIPE,
+                               env={**os.environ, "COLUMNS": "120", "LINES": "40", "TERM": "xterm"})
+    os.close(screen)
+    try:
+        shown = read_until(terminal, lambda seen: seen.count(b"alsek top") >= 3)
+        assert b"no live workers" in shown and b" 0.0 " in shown  # a rate: frames after the first
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(AssertionError, OSError):  # keep the terminal drained while it exits
+            read_until(terminal, lambda seen: process.poll() is not None, timeout=30)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(terminal)
+        assert process.stderr is not None
+        process.stderr.close()
 
 
 def test_once_on_an_empty_backend(tmp_path: Path) -> None:
