@@ -48,6 +48,7 @@ from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Entry, Holdings
 from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.mp import context
 from alsek_core.worker.slots import LeaseBook, SlotState, SlotTable
+from alsek_core.workers import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +208,10 @@ class SupervisedPool(BaseWorkerPool):
         previous = self._install_signal_handlers()
         log.info("%s: up to %d process(es) x %d slot(s), consuming %s",
                  type(self).__name__, self.n_processes, self.slots_per_process, ", ".join(self.queues))
+        heartbeat = Heartbeat(self.broker.backend, type(self).__name__, self.queues, self.capacity, self._busy)
         try:
             while not self.stop_event.is_set():
+                heartbeat.beat()  # the workers registry (alsek_core.workers)
                 self._reap(ctx)
                 self._enforce_timeouts(ctx)
                 self._scale(ctx)
@@ -216,8 +219,14 @@ class SupervisedPool(BaseWorkerPool):
                 self.stop_event.wait(min(tick, GROW_CHECK_S) if len(self._children) < self.n_processes else tick)
         finally:
             self._shut_down()
+            heartbeat.stop()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _busy(self) -> int:
+        """Slots running a message now, across every child (for the workers registry)."""
+        assert self.slot_table is not None
+        return sum(1 for s in range(self.capacity) if (state := self.slot_table.read(s)) is not None and state.busy)
 
     def _slots_of(self, index: int) -> range:
         return range(index * self.slots_per_process, (index + 1) * self.slots_per_process)
