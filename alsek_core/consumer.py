@@ -66,7 +66,7 @@ class Consumer:
     def claim(self, limit: int = 1) -> list[Message]:
         """One pass: up to ``limit`` ready messages, or none after waiting/backing off."""
         queues = self.queues()
-        blocking = self.broker.backend.blocking_claim
+        blocking = self.broker.can_wait
         deliveries = (
             self.broker.claim(queues, limit, self.lease_ms, self.wait_ms if blocking else 0) if queues else []
         )
@@ -90,7 +90,7 @@ class Consumer:
     def dead_letter_undecodable(self, delivery: Delivery, exc: Exception) -> None:
         log.error("message %s in queue %r cannot be decoded (%s); dead-lettered",
                   delivery.uuid, delivery.queue, exc)
-        self.broker.backend.dead_letter(delivery, delivery.payload)
+        self.broker.dead_letter_as_is(delivery)
 
     def stream(self) -> Iterator[Message]:
         """Messages one at a time until ``stop()``."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from alsek_core.broker import exception_details
+from alsek_core.broker import Broker, exception_details
 from alsek_core.errors import MessageAlreadyExistsError, SerializationError
 from alsek_core.message import Message
 from alsek_core.status import TaskStatus
@@ -38,41 +39,62 @@ def is_poison(task: Task, message: Message) -> bool:
     return delivery is not None and delivery.deliveries > task.broker.max_deliveries
 
 
-def process(task: Task, message: Message, tasks: Mapping[str, Task] | None = None) -> None:
-    """Run ``message`` on ``task`` here and now, then settle it."""
+def process(
+    task: Task,
+    message: Message,
+    tasks: Mapping[str, Task] | None = None,
+    broker: Broker | None = None,
+    user_code: AbstractContextManager[Any] | None = None,
+) -> None:
+    """Run ``message`` on ``task`` here and now, then settle it through
+    ``broker`` (the task's own by default; a pool passes its batching one).
+    ``user_code`` is entered around each piece of the task's own code (a
+    thread pool's interrupt window for timeouts)."""
+    broker = broker or task.broker
+    window = user_code or nullcontext()
     if is_poison(task, message):
         deliveries = message.delivery.deliveries if message.delivery else 0
         fail(task, message, PoisonMessageError(
-            f"delivered {deliveries} times without finishing (its workers died); not retried"))
+            f"delivered {deliveries} times without finishing (its workers died); not retried"), broker)
         return
     set_status(task, message, TaskStatus.RUNNING)
     try:
-        task.pre_op(message)
-        result = task.execute(message)
-        task.post_op(message, result)
+        with window:
+            task.pre_op(message)
+        with window:
+            result = task.execute(message)
+        with window:
+            task.post_op(message, result)
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        settle_failure(task, message, exc)
+        settle_failure(task, message, exc, broker)
         return
-    settle_success(task, message, result, tasks)
+    settle_success(task, message, result, tasks, broker)
 
 
-def settle_success(task: Task, message: Message, result: Any, tasks: Mapping[str, Task] | None = None) -> None:
+def settle_success(
+    task: Task,
+    message: Message,
+    result: Any,
+    tasks: Mapping[str, Task] | None = None,
+    broker: Broker | None = None,
+) -> None:
+    broker = broker or task.broker
     try:
         if task.result_store is not None:
             task.result_store.set(message, result)
         if message.callback_message_data and task.do_callback(message, result):
-            submit_callback(task, message, result, tasks or {})
+            submit_callback(task, message, result, tasks or {}, broker)
     except SerializationError as exc:  # retrying cannot make the result encodable
         log.error("%s: its result cannot be stored: %s", message.summary, exc)
-        fail(task, message, exc)
+        fail(task, message, exc, broker)
         return
     set_status(task, message, TaskStatus.SUCCEEDED)
-    task.broker.ack(message)
+    broker.ack(message)
 
 
-def submit_callback(task: Task, message: Message, result: Any, tasks: Mapping[str, Task]) -> None:
+def submit_callback(task: Task, message: Message, result: Any, tasks: Mapping[str, Task], broker: Broker) -> None:
     assert message.callback_message_data is not None
     callback = Message(**message.callback_message_data)
     callback.update(
@@ -81,29 +103,30 @@ def submit_callback(task: Task, message: Message, result: Any, tasks: Mapping[st
         progenitor_uuid=message.progenitor_uuid or message.uuid,
     )
     try:
-        task.broker.submit(callback)
+        broker.submit(callback)
     except MessageAlreadyExistsError:
         return  # a rerun of this message already submitted it
     set_status(tasks.get(callback.task_name), callback, TaskStatus.SUBMITTED)
 
 
-def settle_failure(task: Task, message: Message, exc: BaseException) -> None:
+def settle_failure(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
     """Retry if the task says so, else fail."""
+    broker = broker or task.broker
     try:
         retry = task.do_retry(message, exc)
     except Exception:
         log.exception("do_retry of %s raised; not retrying", task.name)
         retry = False
     if not retry:
-        fail(task, message, exc)
+        fail(task, message, exc, broker)
         return
     message.exception_details = exception_details(exc)
     log.info("%s raised %s: retry %d", message.summary, type(exc).__name__, message.retries + 1)
     set_status(task, message, TaskStatus.RETRYING)
-    task.broker.retry(message)
+    broker.retry(message)
 
 
-def fail(task: Task, message: Message, exc: BaseException) -> None:
+def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
     log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
     set_status(task, message, TaskStatus.FAILED)
-    task.broker.fail(message, exc)
+    (broker or task.broker).fail(message, exc)

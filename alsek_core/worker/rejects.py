@@ -48,4 +48,4 @@ def reject_undecodable(broker: Broker, tasks: Mapping[str, Task], delivery: Deli
     log.error("message %s in queue %r cannot be decoded (%s: %s); dead-lettered",
               delivery.uuid, delivery.queue, type(exc).__name__, exc)
     mark_failed(tasks, Message(UNDECODABLE_TASK, queue=delivery.queue, uuid=delivery.uuid))
-    broker.backend.dead_letter(delivery, delivery.payload)
+    broker.dead_letter_as_is(delivery)

@@ -33,16 +33,15 @@ import signal
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from alsek_core.backoff import Backoff
-from alsek_core.clock import now_ms
 from alsek_core.errors import AlsekError
 from alsek_core.execution import settle_failure
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
-from alsek_core.worker.acks import AckBatcher
 from alsek_core.worker.base import IDLE_BACKOFF, BaseWorkerPool
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Entry, Holdings
 from alsek_core.worker.interrupt import TaskTimeoutError
@@ -157,8 +156,8 @@ class SupervisedPool(BaseWorkerPool):
             return free
         return 0 if len(self.holdings) else 1
 
-    def execute(self, task: Task, message: Message) -> None:
-        super().execute(task, message)
+    def execute(self, task: Task, message: Message, user_code: AbstractContextManager[Any] | None = None) -> None:
+        super().execute(task, message, user_code)
         if self._careful is not None and self._careful.value > 0:
             with self._careful.get_lock():
                 self._careful.value = max(0, self._careful.value - 1)
@@ -177,7 +176,7 @@ class SupervisedPool(BaseWorkerPool):
         self.child_index = index
         assert self.lease_book is not None
         self.holdings = SharedHoldings(self.lease_book, self._leases_of(index))
-        self.acks = AckBatcher(self.broker.backend)
+        self.broker = self.broker.batching()  # an ack batch of its own
         try:
             self.start_engine()
             BaseWorkerPool.run(self)
@@ -323,21 +322,13 @@ class SupervisedPool(BaseWorkerPool):
                           delivery.uuid)
 
     def _cut_lease(self, delivery: Delivery) -> None:
-        self.broker.backend.extend_lease(delivery, CUT_LEASE_MS)
-
-    def _payload(self, delivery: Delivery) -> bytes:
-        if delivery.payload:
-            return delivery.payload
-        for item in self.broker.backend.messages(delivery.queue):
-            if item.uuid == delivery.uuid:
-                return item.payload
-        raise LookupError(f"message {delivery.uuid} is no longer in queue {delivery.queue!r}")
+        self.broker.extend(delivery, CUT_LEASE_MS)
 
     def _release_state(self, delivery: Delivery) -> None:
-        self.broker.backend.reschedule(delivery, self._payload(delivery), now_ms())
+        self.broker.release(delivery)
 
     def _settle_timeout(self, delivery: Delivery) -> None:
-        message = self.broker.decode(self._payload(delivery))
+        message = self.broker.decode(self.broker.payload(delivery))
         message.delivery = delivery
         task = self.tasks.get(message.task_name)
         if task is None:

@@ -27,7 +27,7 @@ from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.message import Message
 from alsek_core.task import Task
 from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS, IDLE_BACKOFF
-from alsek_core.worker.interrupt import Interruptible, watched
+from alsek_core.worker.interrupt import Interruptible
 from alsek_core.worker.supervisor import SupervisedPool
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class ThreadWorkerPool(SupervisedPool):
         slot.summary = message.summary
         self.begin_slot(slot.local, message.delivery, message.timeout, terminate=message.mechanism == "process")
         try:
-            self.execute(watched(task, slot.interruptible), message)
+            self.execute(task, message, slot.interruptible)
         finally:
             self.end_slot(slot.local)
             slot.busy = False

@@ -315,19 +315,17 @@ def test_pool_arguments_are_checked(broker: Broker) -> None:
     assert ExecutorPool([one], queues=["b", "a"]).queues == ["b", "a"]
 
 
-def test_acks_wait_for_a_batch_and_go_in_one_call(broker: Broker) -> None:
-    from alsek_core.worker.acks import BATCH, AckBatcher
-
-    messages = [broker.submit(Message("t", queue="q")) for _ in range(BATCH + 3)]
-    acks = AckBatcher(broker.backend)
-    for m in messages[:3]:
-        acks.add(m.queue, m.uuid)
-    assert len(acks) == 3 and all(broker.exists(m) for m in messages[:3]), "waiting for company"
-    acks.flush()
-    assert not any(broker.exists(m) for m in messages[:3])
-    for m in messages[3:]:
-        acks.add(m.queue, m.uuid)
-    assert len(acks) == 0 and not any(broker.exists(m) for m in messages), "a full batch goes at once"
+def test_a_batching_broker_acks_on_flush_in_one_call(broker: Broker) -> None:
+    messages = [broker.submit(Message("t", queue="q")) for _ in range(3)]
+    batching = broker.batching()
+    for m in messages:
+        m.delivery = Delivery(m.queue, m.uuid, b"", "token", 1)
+        batching.ack(m)
+    assert batching.acks_pending() == 3 and all(broker.exists(m) for m in messages), "waiting for company"
+    assert batching.ack_pending(messages[0].uuid) and broker.acks_pending() == 0
+    assert sorted(batching.flush_acks()) == sorted(m.uuid for m in messages)
+    assert not any(broker.exists(m) for m in messages)
+    assert batching.acks_pending() == 0
 
 
 class _OutageBackend(DictBackend):
