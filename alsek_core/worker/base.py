@@ -74,7 +74,7 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
@@ -108,6 +108,14 @@ NO_BACKOFF = ConstantBackoff(constant=10, floor=0, ceiling=10)
 #: bounds how long a new message waits for an idle pool. Backends that block
 #: natively wait for work instead and never use it.
 IDLE_BACKOFF = LinearBackoff(factor=10, floor=0, ceiling=100, zero_override=True)
+
+
+def install_signal_handlers(handler: Callable[[int, FrameType | None], None]) -> dict[int, Any]:
+    """``handler`` for SIGTERM and SIGINT, when in the main thread (only it can);
+    returns the handlers it replaced, to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def index_tasks(tasks: Iterable[Task]) -> dict[str, Task]:
@@ -162,7 +170,7 @@ class BaseWorkerPool(ABC):
         self.slot_wait_interval = slot_wait_interval
         self.grace_period = grace_period
         self.stop_event = threading.Event()
-        self._hurry = threading.Event()
+        self.hurry = threading.Event()
         self._slot_freed = threading.Event()
         self.holdings = Holdings()
 
@@ -227,7 +235,11 @@ class BaseWorkerPool(ABC):
 
     def run(self) -> None:
         """Consume until stopped (``stop()``, SIGTERM or SIGINT), then wind down."""
-        previous = self._install_signal_handlers()
+        self.consume()
+
+    def consume(self) -> None:
+        """Claim, run and settle messages here until stopped, then wind down."""
+        previous = install_signal_handlers(self._on_signal)
         self._consumer = consumer = self.consumer()
         keeper = threading.Thread(target=self._keep, name="alsek-lease-keeper", daemon=True)
         keeper.start()
@@ -333,7 +345,7 @@ class BaseWorkerPool(ABC):
             log.info("stopping: waiting up to %d ms for %d message(s)", self.grace_period, len(self.holdings))
         for delivery in self.holdings.take_unstarted(older_than_s=0):
             self._release(delivery)
-        while len(self.holdings) and time.monotonic() < deadline and not self._hurry.is_set():
+        while len(self.holdings) and time.monotonic() < deadline and not self.hurry.is_set():
             self._slot_freed.clear()
             self._slot_freed.wait(0.05)
         self.flush_acks()
@@ -353,17 +365,9 @@ class BaseWorkerPool(ABC):
 
     # --- signals ---------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous: dict[int, Any] = {}
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, self._on_signal)
-        return previous
-
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_event.is_set():
-            self._hurry.set()
+            self.hurry.set()
         self.stop()
 
     # --- bad input ---------------------------------------------------------------------

@@ -198,3 +198,27 @@ class LeaseBook:
         record.seq = (seq | 1) + 1
         record.length = 0
         return found
+
+
+class SharedState:
+    """What a pool's supervisor shares with its worker processes: one slot
+    table and one lease book for all of them, each process owning a fixed
+    range of records, and ``careful``: how many messages are still to run
+    one at a time after a process died running several (see
+    ``SupervisedPool.claim_limit``)."""
+
+    def __init__(self, context: Any, n_processes: int, slots_per_process: int, leases_per_process: int) -> None:
+        self.slots_per_process = slots_per_process
+        self.leases_per_process = leases_per_process
+        self.slot_table = SlotTable(context, n_processes * slots_per_process)
+        self.lease_book = LeaseBook(context, n_processes * leases_per_process)
+        self.careful: Any = context.Value(ctypes.c_int, 0)
+
+    def slots_of(self, index: int) -> range:
+        return range(index * self.slots_per_process, (index + 1) * self.slots_per_process)
+
+    def leases_of(self, index: int) -> range:
+        return range(index * self.leases_per_process, (index + 1) * self.leases_per_process)
+
+    def states(self, index: int) -> list[SlotState | None]:
+        return [self.slot_table.read(s) for s in self.slots_of(index)]

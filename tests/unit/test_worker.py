@@ -28,8 +28,8 @@ from alsek_core.worker import BaseWorkerPool, TaskTimeoutError
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Holdings
 from alsek_core.worker.interrupt import Interruptible
 from alsek_core.worker.mp import ENV_MP_BACKEND, context, multiprocessing_module
+from alsek_core.worker.runtime import SharedHoldings
 from alsek_core.worker.slots import BUFFER_BYTES, LEASE_BYTES, LeaseBook, SlotTable
-from alsek_core.worker.supervisor import SharedHoldings
 from tests.five_method import DictBackend
 
 # --- ALSEK_MULTIPROCESSING_BACKEND ---------------------------------------------------
