@@ -65,9 +65,7 @@ def process(
             result = task.execute(message)
         with window:
             task.post_op(message, result)
-    except BaseException as exc:
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: see settle_failure
         settle_failure(task, message, exc, broker)
         return
     settle_success(task, message, result, tasks, broker)
@@ -110,7 +108,10 @@ def submit_callback(task: Task, message: Message, result: Any, tasks: Mapping[st
 
 
 def settle_failure(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
-    """Retry if the task says so, else fail."""
+    """Retry if the task says so, else fail. Whatever the task's code raised
+    counts, ``SystemExit`` and ``KeyboardInterrupt`` included: a ``sys.exit()``
+    in a task is that task's failure, never its worker's end (a worker stops
+    on its signals, which its pool handles, not on exceptions)."""
     broker = broker or task.broker
     try:
         retry = task.do_retry(message, exc)
