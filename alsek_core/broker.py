@@ -40,11 +40,13 @@ def exception_details(exc: BaseException) -> dict[str, Any]:
 
 
 class AckBatch:
-    """Finished messages waiting to be acked together, by queue. Thread-safe."""
+    """Finished messages waiting to be acked together, by queue. Thread-safe.
+    A message counts as waiting until the round trip that acks it is over."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, None]] = {}
+        self._flushing: set[str] = set()
         self._count = 0
 
     def __len__(self) -> int:
@@ -52,7 +54,7 @@ class AckBatch:
 
     def __contains__(self, uuid: object) -> bool:
         with self._lock:
-            return any(uuid in uuids for uuids in self._pending.values())
+            return uuid in self._flushing or any(uuid in uuids for uuids in self._pending.values())
 
     def add(self, delivery: Delivery) -> None:
         with self._lock:
@@ -62,9 +64,16 @@ class AckBatch:
                 self._count += 1
 
     def take(self) -> dict[str, list[str]]:
+        """The batch, to ack now; ``done`` once acked (or given up)."""
         with self._lock:
             pending, self._pending, self._count = self._pending, {}, 0
+            for uuids in pending.values():
+                self._flushing.update(uuids)
         return {queue: list(uuids) for queue, uuids in pending.items()}
+
+    def done(self, uuids: Iterable[str]) -> None:
+        with self._lock:
+            self._flushing.difference_update(uuids)
 
 
 class Broker:
@@ -193,10 +202,11 @@ class Broker:
         return self._acks is not None and uuid in self._acks
 
     def flush_acks(self) -> list[str]:
-        """Ack the batch in one round trip per queue; the uuids it held."""
+        """Ack the batch in one round trip per queue; the uuids it held (each
+        counted as pending until then, see ``ack_pending``)."""
         if self._acks is None or not len(self._acks):
             return []
-        flushed = []
+        flushed: list[str] = []
         for queue, uuids in self._acks.take().items():
             flushed += uuids
             try:
@@ -204,6 +214,7 @@ class Broker:
             except Exception:
                 log.exception("could not ack %d finished message(s) of queue %r; they will run again "
                               "when their leases end", len(uuids), queue)
+        self._acks.done(flushed)
         return flushed
 
     def remove(self, message: Message | Delivery) -> None:

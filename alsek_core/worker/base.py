@@ -205,13 +205,14 @@ class BaseWorkerPool(ABC):
         except Exception:  # a backend error while recording: the lease runs out, it comes back
             log.exception("could not record the outcome of %s; it will be delivered again", message.summary)
         finally:
-            self.holdings.finish(message.uuid, time.perf_counter() - started)
+            awaiting_ack = self.broker.ack_pending(message.uuid)
+            self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack)
         if self.broker.acks_pending() >= ACK_BATCH:
             self.flush_acks()
 
     def flush_acks(self) -> None:
         """Ack what finished, in one round trip."""
-        self.broker.flush_acks()
+        self.holdings.acked(self.broker.flush_acks())
 
     def claim_limit(self) -> int:
         """How many messages the next claim may take."""

@@ -45,6 +45,10 @@ class SharedHoldings(Holdings):
         if self._free and self._book.put(self._free[-1], entry.delivery):
             entry.record = self._free.pop()
 
+    def _finished(self, entry: Entry) -> None:
+        if entry.record >= 0:
+            self._book.mark_finished(entry.record)
+
     def _removed(self, entry: Entry) -> None:
         if entry.record >= 0:
             self._book.clear(entry.record)

@@ -178,34 +178,44 @@ class Supervisor:
             self._spawn(0)
 
     def _recover(self, index: int, killed: bool, timed_out: tuple[int, int] | None = None) -> int:
-        """Deal with what a dead child held, so that none of it waits for its
-        lease to end. The message that timed out (``timed_out``: its slot and
-        sequence number) is settled. What it was running otherwise gets its
-        lease cut short if the child crashed (any of them may have caused it,
-        so the delivery counts towards the poison limit), and is released as it
-        was if we killed the child. What it had claimed but not started is
-        released as it was. Returns how many messages it was running."""
-        running, handled = 0, set()
+        """Deal with what a dead worker process held, so that none of it waits
+        for its lease to end. What finished there is acked (its ack was still
+        in the process's batch): it never runs again. The message that timed
+        out (``timed_out``: its slot and sequence number) is settled. What it
+        was running otherwise gets its lease cut short if the process crashed
+        (any of them may have caused it, so the delivery counts towards the
+        poison limit), and is released as it was if we killed the process.
+        What it had claimed but not started is released as it was. Returns how
+        many messages it was running."""
+        held = [found for r in self.shared.leases_of(index) if (found := self.shared.lease_book.take(r))]
+        finished = {delivery.uuid for delivery, done in held if done}
+        for delivery, done in held:
+            if done:
+                self.broker.ack(delivery)
+        self._try_acks()
+        running, handled = 0, set(finished)
         for s, state in zip(self.shared.slots_of(index), self.shared.states(index), strict=True):
             self.shared.slot_table.reset(s)
-            if state is None or not state.busy or state.delivery is None:
+            if state is None or not state.busy or state.delivery is None or state.delivery.uuid in finished:
                 continue
             running += 1
+            handled.add(state.delivery.uuid)
             if timed_out == (s, state.seq):
-                handled.add(state.delivery.uuid)
                 self._try(self._settle_timeout, state.delivery)
             elif killed:
-                handled.add(state.delivery.uuid)
                 self._try(self._release_state, state.delivery)
             else:
-                handled.add(state.delivery.uuid)
                 self._try(self._cut_lease, state.delivery)
-        for r in self.shared.leases_of(index):
-            delivery = self.shared.lease_book.take(r)
-            if delivery is None or delivery.uuid in handled:
-                continue
-            self._try(self._release_state if delivery.payload else self._cut_lease, delivery)
+        for delivery, _ in held:
+            if delivery.uuid not in handled:
+                self._try(self._release_state if delivery.payload else self._cut_lease, delivery)
         return running
+
+    def _try_acks(self) -> None:
+        try:
+            self.broker.flush_acks()
+        except Exception:
+            log.exception("could not ack what a dead worker had finished; it runs again when its lease ends")
 
     def _try(self, action: Any, delivery: Delivery) -> None:
         try:

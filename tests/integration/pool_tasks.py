@@ -70,10 +70,10 @@ def interrupt_process() -> None:
 
 @task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status)
 def record(path: str, i: int, seconds: float = 0.0) -> int:
-    """Appends ``i`` to the file at ``path`` each time it runs (to count reruns)."""
-    time.sleep(seconds)
+    """Appends ``i`` to the file at ``path`` each time it starts (to count reruns)."""
     with open(path, "a") as runs:
         runs.write(f"{i}\n")
+    time.sleep(seconds)
     return i
 
 

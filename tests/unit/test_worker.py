@@ -103,7 +103,7 @@ def test_lease_book_keeps_what_a_child_holds_for_its_parent() -> None:
     holdings.add(big)
     holdings.add(_delivery())  # no room left: not written down, still held
     assert len(holdings) == 3
-    found = {d.uuid: d for d in (book.take(2), book.take(3)) if d is not None}
+    found = {d.uuid: d for d, _ in filter(None, (book.take(2), book.take(3)))}
     assert found[small.uuid] == small
     assert found[big.uuid].payload == b"" and found[big.uuid].token == big.token
     assert book.take(3) is None, "taking clears"
@@ -116,7 +116,24 @@ def test_shared_holdings_free_their_records() -> None:
     holdings.add(first)
     holdings.finish(first.uuid, run_s=0.01)
     holdings.add(second)
-    assert book.take(0) == second
+    assert book.take(0) == (second, False)
+
+
+def test_shared_holdings_keep_a_finished_message_until_its_ack_is_done() -> None:
+    book = LeaseBook(context(), 2)
+    holdings = SharedHoldings(book, range(2))
+    done, acked_first = _delivery(), _delivery()
+    holdings.add(done)
+    holdings.add(acked_first)
+    holdings.finish(done.uuid, run_s=0.01, awaiting_ack=True)
+    holdings.acked([acked_first.uuid])  # its ack went before its thread said it waited
+    holdings.finish(acked_first.uuid, run_s=0.01, awaiting_ack=True)
+    assert len(holdings) == 0 and book.count(range(2)) == 1
+    holdings.acked([done.uuid])
+    assert book.count(range(2)) == 0
+    holdings.add(done)
+    holdings.finish(done.uuid, run_s=0.01, awaiting_ack=True)
+    assert book.take(0) == (done, True) or book.take(1) == (done, True)
 
 
 # --- thread interrupts -----------------------------------------------------------------
