@@ -310,7 +310,7 @@ class BaseWorkerPool(ABC):
             self.submit_to_executor(task, message)
         except Exception:
             log.exception("could not start %s; releasing it", message.summary)
-            self._release(message.delivery)
+            self.release(message.delivery)
 
     def _keep(self) -> None:
         """Extend leases every lease/3 and call ``watch()`` in between."""
@@ -322,7 +322,7 @@ class BaseWorkerPool(ABC):
                 self.watch()
                 for delivery in self.holdings.take_unstarted():
                     log.info("message %s waited behind a slow one; handed back", delivery.uuid)
-                    self._release(delivery)
+                    self.release(delivery)
                 if time.monotonic() >= next_extend:
                     next_extend = time.monotonic() + every
                     self._extend_leases()
@@ -345,7 +345,7 @@ class BaseWorkerPool(ABC):
         if len(self.holdings):
             log.info("stopping: waiting up to %d ms for %d message(s)", self.grace_period, len(self.holdings))
         for delivery in self.holdings.take_unstarted(older_than_s=0):
-            self._release(delivery)
+            self.release(delivery)
         while len(self.holdings) and time.monotonic() < deadline and not self.hurry.is_set():
             self._slot_freed.clear()
             self._slot_freed.wait(0.05)
@@ -353,9 +353,9 @@ class BaseWorkerPool(ABC):
         for delivery in self.holdings.deliveries():
             log.warning("message %s in queue %r did not finish in time; released for another worker",
                         delivery.uuid, delivery.queue)
-            self._release(delivery)
+            self.release(delivery)
 
-    def _release(self, delivery: Delivery) -> None:
+    def release(self, delivery: Delivery) -> None:
         """Hand a held message back untouched, claimable again at once."""
         self.holdings.drop(delivery.uuid)
         try:

@@ -124,6 +124,8 @@ class SupervisedPool(BaseWorkerPool):
         killed it, the pool runs that many messages one at a time (its
         processes take turns), so the culprit dies alone and ends as a poison
         message while the others, run apart from it, succeed."""
+        if self.draining:
+            return 0
         free = self.free_slots()
         if self.shared is None or self.shared.careful.value <= 0 or free <= 0:
             return free
@@ -136,10 +138,18 @@ class SupervisedPool(BaseWorkerPool):
             with careful.get_lock():
                 careful.value = max(0, careful.value - 1)
 
+    @property
+    def draining(self) -> bool:
+        """Told by the supervisor to finish what runs here and start nothing more."""
+        return self.shared is not None and bool(self.shared.draining[self.index])
+
     def watch(self) -> None:
         if os.getppid() != self._parent_pid and not self.stop_event.is_set():
             log.error("the pool's supervisor is gone; stopping")
             self.stop()
+        if self.draining:
+            for delivery in self.holdings.take_unstarted(older_than_s=0):
+                self.release(delivery)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop()  # the supervisor decides when the grace period is over

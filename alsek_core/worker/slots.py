@@ -214,7 +214,8 @@ class SharedState:
     table and one lease book for all of them, each process owning a fixed
     range of records, and ``careful``: how many messages are still to run
     one at a time after a process died running several (see
-    ``SupervisedPool.claim_limit``)."""
+    ``SupervisedPool.claim_limit``), and ``draining``: per process, whether
+    its supervisor waits for it to finish its messages before stopping it."""
 
     def __init__(self, context: Any, n_processes: int, slots_per_process: int, leases_per_process: int) -> None:
         self.slots_per_process = slots_per_process
@@ -222,6 +223,7 @@ class SharedState:
         self.slot_table = SlotTable(context, n_processes * slots_per_process)
         self.lease_book = LeaseBook(context, n_processes * leases_per_process)
         self.careful: Any = context.Value(ctypes.c_int, 0)
+        self.draining: Any = context.RawArray(ctypes.c_bool, n_processes)
 
     def slots_of(self, index: int) -> range:
         return range(index * self.slots_per_process, (index + 1) * self.slots_per_process)

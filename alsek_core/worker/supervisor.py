@@ -12,9 +12,11 @@
   pool then runs that many messages one at a time, so the culprit dies alone);
 * enforces timeouts that need a process to go: a 'process' task past its
   deadline, or a 'thread' task that did not stop when TimeoutError was raised
-  in it (``STUCK_THREAD_GRACE_S`` later). The process is killed, the message
-  is settled with TimeoutError (retried if its task allows, else failed), the
-  other messages the process held are released, and a fresh one replaces it;
+  in it (``STUCK_THREAD_GRACE_S`` later). The process first drains: it claims
+  nothing more and hands back what it has not started, and its other threads
+  finish what they run. Then it is killed, the message is settled with
+  TimeoutError (retried if its task allows, else failed), and a fresh process
+  replaces it;
 * on SIGTERM / SIGINT tells every process to stop, waits ``grace_period``,
   then kills what is left and releases what it held.
 
@@ -140,6 +142,7 @@ class Supervisor:
     def _spawn(self, index: int) -> None:
         for s in self.shared.slots_of(index):
             self.shared.slot_table.reset(s)
+        self.shared.draining[index] = False
         current = self.ctx.current_process()
         if current.daemon:
             # Run inside a daemonic process (the seed's pytest fixture does):
@@ -241,22 +244,44 @@ class Supervisor:
             f"ran past its timeout of {message.timeout} ms; its worker process was stopped"))
 
     def _enforce_timeouts(self) -> None:
+        """Stop a worker process whose message must go (see the module doc), but
+        only once its other slots are idle or overdue themselves: until then it
+        drains (claims nothing more, hands back what it has not started), so
+        the messages its other threads run finish instead of running again."""
         now = time.monotonic()
         for child in list(self._children.values()):
-            for s, state in zip(self.shared.slots_of(child.index), self.shared.states(child.index), strict=True):
-                if state is None or not state.busy or now <= state.deadline:
+            states = self.shared.states(child.index)
+            overdue = [self._overdue(state, now) for state in states]
+            for s, state, late in zip(self.shared.slots_of(child.index), states, overdue, strict=True):
+                if not late or state is None:
                     continue
-                if not state.terminate and now - state.deadline < STUCK_THREAD_GRACE_S:
-                    continue
-                uuid = state.delivery.uuid if state.delivery else "?"
+                if any(other is not None and other.busy and not other_late
+                       for other, other_late in zip(states, overdue, strict=True) if other is not state):
+                    if not self.shared.draining[child.index]:
+                        self.shared.draining[child.index] = True
+                        log.info("message %s ran past its timeout; worker process %d finishes its other "
+                                 "messages before it is stopped", self._uuid(state), child.index)
+                    break
                 log.warning("message %s ran past its timeout; stopping worker process %d (pid %s)",
-                            uuid, child.index, child.process.pid)
+                            self._uuid(state), child.index, child.process.pid)
                 child.process.kill()
                 child.process.join()
                 del self._children[child.index]
                 self._recover(child.index, killed=True, timed_out=(s, state.seq))
                 self._spawn(child.index)
                 break
+
+    @staticmethod
+    def _overdue(state: SlotState | None, now: float) -> bool:
+        """Past its deadline, and either its task's mechanism is 'process' or
+        the TimeoutError raised in its thread did not stop it in time."""
+        if state is None or not state.busy or now <= state.deadline:
+            return False
+        return state.terminate or now - state.deadline >= STUCK_THREAD_GRACE_S
+
+    @staticmethod
+    def _uuid(state: SlotState) -> str:
+        return state.delivery.uuid if state.delivery else "?"
 
     def _scale(self) -> None:
         now = time.monotonic()

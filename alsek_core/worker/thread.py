@@ -8,9 +8,10 @@ Capacity: ``n_threads * n_processes``.
 Timeouts follow the task's mechanism. A 'thread' task gets TimeoutError
 raised in its thread (CPython), and if it is still running a few seconds
 later its group is stopped. A 'process' task in a thread pool has no process
-of its own, so its whole group is stopped at the deadline and the other
-messages of that group are released to run again: give such tasks a
-ProcessWorkerPool (or a queue of their own) if that matters.
+of its own: at its deadline its group stops taking work, its other threads
+finish what they run, and then the group is stopped (so the task runs on
+until they do). Give such tasks a ProcessWorkerPool (or a queue of their
+own) if that matters.
 """
 
 from __future__ import annotations
