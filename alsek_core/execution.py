@@ -16,6 +16,7 @@ from typing import Any
 from alsek_core.broker import Broker, exception_details
 from alsek_core.errors import MessageAlreadyExistsError, SerializationError
 from alsek_core.message import Message
+from alsek_core.ports import Delivery
 from alsek_core.status import TaskStatus
 from alsek_core.task import Task
 
@@ -32,6 +33,19 @@ def set_status(task: Task | None, message: Message, status: TaskStatus) -> None:
             task.status_tracker.set(message, status)
         except Exception:  # a status store outage must not lose the message
             log.exception("could not record status %s of %s", status.name, message.summary)
+
+
+def set_waiting(broker: Broker, tasks: Mapping[str, Task], delivery: Delivery) -> None:
+    """Status SUBMITTED again for a message that ran but is handed back to its
+    queue unfinished (its worker stopped or died), so that it does not read
+    RUNNING while it waits. Set before the message is handed back, so that
+    the RUNNING of whoever claims it next is the last word."""
+    try:
+        message = broker.decode(broker.payload(delivery))
+    except Exception:
+        log.exception("could not read message %s to record that it waits again", delivery.uuid)
+        return
+    set_status(tasks.get(message.task_name), message, TaskStatus.SUBMITTED)
 
 
 def is_poison(task: Task, message: Message) -> bool:

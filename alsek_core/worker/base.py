@@ -83,7 +83,7 @@ from alsek_core.backoff import Backoff, ConstantBackoff, LinearBackoff
 from alsek_core.broker import Broker
 from alsek_core.consumer import DEFAULT_LEASE_MS, Consumer
 from alsek_core.errors import ValidationError
-from alsek_core.execution import process
+from alsek_core.execution import process, set_waiting
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
@@ -353,12 +353,15 @@ class BaseWorkerPool(ABC):
         for delivery in self.holdings.deliveries():
             log.warning("message %s in queue %r did not finish in time; released for another worker",
                         delivery.uuid, delivery.queue)
-            self.release(delivery)
+            self.release(delivery, ran=True)
 
-    def release(self, delivery: Delivery) -> None:
-        """Hand a held message back untouched, claimable again at once."""
+    def release(self, delivery: Delivery, ran: bool = False) -> None:
+        """Hand a held message back untouched, claimable again at once;
+        ``ran``: it had started here (its status said RUNNING)."""
         self.holdings.drop(delivery.uuid)
         try:
+            if ran:
+                set_waiting(self.broker, self.tasks, delivery)
             self.broker.release(delivery)
         except Exception:
             log.exception("could not release message %s; it comes back when its lease runs out",

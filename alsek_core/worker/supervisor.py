@@ -36,7 +36,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from alsek_core.broker import Broker
-from alsek_core.execution import settle_failure
+from alsek_core.execution import set_waiting, settle_failure
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker.base import install_signal_handlers
@@ -206,9 +206,9 @@ class Supervisor:
             if timed_out == (s, state.seq):
                 self._try(self._settle_timeout, state.delivery)
             elif killed:
-                self._try(self._release_state, state.delivery)
+                self._try(self._release_ran, state.delivery)
             else:
-                self._try(self._cut_lease, state.delivery)
+                self._try(self._cut_lease_ran, state.delivery)
         for delivery, _ in held:
             if delivery.uuid not in handled:
                 self._try(self._release_state if delivery.payload else self._cut_lease, delivery)
@@ -232,6 +232,14 @@ class Supervisor:
 
     def _release_state(self, delivery: Delivery) -> None:
         self.broker.release(delivery)
+
+    def _release_ran(self, delivery: Delivery) -> None:
+        set_waiting(self.broker, self.pool.tasks, delivery)
+        self.broker.release(delivery)
+
+    def _cut_lease_ran(self, delivery: Delivery) -> None:
+        set_waiting(self.broker, self.pool.tasks, delivery)
+        self._cut_lease(delivery)
 
     def _settle_timeout(self, delivery: Delivery) -> None:
         message = self.broker.decode(self.broker.payload(delivery))

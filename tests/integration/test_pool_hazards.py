@@ -94,3 +94,13 @@ def test_a_process_task_timing_out_in_a_thread_pool_spares_its_siblings(
     assert dead.exception_details is not None and dead.exception_details["name"] == "TaskTimeoutError"
     assert pool.terminate() == 0
     assert runs(path) == {0: 1, 1: 1, 2: 1}, "a sibling ran again: its thread was killed with the sleeper"
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_a_message_handed_back_unfinished_reads_as_waiting_again(store: Store, pools: Start, kind: str) -> None:
+    long = store.submit("nap", 60)
+    pool = pools(kind, store.url, "--grace_period", "300")
+    store.wait(lambda: (store.status.record(long.uuid) or {}).get("status") == "RUNNING", 30, "it to run", pool)
+    assert pool.terminate() == 0
+    assert store.broker.counts(QUEUE).ready == 1
+    assert store.status.record(long.uuid)["status"] == "SUBMITTED", "it waits in its queue, it does not run"
