@@ -40,6 +40,7 @@ from alsek_core.execution import set_waiting, settle_failure
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker.base import install_signal_handlers
+from alsek_core.worker.fork import detach, owners, unconnected_copies
 from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.mp import context
 from alsek_core.worker.slots import SharedState, SlotState
@@ -97,6 +98,8 @@ class Supervisor:
         self.stop_event = pool.stop_event
         self.ctx = context()
         self.shared = SharedState(self.ctx, pool.n_processes, pool.slots_per_process, pool.leases_per_process)
+        self._holders = owners(pool.tasks.values(), pool.broker)
+        self._copies = unconnected_copies(self._holders)
         self._children: dict[int, _Child] = {}
         self._quick_deaths = 0
         self._respawn_at = 0.0
@@ -125,19 +128,10 @@ class Supervisor:
             self.pool.hurry.set()
         self.stop_event.set()
 
-    def _close_connections(self) -> None:
-        """A forked child must not share its parent's connections (SQLite and
-        psycopg forbid it); backends reconnect on next use."""
-        backends: dict[int, Any] = {}
-        for task in self.pool.tasks.values():
-            for owner in (task.broker, task.result_store, task.status_tracker):
-                backend = getattr(owner, "backend", None)
-                if backend is not None:
-                    backends.setdefault(id(backend), backend)
-        for backend in backends.values():
-            close = getattr(backend, "close", None)
-            if close is not None:
-                close()
+    def _serve(self, index: int) -> None:
+        """In the new worker process: leave the host's connections alone, then work."""
+        detach(self._holders, self._copies)
+        self.pool.serve(index, self.shared)
 
     def _spawn(self, index: int) -> None:
         for s in self.shared.slots_of(index):
@@ -149,8 +143,7 @@ class Supervisor:
             # multiprocessing refuses children there to avoid orphans, which
             # our children avoid by themselves (they stop when we go away).
             current.daemon = False
-        self._close_connections()
-        process = self.ctx.Process(target=self.pool.serve, args=(index, self.shared), name=f"alsek-worker-{index}")
+        process = self.ctx.Process(target=self._serve, args=(index,), name=f"alsek-worker-{index}")
         process.start()
         self._children[index] = _Child(index, process)
         log.debug("started worker process %d (pid %s)", index, process.pid)
