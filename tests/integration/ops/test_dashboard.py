@@ -23,6 +23,7 @@ from alsek_core.message import Message
 from alsek_core.result import store_for
 from alsek_core.testing.contract.fixtures import unavailable
 from alsek_core.workers import live_workers
+from tests.integration.ops.test_metrics import free_port
 from tests.integration.pool_harness import (
     ROOT,
     Store,
@@ -30,10 +31,9 @@ from tests.integration.pool_harness import (
     scratch,  # noqa: F401 - a fixture
     store,  # noqa: F401 - a fixture
 )
-from tests.integration.test_metrics import free_port
 
 pytestmark = pytest.mark.slow
-TASKS = str(Path(__file__).with_name("dashboard_tasks.py"))
+TASKS = str(Path(__file__).parents[1] / "dashboard_tasks.py")
 CHROMIUM = os.environ.get("ALSEK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 

@@ -19,9 +19,7 @@ import redis
 
 from alsek_backends.redis.plugin import DEFAULT_TEST_URL, ENV_TEST_URL
 from alsek_core.message import Message
-from tests.integration.pool_harness import POOLS, ROOT
-from tests.integration.redis_pools import TASKS, Run, TaskPool, started_pools
-from tests.integration.test_redis_faults import (
+from tests.integration.backends.redis.test_redis_faults import (
     PrivateServer,
     _free_port,
     admin,
@@ -29,6 +27,8 @@ from tests.integration.test_redis_faults import (
     private_server,
     with_params,
 )
+from tests.integration.pool_harness import POOLS, ROOT
+from tests.integration.redis_pools import TASKS, Run, TaskPool, started_pools
 
 __all__ = ["admin", "private_server"]  # fixtures
 
