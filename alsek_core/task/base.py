@@ -11,7 +11,7 @@ import copy
 import inspect
 import typing
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypedDict
 from weakref import WeakKeyDictionary
 
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
@@ -28,7 +28,20 @@ from alsek_core.status import TaskStatus
 _UNSUBMITTED: WeakKeyDictionary[Message, Task] = WeakKeyDictionary()
 
 #: ``backoff`` not given: an ExponentialBackoff (None means no backoff at all).
-UNSET: Any = object()
+_UNSET: Any = object()
+
+
+class TaskOptions(TypedDict, total=False):
+    """How a task runs, as ``@task`` passes it on to the Task it makes;
+    ``Task.__init__`` declares each one's default."""
+
+    timeout: int
+    max_retries: int | None
+    backoff: Backoff | None
+    mechanism: str
+    priority: int
+    result_store: ResultStore | None
+    status_tracker: StatusTracker | None
 
 
 def _takes_message(function: Callable[..., Any]) -> bool:
@@ -76,7 +89,7 @@ class Task:
         queue: str | None = None,
         timeout: int = DEFAULT_TIMEOUT,
         max_retries: int | None = 3,
-        backoff: Backoff | None = UNSET,
+        backoff: Backoff | None = _UNSET,
         mechanism: str = "process",
         priority: int = 0,
         result_store: ResultStore | None = None,
@@ -97,7 +110,7 @@ class Task:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff: Backoff = (
-            ExponentialBackoff() if backoff is UNSET else (backoff or no_backoff())
+            ExponentialBackoff() if backoff is _UNSET else (backoff or no_backoff())
         )
         self.mechanism = mechanism
         self.priority = priority
