@@ -23,7 +23,7 @@ from alsek_core.message import Message
 from alsek_core.result import store_for
 from alsek_core.testing.contract.fixtures import unavailable
 from alsek_core.workers import live_workers
-from tests.integration.ops.test_metrics import free_port
+from tests.integration.network import free_port
 from tests.integration.pool_harness import (
     ROOT,
     Store,

@@ -20,6 +20,7 @@ from alsek_core.message import Message
 from alsek_core.workers import Heartbeat
 from alsek_ops.metrics import BackendCollector
 from tests.five_method import DictBackend
+from tests.integration.network import free_port
 from tests.integration.pool_harness import (
     ROOT,
     Store,
@@ -29,13 +30,6 @@ from tests.integration.pool_harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
