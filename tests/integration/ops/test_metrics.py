@@ -25,15 +25,13 @@ from tests.integration.pool_harness import (
     ROOT,
     Store,
     registered_backends,
-    scratch,  # noqa: F401 - a fixture
-    store,  # noqa: F401 - a fixture
 )
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def exporter(store: Store) -> Iterator[str]:  # noqa: F811
+def exporter(store: Store) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "alsek_cli", "metrics", "--port", str(port),
                                 "--backend", store.url], cwd=ROOT, stdin=subprocess.DEVNULL,
@@ -81,7 +79,7 @@ def test_the_collector_on_a_five_method_backend() -> None:
 
 
 @pytest.mark.parametrize("store", registered_backends(), indirect=True)
-def test_scrape_shows_queues_and_workers(store: Store, exporter: str) -> None:  # noqa: F811
+def test_scrape_shows_queues_and_workers(store: Store, exporter: str) -> None:
     for i in range(3):
         store.broker.submit(Message("t", queue="alpha", args=(i,)))
     store.broker.submit(Message("t", queue="beta", delay=3_600_000))
