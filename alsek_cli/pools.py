@@ -17,6 +17,7 @@ from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.settings import ENV_BACKEND
 from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS
 from alsek_core.worker.mp import multiprocessing_module
+from alsek_core.worker.runtime import DEFAULT_PRUNE_MS
 from alsek_core.worker.thread import DEFAULT_N_THREADS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,7 +31,9 @@ def _queues(value: str | None) -> list[str] | None:
 
 
 def pool_options(function: F) -> F:
-    """Options both pools take, in the order ``--help`` shows them."""
+    """Options both pools take, in the order ``--help`` shows them. The last
+    four are the pools' own ``PoolOptions`` (alsek_core.worker.options), with
+    the same defaults, and reach the pool as they are (``**options``)."""
     for decorate in reversed([
         click.argument("target"),
         option("-qu", "--queues", default=None, metavar="Q1,Q2",
@@ -43,7 +46,7 @@ def pool_options(function: F) -> F:
                     "the CPU count x enough threads; process-pool: N processes)."),
         option("--slot_wait_interval", type=click.IntRange(min=1), default=DEFAULT_SLOT_WAIT_MS,
                show_default=True, help="ms to wait for a free slot when the pool is full."),
-        option("--prune_interval", type=click.IntRange(min=1), default=100, show_default=True,
+        option("--prune_interval", type=click.IntRange(min=1), default=DEFAULT_PRUNE_MS, show_default=True,
                help="ms between the supervisor's rounds (timeouts, scaling, restarts)."),
         option("--lease_ms", type=click.IntRange(min=100), default=DEFAULT_LEASE_MS, show_default=True,
                help="Lease of a claimed message, renewed while it runs; after a crash "
@@ -102,8 +105,8 @@ def _only_one(concurrency: int | None, **explicit: int | None) -> None:
 @option("--complete_only_on_thread_exit", is_flag=True,
         help="Run each message in a thread of its own; its slot frees when the thread exits.")
 def thread_pool(target: str, queues: str | None, n_processes: int | None, concurrency: int | None,
-                slot_wait_interval: int, prune_interval: int, lease_ms: int, grace_period: int,
-                backend: str | None, n_threads: int | None, complete_only_on_thread_exit: bool) -> None:
+                backend: str | None, n_threads: int | None, complete_only_on_thread_exit: bool,
+                **options: int) -> None:
     """Run TARGET's tasks in process groups of threads (n_threads x n_processes).
 
     TARGET is a module file, a dotted module path, or a directory to scan."""
@@ -116,16 +119,14 @@ def thread_pool(target: str, queues: str | None, n_processes: int | None, concur
     _run(lambda: ThreadWorkerPool(
         _load(target, backend, _queues(queues)), n_threads=n_threads or DEFAULT_N_THREADS,
         n_processes=n_processes, queues=_queues(queues),
-        slot_wait_interval=slot_wait_interval, complete_only_on_thread_exit=complete_only_on_thread_exit,
-        prune_interval=prune_interval, lease_ms=lease_ms, grace_period=grace_period,
+        complete_only_on_thread_exit=complete_only_on_thread_exit, **options,
     ))
 
 
 @click.command("process-pool")
 @pool_options
 def process_pool(target: str, queues: str | None, n_processes: int | None, concurrency: int | None,
-                 slot_wait_interval: int, prune_interval: int, lease_ms: int, grace_period: int,
-                 backend: str | None) -> None:
+                 backend: str | None, **options: int) -> None:
     """Run TARGET's tasks each in a process of its own (up to n_processes at once).
 
     TARGET is a module file, a dotted module path, or a directory to scan."""
@@ -134,6 +135,5 @@ def process_pool(target: str, queues: str | None, n_processes: int | None, concu
     _only_one(concurrency, n_processes=n_processes)
     _run(lambda: ProcessWorkerPool(
         _load(target, backend, _queues(queues)), n_processes=concurrency or n_processes, queues=_queues(queues),
-        prune_interval=prune_interval, slot_wait_interval=slot_wait_interval,
-        lease_ms=lease_ms, grace_period=grace_period,
+        **options,
     ))

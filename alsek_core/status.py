@@ -228,10 +228,6 @@ class StatusTrackerIntegrityScanner:
             self.scheduler.shutdown(wait=False)
 
 
-#: The name the seed uses.
-StatusTrackerIntegryScanner = StatusTrackerIntegrityScanner
-
-
 def tracker_for(backend: Backend) -> BaseStatusTracker:
     """The backend's own status tracker when it has one, else key-value records."""
     native = getattr(backend, "status_tracker", None)

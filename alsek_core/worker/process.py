@@ -12,39 +12,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Unpack
 
-from alsek_core.backoff import Backoff
-from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.message import Message
 from alsek_core.task import Task
-from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS, IDLE_BACKOFF
+from alsek_core.worker.options import PoolOptions
 from alsek_core.worker.runtime import SupervisedPool
 
 
 class ProcessWorkerPool(SupervisedPool):
-    """``prune_interval``: ms between the parent's rounds (timeouts, scaling, restarts)."""
+    """``options``: see :class:`~alsek_core.worker.options.PoolOptions`."""
 
     def __init__(
         self,
         tasks: Iterable[Task],
         n_processes: int | None = None,
-        queues: Iterable[str] | None = None,
-        prune_interval: int = 100,
-        slot_wait_interval: int = DEFAULT_SLOT_WAIT_MS,
-        backoff: Backoff | None = IDLE_BACKOFF,
-        lease_ms: int = DEFAULT_LEASE_MS,
-        grace_period: int = DEFAULT_GRACE_MS,
+        **options: Unpack[PoolOptions],
     ) -> None:
         super().__init__(
-            tasks,
-            n_processes=n_processes or os.cpu_count() or 1,
-            slots_per_process=1,
-            queues=queues,
-            prune_interval=prune_interval,
-            backoff=backoff,
-            lease_ms=lease_ms,
-            slot_wait_interval=slot_wait_interval,
-            grace_period=grace_period,
+            tasks, n_processes=n_processes or os.cpu_count() or 1, slots_per_process=1, **options
         )
 
     def free_slots(self) -> int:

@@ -17,19 +17,22 @@ import os
 import sys
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Unpack
 
-from alsek_core.backoff import Backoff
 from alsek_core.errors import AlsekError
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
-from alsek_core.worker.base import IDLE_BACKOFF, BaseWorkerPool
+from alsek_core.worker.base import BaseWorkerPool
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Entry, Holdings
+from alsek_core.worker.options import WorkerOptions
 from alsek_core.worker.slots import LeaseBook, SharedState
 from alsek_core.worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
+
+#: ms between the supervisor's rounds (timeouts, scaling, restarts).
+DEFAULT_PRUNE_MS = 100
 
 
 class SharedHoldings(Holdings):
@@ -67,12 +70,10 @@ class SupervisedPool(BaseWorkerPool):
         tasks: Iterable[Task],
         n_processes: int,
         slots_per_process: int,
-        queues: Iterable[str] | None = None,
-        prune_interval: int = 100,
-        backoff: Backoff | None = IDLE_BACKOFF,
-        **options: Any,
+        prune_interval: int = DEFAULT_PRUNE_MS,
+        **options: Unpack[WorkerOptions],
     ) -> None:
-        super().__init__(tasks, queues=queues, backoff=backoff, **options)
+        super().__init__(tasks, **options)
         if n_processes < 1 or slots_per_process < 1:
             raise AlsekError(f"need at least one process and one slot, got {n_processes} and {slots_per_process}")
         self.n_processes = n_processes

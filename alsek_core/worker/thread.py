@@ -22,13 +22,12 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
+from typing import Unpack
 
-from alsek_core.backoff import Backoff
-from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.message import Message
 from alsek_core.task import Task
-from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS, IDLE_BACKOFF
 from alsek_core.worker.interrupt import Interruptible
+from alsek_core.worker.options import PoolOptions
 from alsek_core.worker.runtime import SupervisedPool
 
 log = logging.getLogger(__name__)
@@ -51,31 +50,23 @@ class ThreadWorkerPool(SupervisedPool):
     """``complete_only_on_thread_exit``: run each message in a thread of its
     own and count its slot busy until that thread has exited, so nothing a
     task leaves in its thread (thread-locals, a thread that ignored its
-    timeout) carries over to the next message. By default threads are reused."""
+    timeout) carries over to the next message. By default threads are reused.
+    ``options``: see :class:`~alsek_core.worker.options.PoolOptions`."""
 
     def __init__(
         self,
         tasks: Iterable[Task],
         n_threads: int = DEFAULT_N_THREADS,
         n_processes: int | None = None,
-        queues: Iterable[str] | None = None,
-        slot_wait_interval: int = DEFAULT_SLOT_WAIT_MS,
+        *,
         complete_only_on_thread_exit: bool = False,
-        prune_interval: int = 100,
-        backoff: Backoff | None = IDLE_BACKOFF,
-        lease_ms: int = DEFAULT_LEASE_MS,
-        grace_period: int = DEFAULT_GRACE_MS,
+        **options: Unpack[PoolOptions],
     ) -> None:
         super().__init__(
             tasks,
             n_processes=n_processes or os.cpu_count() or 1,
             slots_per_process=n_threads,
-            queues=queues,
-            prune_interval=prune_interval,
-            backoff=backoff,
-            lease_ms=lease_ms,
-            slot_wait_interval=slot_wait_interval,
-            grace_period=grace_period,
+            **options,
         )
         self.n_threads = n_threads
         self.complete_only_on_thread_exit = complete_only_on_thread_exit

@@ -1,7 +1,9 @@
 """Fixtures shared by the integration modules: for PostgreSQL, an admin
 connection and a throwaway schema per test (a module defining its own
 ``admin`` or ``schema`` fixture keeps using that one); for subprocesses, the
-URL of the registered backend under test."""
+URL of the registered backend under test; and pool_harness's ``store``,
+``scratch`` and ``pools``, so a module that runs real pools needs no import
+for them."""
 
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ import pytest
 
 from alsek_core.plugins import plugin_host
 from alsek_core.testing.contract.fixtures import unavailable
+from tests.integration.pool_harness import (  # noqa: F401 - fixtures for every module here
+    pools,
+    scratch,
+    store,
+)
 
 
 def postgres_url() -> str:

@@ -17,13 +17,8 @@ from tests.integration.pool_harness import (
     QUEUE,
     Pool,
     Store,
-    pools,
     registered_backends,
-    scratch,
-    store,
 )
-
-__all__ = ["pools", "scratch", "store"]  # fixtures
 
 pytestmark = [
     pytest.mark.slow,

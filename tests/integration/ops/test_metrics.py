@@ -20,26 +20,18 @@ from alsek_core.message import Message
 from alsek_core.workers import Heartbeat
 from alsek_ops.metrics import BackendCollector
 from tests.five_method import DictBackend
+from tests.integration.network import free_port
 from tests.integration.pool_harness import (
     ROOT,
     Store,
     registered_backends,
-    scratch,  # noqa: F401 - a fixture
-    store,  # noqa: F401 - a fixture
 )
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def exporter(store: Store) -> Iterator[str]:  # noqa: F811
+def exporter(store: Store) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "alsek_cli", "metrics", "--port", str(port),
                                 "--backend", store.url], cwd=ROOT, stdin=subprocess.DEVNULL,
@@ -87,7 +79,7 @@ def test_the_collector_on_a_five_method_backend() -> None:
 
 
 @pytest.mark.parametrize("store", registered_backends(), indirect=True)
-def test_scrape_shows_queues_and_workers(store: Store, exporter: str) -> None:  # noqa: F811
+def test_scrape_shows_queues_and_workers(store: Store, exporter: str) -> None:
     for i in range(3):
         store.broker.submit(Message("t", queue="alpha", args=(i,)))
     store.broker.submit(Message("t", queue="beta", delay=3_600_000))

@@ -19,16 +19,16 @@ import redis
 
 from alsek_backends.redis.plugin import DEFAULT_TEST_URL, ENV_TEST_URL
 from alsek_core.message import Message
-from tests.integration.pool_harness import POOLS, ROOT
-from tests.integration.redis_pools import TASKS, Run, TaskPool, started_pools
-from tests.integration.test_redis_faults import (
+from tests.integration.backends.redis.test_redis_faults import (
     PrivateServer,
-    _free_port,
     admin,
     kill_named,
     private_server,
     with_params,
 )
+from tests.integration.network import free_port
+from tests.integration.pool_harness import POOLS, ROOT
+from tests.integration.redis_pools import TASKS, Run, TaskPool, started_pools
 
 __all__ = ["admin", "private_server"]  # fixtures
 
@@ -121,7 +121,7 @@ def test_server_restart_under_a_running_pool_loses_nothing(
      ("process-pool", "no-cluster")],
 )
 def test_a_pool_pointed_at_no_server_says_where_in_one_line(kind: str, where: str) -> None:
-    host, port = ("no-such-host.invalid", 6379) if where == "unknown-host" else ("127.0.0.1", _free_port())
+    host, port = ("no-such-host.invalid", 6379) if where == "unknown-host" else ("127.0.0.1", free_port())
     url = f"redis+cluster://{host}:{port}" if where == "no-cluster" else f"redis://{host}:{port}/0"
     argv = [sys.executable, "-m", "alsek_cli", *POOLS[kind], TASKS, "--backend", url, "--log-level", "warning"]
     pool = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -23,10 +23,7 @@ from tests.integration.pool_harness import (
     ROOT,
     Pool,
     Store,
-    pools,  # noqa: F401 - a fixture
     registered_backends,
-    scratch,  # noqa: F401 - a fixture
-    store,  # noqa: F401 - a fixture
 )
 
 pytestmark = pytest.mark.slow
@@ -38,7 +35,7 @@ def alsek(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("store", registered_backends(), indirect=True)
-def test_once_shows_queues_and_the_running_pool(store: Store, pools: Callable[..., Pool]) -> None:  # noqa: F811
+def test_once_shows_queues_and_the_running_pool(store: Store, pools: Callable[..., Pool]) -> None:
     pool = pools("thread-pool", store.url, "--grace_period", "200")
     store.broker.submit(Message("nap", queue="later", args=(0.1,), delay=3_600_000))
     store.broker.submit(Message("nap", queue="later", args=(0.1,), delay=3_600_000))
@@ -61,7 +58,7 @@ def read_until(fd: int, done: Callable[[bytes], bool], timeout: float = 60) -> b
 
 
 @pytest.mark.parametrize("store", ["diskcache"], indirect=True)
-def test_live_view_redraws_and_stops_on_sigterm(store: Store) -> None:  # noqa: F811
+def test_live_view_redraws_and_stops_on_sigterm(store: Store) -> None:
     """In a terminal (a pty), as an operator runs it."""
     for _ in range(3):
         store.broker.submit(Message("nap", queue="now", args=(0.1,)))

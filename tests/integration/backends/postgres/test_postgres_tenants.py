@@ -37,8 +37,8 @@ from alsek_backends.postgres import schema as schema_lib  # noqa: E402
 from alsek_backends.postgres.urls import DEFAULT_URL, with_schema  # noqa: E402
 
 POSTGRES_URL = os.environ.get("ALSEK_TEST_POSTGRES_URL", DEFAULT_URL)
-ROOT = Path(__file__).resolve().parents[2]
-APP = str(Path(__file__).with_name("postgres_tenant_app.py"))
+ROOT = Path(__file__).resolve().parents[4]
+APP = str(Path(__file__).parents[2] / "postgres_tenant_app.py")
 TENANTS = ("1", "2", "3")
 FIRE_EVERY_MS = 2_000  # the app's cron: every even second
 SCHEDULERS = 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from alsek_backends.redis.queue import QUEUE_SHA
 from alsek_core.clock import now_ms
 from alsek_core.ports import Envelope, QueueCounts
 from alsek_core.testing.contract.fixtures import unavailable, wipe
+from tests.integration.network import free_port
 
 pytestmark = pytest.mark.slow
 URL = os.environ.get(ENV_TEST_URL) or DEFAULT_TEST_URL
@@ -137,18 +137,12 @@ def test_batch_submit_survives_its_connection_killed_midway(admin: redis.Redis) 
         wipe(backend)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivateServer:
     """A redis-server of our own, which a test may stop and start again (with an
     append-only file, so that the data survives)."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.folder = tempfile.mkdtemp(prefix="alsek-redis-")
         self.process: subprocess.Popen[bytes] | None = None
@@ -260,7 +254,7 @@ def test_scripts_are_reloaded_after_script_flush(private_server: PrivateServer) 
 
 
 def test_refused_connection_names_host_and_port() -> None:
-    port = _free_port()
+    port = free_port()
     backend = RedisBackend(f"redis://127.0.0.1:{port}/0", namespace="refused")  # lazy: no error yet
     with pytest.raises(RedisUnavailableError, match=f"127.0.0.1:{port}") as caught:
         backend.claim(["q"], 1, LEASE)

@@ -23,17 +23,15 @@ from alsek_core.message import Message
 from alsek_core.result import store_for
 from alsek_core.testing.contract.fixtures import unavailable
 from alsek_core.workers import live_workers
+from tests.integration.network import free_port
 from tests.integration.pool_harness import (
     ROOT,
     Store,
     registered_backends,
-    scratch,  # noqa: F401 - a fixture
-    store,  # noqa: F401 - a fixture
 )
-from tests.integration.test_metrics import free_port
 
 pytestmark = pytest.mark.slow
-TASKS = str(Path(__file__).with_name("dashboard_tasks.py"))
+TASKS = str(Path(__file__).parents[1] / "dashboard_tasks.py")
 CHROMIUM = os.environ.get("ALSEK_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 
@@ -121,7 +119,7 @@ def screenshot(page: Any, tmp_path: Path, name: str) -> None:
 
 @pytest.mark.parametrize("store", registered_backends(), indirect=True)
 def test_an_operator_retries_a_dead_letter_from_the_page(
-    store: Store, servers: Callable[..., Server], browser: Any, tmp_path: Path  # noqa: F811
+    store: Store, servers: Callable[..., Server], browser: Any, tmp_path: Path
 ) -> None:
     pool = servers(tmp_path / "pool.log", "thread-pool", TASKS, "--backend", store.url,
                    "--n_threads", "2", "--n_processes", "1", "--grace_period", "200")
@@ -164,7 +162,7 @@ def test_an_operator_retries_a_dead_letter_from_the_page(
 
 
 @pytest.mark.parametrize("store", ["diskcache"], indirect=True)
-def test_read_only_by_default(store: Store, servers: Callable[..., Server], browser: Any,  # noqa: F811
+def test_read_only_by_default(store: Store, servers: Callable[..., Server], browser: Any,
                               tmp_path: Path) -> None:
     base = dashboard(servers, tmp_path, store.url)
     page = browser.new_page()
@@ -184,7 +182,7 @@ def test_read_only_by_default(store: Store, servers: Callable[..., Server], brow
 
 
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)
-def test_the_password_is_never_shown(store: Store, servers: Callable[..., Server], tmp_path: Path) -> None:  # noqa: F811
+def test_the_password_is_never_shown(store: Store, servers: Callable[..., Server], tmp_path: Path) -> None:
     """The test server trusts local connections, so any password connects."""
     url = re.sub(r"^(postgres\w*://)([^:@/]+)@", r"\1\2:s3cret-pw@", store.url)
     assert "s3cret-pw" in url

@@ -21,7 +21,7 @@ from alsek_core.testing.runner import run_until_empty
 sa = pytest.importorskip("sqlalchemy")
 
 POSTGRES_URL = os.environ.get("ALSEK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-EXAMPLE = Path(__file__).parents[2] / "examples" / "custom_status_tracker.py"
+EXAMPLE = Path(__file__).parents[4] / "examples" / "custom_status_tracker.py"
 
 
 def _sa_url(schema: str) -> str:

@@ -18,7 +18,7 @@ import pytest
 
 from alsek_core.testing.contract.fixtures import unavailable
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SOAK = ROOT / "bench" / "chaos.py"
 #: chaos for half a minute, then at most this long to drain and stop.
 DRAIN_S = 45

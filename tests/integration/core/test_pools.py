@@ -15,13 +15,8 @@ from tests.integration.pool_harness import (
     POOLS,
     Pool,
     Store,
-    pools,
     registered_backends,
-    scratch,
-    store,
 )
-
-__all__ = ["pools", "scratch", "store"]  # fixtures
 
 pytestmark = [
     pytest.mark.slow,

@@ -22,17 +22,14 @@ from tests.integration.pool_harness import (
     Pool,
     Store,
     backend_url,
-    pools,  # noqa: F401 - a fixture
     registered_backends,
-    scratch,  # noqa: F401 - a fixture
-    store,  # noqa: F401 - a fixture
 )
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(params=registered_backends())
-def kv(request: pytest.FixtureRequest, scratch: str) -> Iterator[Backend]:  # noqa: F811
+def kv(request: pytest.FixtureRequest, scratch: str) -> Iterator[Backend]:
     """The five-method backend (tests/five_method.py) is one of those registered."""
     found = backend_from_url(backend_url(request.param, scratch))
     try:
@@ -92,7 +89,7 @@ def alsek_json(*args: str) -> object:
 @pytest.mark.parametrize(("kind", "name", "slots"), [("thread-pool", "ThreadWorkerPool", 8),
                                                      ("process-pool", "ProcessWorkerPool", 2)])
 @pytest.mark.parametrize("store", registered_backends(), indirect=True)
-def test_alsek_workers_lists_a_running_pool(store: Store, pools: Callable[..., Pool],  # noqa: F811
+def test_alsek_workers_lists_a_running_pool(store: Store, pools: Callable[..., Pool],
                                             kind: str, name: str, slots: int) -> None:
     """Busy slots are counted across the pool's processes (its shared slot table)."""
     pool = pools(kind, store.url, "--grace_period", "200")

@@ -16,7 +16,7 @@ from alsek_core.testing.contract.fixtures import unavailable, wipe
 from tests.integration.pool_harness import ROOT, backend_url
 
 pytestmark = pytest.mark.slow
-HOST = str(Path(__file__).with_name("fork_host_app.py"))
+HOST = str(Path(__file__).parents[1] / "fork_host_app.py")
 ROUNDS = 50
 
 
