@@ -66,6 +66,77 @@ class QueuedMessage:
     ready_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """A status record (``{"status", "queue", "task_name", "updated_at"}``)
+    for the message ``uuid``, kept ``ttl`` ms (None: for good)."""
+
+    uuid: str
+    record: dict[str, Any]
+    ttl: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultWrite:
+    """A result record (``{"result", "timestamp", "written_ns", "uuid"}``) for
+    the message ``uuid``, a member of ``progenitor_uuid``'s family when that is
+    set. Written once: a record already there is kept (a rerun's is dropped)."""
+
+    uuid: str
+    progenitor_uuid: str | None
+    record: dict[str, Any]
+    ttl: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of one claimed message, for ``Queue.settle``:
+
+    * success: ``result`` (if a store is configured), ``callback`` (if any),
+      ``status`` SUCCEEDED (if a tracker is configured), then the message is
+      removed;
+    * retry (``ready_at`` set): ``status`` RETRYING, then the message is
+      released with ``payload`` (its retries counted) to be claimed at
+      ``ready_at``;
+    * failure (``dead``): ``status`` FAILED, then the message moves to the
+      dead letters with ``payload`` (its exception recorded); without dead
+      letters, a failure is settled as a removal.
+
+    ``status`` and ``result`` are only those the backend keeps itself (the
+    Broker writes a store living elsewhere, a user's SQL table, before it
+    settles).
+
+    ``Queue.settle(settlements) -> list[bool]`` applies them, batched like
+    acks (one round trip for many where the backend can); False for a retry
+    or failure whose lease was lost, as ``reschedule``/``dead_letter`` say.
+    Each settlement is one atomic step where the storage allows (one Lua
+    script on Redis, one transaction on PostgreSQL and SQLite), so readers
+    never see a result whose status is not SUCCEEDED, nor FAILED before the
+    dead letter exists. The five-method implementation cannot be atomic; it
+    takes ordered, idempotent steps, each safe to repeat when a crash between
+    two of them has the message run again:
+
+    1. the result: its family's copy first, then its own record (a family
+       reads complete only once every copy is there), each written only if
+       absent (a rerun keeps the first result);
+    2. the callback: submitted under its fixed uuid (a rerun's is skipped);
+    3. the status: overwritten with the same record;
+    4. the removal, release or dead letter, last: until then the message is
+       leased, and runs again if this worker dies.
+
+    There, SUCCEEDED implies the result, FAILED implies the dead letter and a
+    family is fetched whole; only "a readable result implies SUCCEEDED" can
+    lag by a moment. ``Queue.atomic_settle`` says which promise a backend keeps."""
+
+    delivery: Delivery
+    status: StatusWrite | None = None
+    result: ResultWrite | None = None
+    callback: Envelope | None = None
+    payload: bytes | None = None
+    ready_at: int | None = None
+    dead: bool = False
+
+
 @runtime_checkable
 class Serializer(Protocol):
     def dumps(self, obj: Any) -> bytes: ...

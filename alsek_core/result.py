@@ -32,6 +32,18 @@ def descendants_prefix(uuid: str) -> str:
 
 
 class ResultStore:
+    """Results where ``backend`` keeps them: key-value records, unless the
+    backend names a home of its own (its ``result_store_class``, a subclass:
+    PostgreSQL's ``results`` table). Then ``ResultStore(backend)`` is an
+    instance of that class, so what a user constructs writes where
+    ``alsek result`` reads. A user's own subclass keeps the storage it chose."""
+
+    def __new__(cls, backend: Backend) -> ResultStore:
+        home: type[ResultStore] = cls
+        if cls is ResultStore:
+            home = getattr(backend, "result_store_class", None) or cls
+        return super().__new__(home)
+
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 

@@ -153,7 +153,18 @@ class BaseStatusTracker(ABC):
 
 
 class StatusTracker(BaseStatusTracker):
-    """Statuses on any backend, one key per message."""
+    """Statuses where ``backend`` keeps them: one key-value record per
+    message, unless the backend names a home of its own (its
+    ``status_tracker_class``, a subclass: PostgreSQL's ``statuses`` table).
+    Then ``StatusTracker(backend)`` is an instance of that class, so what a
+    user constructs writes where ``alsek status`` and ``alsek jobs`` read.
+    A user's own subclass keeps the storage it chose."""
+
+    def __new__(cls, backend: Backend, ttl: int | None = DEFAULT_TTL) -> StatusTracker:
+        home: type[StatusTracker] = cls
+        if cls is StatusTracker:
+            home = getattr(backend, "status_tracker_class", None) or cls
+        return super().__new__(home)
 
     def __init__(self, backend: Backend, ttl: int | None = DEFAULT_TTL) -> None:
         self.backend = backend

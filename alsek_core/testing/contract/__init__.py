@@ -25,13 +25,19 @@ runs the suite against every registered backend that declares a ``test_url``.
 from __future__ import annotations
 
 from alsek_core.testing.contract.kv import KeyValueContract
+from alsek_core.testing.contract.outcomes import OutcomeReadContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
 from alsek_core.testing.contract.revocation import RevocationContract
 from alsek_core.testing.contract.serializer import SerializerContract
 
 
 class BackendContract(
-    KeyValueContract, SerializerContract, QueueContract, ConcurrencyContract, RevocationContract
+    KeyValueContract,
+    SerializerContract,
+    QueueContract,
+    ConcurrencyContract,
+    RevocationContract,
+    OutcomeReadContract,
 ):
     """Every contract at once."""
 
@@ -40,6 +46,7 @@ __all__ = [
     "BackendContract",
     "ConcurrencyContract",
     "KeyValueContract",
+    "OutcomeReadContract",
     "QueueContract",
     "RevocationContract",
     "SerializerContract",
