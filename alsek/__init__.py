@@ -4,6 +4,7 @@ code lives in alsek_core and the adapters."""
 from __future__ import annotations
 
 from alsek_core.broker import Broker
+from alsek_core.group import Group, group
 from alsek_core.lock import Lock
 from alsek_core.message import Message
 from alsek_core.status import StatusTracker, TaskStatus
@@ -13,11 +14,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Broker",
+    "Group",
     "Lock",
     "Message",
     "StatusTracker",
     "Task",
     "TaskStatus",
     "__version__",
+    "group",
     "task",
 ]

@@ -12,14 +12,17 @@ from typing import Any
 
 import click
 
-from alsek_cli.options import backend_option, log_level_option, masked, one_line
+from alsek_cli.options import backend_option, log_level_option, one_line
 from alsek_core.broker import Broker, DeadLetter
-from alsek_core.config import backend_url, default_backend
+from alsek_core.config import existing_backend
+from alsek_core.errors import ConfigError
 from alsek_core.message import Message
-from alsek_core.plugins import describe, plugin_host
+from alsek_core.plugins import plugin_host
 from alsek_core.ports import Backend
+from alsek_core.redact import redact_url
 from alsek_core.result import store_for
-from alsek_core.status import tracker_for
+from alsek_core.settings import resolve_backend_url
+from alsek_core.status import TaskStatus, tracker_for
 
 STATES = ("ready", "delayed", "in_flight", "dead")
 #: How much of a dead letter's payload ``dlq show`` prints.
@@ -38,7 +41,14 @@ def _confirm(question: str) -> None:
 
 
 def _backend(url: str | None) -> Backend:
-    return default_backend(cli=url)
+    """The store the user's settings name; never created by looking at it."""
+    return existing_backend(resolve_backend_url(cli=url))
+
+
+def _where(url: str | None) -> str:
+    """Which store a table is about, and who chose it, for its title."""
+    setting = resolve_backend_url(cli=url)
+    return f"{redact_url(setting.value)} (from {setting.source})"
 
 
 def _when(ms: int) -> str:
@@ -80,6 +90,8 @@ def queues(backend: str | None, as_json: bool) -> None:
     """Ready, delayed, in-flight and dead-letter counts per queue."""
     broker = Broker(_backend(backend))
     rows = [{"queue": q, **_counts(broker, q)} for q in broker.queues()]
+    if not as_json:
+        click.echo(f"backend: {_where(backend)}")
     _emit(rows, as_json, "queues", "no queues")
 
 
@@ -143,28 +155,56 @@ def jobs(queue: str | None, state: str | None, task_name: str | None, limit: int
 @log_level_option("warning")
 def status(uuid: str, backend: str | None, as_json: bool) -> None:
     """The tracked status of message UUID."""
-    record = tracker_for(_backend(backend)).record(uuid)
+    store = _backend(backend)
+    record = tracker_for(store).record(uuid)
     if record is None:
         raise click.ClickException(f"no status recorded for {uuid} (not tracked, expired, or another backend)")
+    record = {"uuid": uuid, **record, "status": _status_name(record["status"])}
+    if record["status"] == TaskStatus.RETRYING.name:
+        record["next_run_at"] = _next_run(Broker(store), record.get("queue"), uuid)
     if as_json:
-        click.echo(json.dumps({"uuid": uuid, **record}))
+        click.echo(json.dumps(record))
         return
-    click.echo(printable(f"{record['status']}  task={record['task_name']} queue={record['queue']} "
-                         f"updated={_when(record['updated_at'])}"))
+    line = (f"{record['status']}  task={record['task_name']} queue={record['queue']} "
+            f"updated={_when(record['updated_at'])}")
+    if record.get("next_run_at"):
+        line += f" next_run_at={record['next_run_at']}"
+    click.echo(printable(line))
+
+
+def _status_name(value: Any) -> str:
+    """A stored status (a number in the seed's records) by its name, on every backend."""
+    try:
+        return TaskStatus(int(value)).name
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _next_run(broker: Broker, queue: str | None, uuid: str) -> str | None:
+    """When a retrying message runs next: its backoff is over at its ready time."""
+    for _state, found, message in broker.messages(queue) if queue else ():
+        if found == uuid and message is not None:
+            return _when(message.ready_at)
+    return None
 
 
 @click.command()
 @click.argument("uuid")
 @backend_option
+@json_option
 @log_level_option("warning")
-def result(uuid: str, backend: str | None) -> None:
-    """The stored result of message UUID, as JSON (it is kept, not consumed)."""
+def result(uuid: str, backend: str | None, as_json: bool) -> None:
+    """The stored result of message UUID with its metadata, as JSON (it is kept,
+    not consumed); --json also names the uuid, like ``alsek status --json``."""
     store = store_for(_backend(backend))
     try:
-        value = store.get(Message("(lookup)", uuid=uuid), keep=True, with_metadata=True)
+        record = store.get(Message("(lookup)", uuid=uuid), keep=True, with_metadata=True)
     except KeyError:
         raise click.ClickException(f"no result stored for {uuid}") from None
-    click.echo(json.dumps(value, default=repr))
+    if as_json:
+        click.echo(json.dumps({"uuid": uuid, **record}, default=repr))
+        return
+    click.echo(json.dumps(record, default=repr))
 
 
 @click.group()
@@ -297,17 +337,26 @@ def purge(queue: str, yes: bool, backend: str | None) -> None:
 @backend_option
 @log_level_option("warning")
 def healthcheck(backend: str | None) -> None:
-    """Exit 0 if the backend answers, 1 (with the reason) if not."""
-    url = masked(backend_url(cli=backend))
+    """Exit 0 if the backend answers, 2 if it is misconfigured (unknown scheme,
+    missing driver, bad serializer or parameter, no store there), 1 if it is
+    unreachable."""
+    setting = resolve_backend_url(cli=backend)
+    url = redact_url(setting.value)
     started = time.perf_counter()
     try:
-        store = _backend(backend)
+        store = existing_backend(setting)
         store.exists("healthcheck")
-        names = store.queue_names()
+        names = Broker(store).queues()
+    except ConfigError as exc:
+        text = one_line(exc)
+        where = "" if setting.source in text else f" (backend from {setting.source})"
+        error = click.ClickException(f"misconfigured: {text}{where}")
+        error.exit_code = 2
+        raise error from exc
     except Exception as exc:
         raise click.ClickException(f"backend {url} does not answer: {one_line(exc)}") from exc
     elapsed = (time.perf_counter() - started) * 1000
-    click.echo(f"ok: {url} answered in {elapsed:.1f} ms ({len(names)} queue(s))")
+    click.echo(f"ok: {url} (from {setting.source}) answered in {elapsed:.1f} ms ({len(names)} queue(s))")
 
 
 @click.command()
@@ -315,7 +364,7 @@ def healthcheck(backend: str | None) -> None:
 @log_level_option("warning")
 def backends(as_json: bool) -> None:
     """Registered backends and serializers, where they come from, and plugin errors."""
-    rows = [{**row, "schemes": ", ".join(row["schemes"])} for row in describe()]
+    rows = [{**row, "schemes": ", ".join(row["schemes"])} for row in plugin_host().describe()]
     errors = [str(e) for e in plugin_host().registry.errors]
     if as_json:
         click.echo(json.dumps({"registered": rows, "errors": errors}, indent=1))

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from alsek_cli.options import backend_option, log_level_option, masked
+from alsek_cli.options import backend_option, log_level_option, option
 from alsek_core.backoff import ConstantBackoff
 from alsek_core.broker import Broker
 from alsek_core.clock import now_ms
 from alsek_core.config import backend_from_url
 from alsek_core.message import Message
+from alsek_core.redact import redact_url
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker
 from alsek_core.task import Task, task
@@ -168,8 +169,8 @@ def summarize(submitted: Submitted, results: ResultStore, broker: Broker, elapse
 @click.command()
 @click.option("--tasks", "n", type=click.IntRange(min=1), default=3000, show_default=True,
               help="How many tasks to submit.")
-@click.option("--n_threads", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--n_processes", type=click.IntRange(min=1), default=2, show_default=True)
+@option("--n_threads", type=click.IntRange(min=1), default=8, show_default=True)
+@option("--n_processes", type=click.IntRange(min=1), default=2, show_default=True)
 @backend_option
 @log_level_option("critical")
 def demo(n: int, n_threads: int, n_processes: int, backend: str | None) -> None:
@@ -189,7 +190,7 @@ def demo(n: int, n_threads: int, n_processes: int, backend: str | None) -> None:
     try:
         store.exists("demo-probe")
         tasks = make_tasks(broker, results, tracker)
-        console.print(f"[bold]alsek demo[/]: {n} tasks on {masked(url)} "
+        console.print(f"[bold]alsek demo[/]: {n} tasks on {redact_url(url)} "
                       f"(ThreadWorkerPool: {n_threads} threads x up to {n_processes} processes)")
         columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         pool = ThreadWorkerPool(list(tasks.values()), n_threads=n_threads, n_processes=n_processes,

@@ -1,5 +1,6 @@
 """The ``alsek`` entry point. Every failure ends as one line on stderr and a
-non-zero exit; ``--log-level debug`` adds the traceback."""
+non-zero exit (2 for a configuration mistake, 1 for anything else);
+``--log-level debug`` adds the traceback."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import traceback
 
 import click
 
+import alsek_cli.scheduler
 from alsek import __version__
 from alsek_cli import admin, demo, pools, revoke
-from alsek_cli.options import debug_requested, one_line
+from alsek_cli.options import debug_requested, one_line, scrubbed
+from alsek_core.errors import AlsekError, ConfigError
 from alsek_core.plugins import plugin_host
 
 
@@ -24,26 +27,27 @@ def cli() -> None:
 
 for command in (pools.thread_pool, pools.process_pool, demo.demo, *admin.COMMANDS, revoke.revoke):
     cli.add_command(command)
+cli.add_command(alsek_cli.scheduler.scheduler)
 
 
-def add_plugin_commands(group: click.Group) -> list[str]:
-    """Ask each plugin for its commands on its own, so one broken plugin
-    hides no other; returns the problems."""
-    problems = []
-    for impl in plugin_host().manager.hook.alsek_add_commands.get_hookimpls():
-        try:
-            impl.function(cli=group)
-        except Exception as exc:
-            problems.append(f"plugin {impl.plugin_name!r} could not add its commands: {one_line(exc)}")
-    return problems
+def add_plugin_commands(group: click.Group) -> tuple[list[str], str | None]:
+    """The plugins' commands on ``group``: (problems of single plugins, or why
+    no plugin could load at all, e.g. a source tree without package metadata)."""
+    try:
+        return plugin_host().add_commands(group), None
+    except AlsekError as exc:
+        return [], one_line(exc)
 
 
-PLUGIN_PROBLEMS = add_plugin_commands(cli)
+PLUGIN_PROBLEMS, HOST_ERROR = add_plugin_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = debug_requested(args)
+    if HOST_ERROR is not None:
+        click.echo(f"error: {HOST_ERROR}", err=True)
+        sys.exit(2)
     for problem in PLUGIN_PROBLEMS:
         click.echo(f"warning: {problem}", err=True)
     try:
@@ -59,11 +63,11 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         ctx = getattr(exc, "ctx", None)
         where = f"{ctx.command_path}: " if ctx is not None else ""
-        click.echo(f"error: {where}{' '.join(exc.format_message().split())}", err=True)
+        click.echo(scrubbed(f"error: {where}{' '.join(exc.format_message().split())}", args), err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {one_line(exc)}", err=True)
-        sys.exit(1)
+        click.echo(scrubbed(f"error: {one_line(exc)}", args), err=True)
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -3,25 +3,48 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
+
+from alsek_core.redact import scrub
+from alsek_core.settings import ENV_BACKEND
 
 F = TypeVar("F", bound=Callable[..., Any])
 LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s"
 
 
+def spellings(name: str) -> list[str]:
+    """``--n-processes`` and ``--n_processes`` for either: the seed's snake_case
+    spellings keep working, and kebab-case, the usual CLI style, works too."""
+    if not name.startswith("--"):
+        return [name]
+    kebab = "--" + name[2:].replace("_", "-")
+    snake = "--" + name[2:].replace("-", "_")
+    return [kebab] if kebab == snake else [kebab, snake]
+
+
+def option(*names: str, **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` accepting both spellings of every long option name; the
+    parameter keeps its snake_case name."""
+    declared = [spelling for name in names for spelling in spellings(name)]
+    if not any(n.isidentifier() for n in names):
+        declared.append(next(n for n in names if n.startswith("--"))[2:].replace("-", "_"))
+    return click.option(*declared, **attrs)
+
+
 def debug_requested(argv: list[str]) -> bool:
-    """``--log-level debug`` anywhere in argv: read before parsing, so that even
-    a parse error shows its traceback when asked to."""
+    """``--log-level debug`` (or ``--log_level``) anywhere in argv: read before
+    parsing, so that even a parse error shows its traceback when asked to."""
     for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--log-level=") else None
-        if arg == "--log-level" and i + 1 < len(argv):
-            value = argv[i + 1]
+        name, _, inline = arg.partition("=")
+        if name not in ("--log-level", "--log_level"):
+            continue
+        value = inline if inline else (argv[i + 1] if i + 1 < len(argv) else None)
         if value is not None and value.lower() == "debug":
             return True
     return False
@@ -36,7 +59,7 @@ def log_level_option(default: str) -> Callable[[F], F]:
         setup_logging(value)
         return value
 
-    return click.option(
+    return option(
         "--log-level",
         type=click.Choice(LEVELS, case_sensitive=False),
         default=default,
@@ -52,17 +75,28 @@ backend_option = click.option(
     "--backend",
     default=None,
     metavar="URL",
-    help="Backend URL (default: ALSEK_BACKEND_URL, then [tool.alsek] backend, then sqlite:///.alsek).",
+    help="Backend URL (default: ALSEK_BACKEND_URL, then [tool.alsek] backend, then .alsek/ next to "
+         "the project's pyproject.toml or in the working directory).",
 )
 
 
-def masked(url: str) -> str:
-    """A URL fit for printing: the password replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+def backend_urls(argv: list[str]) -> list[str]:
+    """Every backend URL this run may use: ``--backend`` values and the environment's."""
+    found = [os.environ.get(ENV_BACKEND, "")]
+    for i, arg in enumerate(argv):
+        if arg.startswith("--backend="):
+            found.append(arg.split("=", 1)[1])
+        elif arg == "--backend" and i + 1 < len(argv):
+            found.append(argv[i + 1])
+    return [url for url in found if url]
+
+
+def scrubbed(text: str, argv: list[str]) -> str:
+    """``text`` without any secret of a backend URL this run was given: a
+    driver's error message may quote its URL whole."""
+    for url in backend_urls(argv):
+        text = scrub(text, url)
+    return text
 
 
 def one_line(exc: BaseException) -> str:

@@ -1,25 +1,34 @@
 """The base class a backend author subclasses.
 
 Write the five key-value methods (``exists``, ``set``, ``get``, ``delete``,
-``scan``) and the whole library works on your storage: every queue operation
-comes from :class:`alsek_core.kv_queue.KVQueue`, built on those five. The
-built-in adapters override the queue operations with native atomic ones.
+``scan``) and the whole library works on your storage: the queue operations
+are handed to ``self.queue``, which is :class:`alsek_core.kv_queue.KVQueue`
+on those five unless a subclass brings a native queue (the built-in adapters
+do: each assembles its key-value part with its own queue part).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from alsek_core.broker import Broker
 from alsek_core.kv_queue import KVQueue
-from alsek_core.ports import Listener, Serializer
-
-if TYPE_CHECKING:
-    from alsek_core.result import ResultStore
-    from alsek_core.status import BaseStatusTracker
+from alsek_core.plugins import default_serializer
+from alsek_core.ports import (
+    Delivery,
+    Envelope,
+    Listener,
+    Queue,
+    QueueCounts,
+    QueuedMessage,
+    Serializer,
+)
+from alsek_core.result import ResultStore
+from alsek_core.status import BaseStatusTracker, StatusTracker
+from alsek_core.waiting import PollingListener
 
 DEFAULT_NAMESPACE = "alsek"
 #: The first part of the names the library itself writes. Since ``full_name``
@@ -31,21 +40,8 @@ RESERVED_NAMESPACES = frozenset(
 _ABSENT = object()
 
 
-class PollingListener:
-    """What a backend without push offers: a short sleep, then "look again"."""
-
-    interval_ms = 50
-
-    def wait(self, timeout_ms: int) -> bool:
-        time.sleep(max(0, min(timeout_ms, self.interval_ms)) / 1000)
-        return False
-
-    def close(self) -> None:
-        pass
-
-
-class Backend(KVQueue):
-    """Key-value storage under a namespace, plus (inherited) queue operations.
+class Backend(ABC):
+    """Key-value storage under a namespace, plus a queue built on it.
 
     Contract for implementations:
 
@@ -57,14 +53,16 @@ class Backend(KVQueue):
     * ``scan(pattern)`` matches the glob ``pattern + "*"`` (so a pattern is a
       prefix unless it says otherwise); ``None`` scans everything;
     * ``delete`` of a missing name raises ``KeyError`` unless ``missing_ok``.
+
+    ``queue`` is for adapters with a native queue; a five-method backend
+    leaves it out and gets ``KVQueue(self)``.
     """
 
-    #: False for storage that lives in one process (a dict): the contract suite
-    #: then checks concurrency with threads instead of processes.
-    multi_process = True
-
     def __init__(
-        self, namespace: str = DEFAULT_NAMESPACE, serializer: Serializer | None = None
+        self,
+        namespace: str = DEFAULT_NAMESPACE,
+        serializer: Serializer | None = None,
+        queue: Queue | None = None,
     ) -> None:
         if not namespace or "*" in namespace or "?" in namespace:
             raise ValueError(
@@ -73,11 +71,27 @@ class Backend(KVQueue):
         if namespace in RESERVED_NAMESPACES:
             raise ValueError(f"namespace {namespace!r} is a name the library uses; choose another")
         self.namespace = namespace
-        if serializer is None:
-            from alsek_core.plugins import default_serializer
+        self.serializer: Serializer = default_serializer() if serializer is None else serializer
+        self.queue: Queue = KVQueue(self) if queue is None else queue
 
-            serializer = default_serializer()
-        self.serializer: Serializer = serializer
+    # -- the five methods an author writes ----------------------------------
+
+    @abstractmethod
+    def exists(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def set(self, name: str, value: Any, nx: bool = False, ttl: int | None = None) -> None: ...
+
+    @abstractmethod
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+    @abstractmethod
+    def delete(self, name: str, missing_ok: bool = False) -> None: ...
+
+    @abstractmethod
+    def scan(self, pattern: str | None = None) -> Iterable[str]: ...
+
+    # -- key-value helpers ---------------------------------------------------
 
     def full_name(self, name: str) -> str:
         """``namespace:name``; a name that already carries the namespace is
@@ -128,28 +142,80 @@ class Backend(KVQueue):
         self.delete(name, missing_ok=True)
         return True
 
+    # -- wake-ups ------------------------------------------------------------
+
     def notify(self, channel: str) -> None:
         """Nothing to do: generic listeners poll."""
+        return None
 
     def listen(self, channels: Sequence[str]) -> Listener:
         return PollingListener()
+
+    # -- the queue port, handed to ``self.queue`` ----------------------------
+
+    @property
+    def blocking_claim(self) -> bool:
+        return self.queue.blocking_claim
+
+    def submit(self, envelopes: Iterable[Envelope]) -> int:
+        return self.queue.submit(envelopes)
+
+    def submit_in_transaction(self, envelopes: Iterable[Envelope], connection: Any) -> int:
+        return self.queue.submit_in_transaction(envelopes, connection)
+
+    def claim(
+        self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
+    ) -> list[Delivery]:
+        return self.queue.claim(queues, limit, lease_ms, wait_ms)
+
+    def ack(self, queue: str, uuid: str) -> None:
+        self.queue.ack(queue, uuid)
+
+    def ack_many(self, queue: str, uuids: Sequence[str]) -> None:
+        self.queue.ack_many(queue, uuids)
+
+    def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
+        return self.queue.extend_lease(delivery, lease_ms)
+
+    def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
+        return self.queue.reschedule(delivery, payload, ready_at)
+
+    def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
+        return self.queue.dead_letter(delivery, payload)
+
+    def contains(self, queue: str, uuid: str) -> bool:
+        return self.queue.contains(queue, uuid)
+
+    def queue_names(self) -> list[str]:
+        return self.queue.queue_names()
+
+    def counts(self, queue: str) -> QueueCounts:
+        return self.queue.counts(queue)
+
+    def messages(self, queue: str, dead: bool = False) -> Iterator[QueuedMessage]:
+        return self.queue.messages(queue, dead)
+
+    def remove_dead(self, queue: str, uuid: str) -> bool:
+        return self.queue.remove_dead(queue, uuid)
+
+    def purge(self, queue: str) -> int:
+        return self.queue.purge(queue)
+
+    # -- stores and lifetime -------------------------------------------------
 
     def status_tracker(self) -> BaseStatusTracker:
         """The status tracker that suits this backend best (the CLI and
         ``tracker_for`` use it); key-value records unless an adapter has a
         native one."""
-        from alsek_core.status import StatusTracker
-
         return StatusTracker(self)
 
     def result_store(self) -> ResultStore:
         """Likewise for results."""
-        from alsek_core.result import ResultStore
-
         return ResultStore(self)
 
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
+        return None
 
     def __repr__(self) -> str:
         return (

@@ -6,7 +6,6 @@ the ``Queue`` port, so every backend (native or five-method) behaves alike.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,7 +14,6 @@ from typing import Any
 
 from alsek_core.clock import now_ms
 from alsek_core.errors import (
-    AlsekError,
     MessageAlreadyExistsError,
     MessageDoesNotExistError,
     MessageInFlightError,
@@ -186,24 +184,19 @@ class Broker:
         envelopes = [self.envelope(message)]
         if connection is None:
             added = self.backend.submit(envelopes)
-        elif "connection" in inspect.signature(self.backend.submit).parameters:
-            submit: Any = self.backend.submit
-            added = submit(envelopes, connection=connection)
         else:
-            raise AlsekError(
-                f"{type(self.backend).__name__} cannot submit inside a caller's transaction"
-            )
+            added = self.backend.submit_in_transaction(envelopes, connection)
         if not added:
             raise MessageAlreadyExistsError(f"{message.summary} is already queued")
         return message
 
-    def submit_many(self, messages: Iterable[Message]) -> list[Message]:
-        """Enqueue many messages in as few round trips as the backend can. If one
-        cannot be encoded, those before it may already be queued: submitting
-        the same messages again skips them (same uuid)."""
-        batch = list(messages)
-        self.backend.submit(self.envelope(m) for m in batch)
-        return batch
+    def submit_many(self, messages: Iterable[Message]) -> int:
+        """Enqueue many messages in as few round trips as the backend can;
+        returns how many were new (a uuid already queued is skipped, and the
+        difference is how a caller sees it). If one cannot be encoded, those
+        before it may already be queued: submitting the same messages again
+        skips them."""
+        return self.backend.submit(self.envelope(m) for m in messages)
 
     # --- consuming ----------------------------------------------------------------
 

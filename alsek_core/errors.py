@@ -57,3 +57,8 @@ class MessageExpiredError(AlsekError):
 
 class MessageInFlightError(AlsekError):
     """A message a worker holds, which only that worker may release."""
+
+
+class GroupMemberFailedError(AlsekError):
+    """A group member settled without a result to give: it failed, or its
+    result was fetched already or has expired."""

@@ -1,8 +1,9 @@
 """Queue operations built only on the five key-value methods.
 
-This is what makes a five-method plugin a complete backend. It is correct but
-slow (a claim scans the queue); the built-in adapters replace every method
-here with native atomic operations.
+``KVQueue(kv)`` is what makes a five-method plugin a complete backend: the
+base class :class:`alsek_core.backend.Backend` hands every queue operation to
+one, built on the backend itself. It is correct but slow (a claim scans the
+queue); the built-in adapters bring native queues instead.
 
 Layout, under the backend's namespace (queue names never contain ``:``, so a
 prefix scan of ``q1`` never sees ``q10``)::
@@ -20,13 +21,12 @@ from __future__ import annotations
 import base64
 import time
 import uuid as uuid_lib
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from alsek_core.clock import now_ms
-from alsek_core.errors import KeyExistsError
-from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
+from alsek_core.errors import AlsekError, KeyExistsError
+from alsek_core.ports import Delivery, Envelope, KeyValue, Queue, QueueCounts, QueuedMessage
 
 Record = dict[str, Any]
 
@@ -57,32 +57,25 @@ def _payload(record: Record) -> bytes:
     return base64.b64decode(record["b"])
 
 
-class KVQueue(ABC):
-    """The ``Queue`` port on top of the five abstract key-value methods."""
+class KVQueue(Queue):
+    """The ``Queue`` port on top of any store's key-value methods."""
 
     blocking_claim = False
 
-    @abstractmethod
-    def exists(self, name: str) -> bool: ...
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
 
-    @abstractmethod
-    def set(self, name: str, value: Any, nx: bool = False, ttl: int | None = None) -> None: ...
-
-    @abstractmethod
-    def get(self, name: str, default: Any = None) -> Any: ...
-
-    @abstractmethod
-    def delete(self, name: str, missing_ok: bool = False) -> None: ...
-
-    @abstractmethod
-    def scan(self, pattern: str | None = None) -> Iterable[str]: ...
+    def submit_in_transaction(self, envelopes: Iterable[Envelope], connection: Any) -> int:
+        """Key-value storage has no transaction of the caller's to join; the
+        error names the storage the user chose, not this class."""
+        raise AlsekError(f"{type(self.kv).__name__} cannot submit inside a caller's transaction")
 
     def submit(self, envelopes: Iterable[Envelope]) -> int:
         base = time.time_ns()
         added = 0
         for i, envelope in enumerate(envelopes):
             try:
-                self.set(
+                self.kv.set(
                     _messages(envelope.queue) + envelope.uuid, _record(envelope, base + i), nx=True
                 )
             except KeyExistsError:
@@ -92,8 +85,8 @@ class KVQueue(ABC):
 
     def _records(self, prefix: str) -> list[tuple[str, Record]]:
         found = []
-        for name in list(self.scan(prefix)):
-            record = self.get(name)
+        for name in list(self.kv.scan(prefix)):
+            record = self.kv.get(name)
             if record is not None:
                 found.append((name[len(prefix) :], record))
         found.sort(key=lambda item: (item[1]["p"], item[1]["s"]))
@@ -119,23 +112,23 @@ class KVQueue(ABC):
         token = uuid_lib.uuid4().hex
         lease_name = _leases(queue) + uuid
         try:
-            self.set(lease_name, token, nx=True, ttl=lease_ms)
+            self.kv.set(lease_name, token, nx=True, ttl=lease_ms)
         except KeyExistsError:
             return None
-        record = self.get(_messages(queue) + uuid)
+        record = self.kv.get(_messages(queue) + uuid)
         if record is None:  # acked between our scan and our lease
-            self.delete(lease_name, missing_ok=True)
+            self.kv.delete(lease_name, missing_ok=True)
             return None
         record["d"] += 1
-        self.set(_messages(queue) + uuid, record)
+        self.kv.set(_messages(queue) + uuid, record)
         return Delivery(queue, uuid, _payload(record), token, record["d"])
 
     def _holds(self, delivery: Delivery) -> bool:
-        return bool(self.get(_leases(delivery.queue) + delivery.uuid) == delivery.token)
+        return bool(self.kv.get(_leases(delivery.queue) + delivery.uuid) == delivery.token)
 
     def ack(self, queue: str, uuid: str) -> None:
-        self.delete(_messages(queue) + uuid, missing_ok=True)
-        self.delete(_leases(queue) + uuid, missing_ok=True)
+        self.kv.delete(_messages(queue) + uuid, missing_ok=True)
+        self.kv.delete(_leases(queue) + uuid, missing_ok=True)
 
     def ack_many(self, queue: str, uuids: Sequence[str]) -> None:
         for uuid in uuids:
@@ -144,48 +137,48 @@ class KVQueue(ABC):
     def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
         if not self._holds(delivery):
             return False
-        self.set(_leases(delivery.queue) + delivery.uuid, delivery.token, ttl=lease_ms)
+        self.kv.set(_leases(delivery.queue) + delivery.uuid, delivery.token, ttl=lease_ms)
         return True
 
     def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
         name = _messages(delivery.queue) + delivery.uuid
-        record = self.get(name)
+        record = self.kv.get(name)
         if record is None or not self._holds(delivery):
             return False
         record.update(
             r=ready_at, s=time.time_ns(), d=0, b=base64.b64encode(payload).decode("ascii")
         )
-        self.set(name, record)
-        self.delete(_leases(delivery.queue) + delivery.uuid, missing_ok=True)
+        self.kv.set(name, record)
+        self.kv.delete(_leases(delivery.queue) + delivery.uuid, missing_ok=True)
         return True
 
     def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
         name = _messages(delivery.queue) + delivery.uuid
-        record = self.get(name)
+        record = self.kv.get(name)
         if record is None or not self._holds(delivery):
             return False
         record.update(b=base64.b64encode(payload).decode("ascii"), s=time.time_ns())
-        self.set(_dead(delivery.queue) + delivery.uuid, record)
+        self.kv.set(_dead(delivery.queue) + delivery.uuid, record)
         self.ack(delivery.queue, delivery.uuid)
         return True
 
     def contains(self, queue: str, uuid: str) -> bool:
-        return self.exists(_messages(queue) + uuid)
+        return self.kv.exists(_messages(queue) + uuid)
 
     def queue_names(self) -> list[str]:
-        return sorted({name.split(":", 2)[1] for name in self.scan("queues:")})
+        return sorted({name.split(":", 2)[1] for name in self.kv.scan("queues:")})
 
     def counts(self, queue: str) -> QueueCounts:
         now = now_ms()
         ready = delayed = in_flight = 0
         for uuid, record in self._records(_messages(queue)):
-            if self.exists(_leases(queue) + uuid):
+            if self.kv.exists(_leases(queue) + uuid):
                 in_flight += 1
             elif record["r"] > now:
                 delayed += 1
             else:
                 ready += 1
-        dead = sum(1 for _ in self.scan(_dead(queue)))
+        dead = sum(1 for _ in self.kv.scan(_dead(queue)))
         return QueueCounts(ready=ready, delayed=delayed, in_flight=in_flight, dead=dead)
 
     def messages(self, queue: str, dead: bool = False) -> Iterator[QueuedMessage]:
@@ -194,7 +187,7 @@ class KVQueue(ABC):
         for uuid, record in self._records(prefix):
             if dead:
                 state = "dead"
-            elif self.exists(_leases(queue) + uuid):
+            elif self.kv.exists(_leases(queue) + uuid):
                 state = "in_flight"
             else:
                 state = "delayed" if record["r"] > now else "ready"
@@ -202,14 +195,14 @@ class KVQueue(ABC):
 
     def remove_dead(self, queue: str, uuid: str) -> bool:
         name = _dead(queue) + uuid
-        if not self.exists(name):
+        if not self.kv.exists(name):
             return False
-        self.delete(name, missing_ok=True)
+        self.kv.delete(name, missing_ok=True)
         return True
 
     def purge(self, queue: str) -> int:
         removed = 0
-        for name in list(self.scan(_messages(queue))):
+        for name in list(self.kv.scan(_messages(queue))):
             self.ack(queue, name[len(_messages(queue)) :])
             removed += 1
         return removed

@@ -4,7 +4,8 @@ Adapters (alsek_backends/...) implement these; the core only ever talks to
 these shapes. They are Protocols so that a third party can satisfy them
 without inheriting from anything of ours, although subclassing
 :class:`alsek_core.backend.Backend` is the easy way: it supplies every queue
-operation on top of the five key-value methods.
+operation on top of the five key-value methods (through
+:class:`alsek_core.kv_queue.KVQueue`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from alsek_core.errors import AlsekError
 
 if TYPE_CHECKING:
     from alsek_core.message import Message
@@ -177,23 +180,31 @@ class KeyValue(Protocol):
 
 @runtime_checkable
 class Queue(Protocol):
-    """Queue operations. ``Backend`` implements them generically on KeyValue;
-    adapters override them with native atomic ones.
+    """Queue operations. ``KVQueue`` implements them generically on a KeyValue;
+    the built-in adapters bring native atomic ones.
 
     Ordering among ready messages of one queue: lower priority first, then
     submission order. A message is claimable when ``ready_at <= now`` and it
     is not leased, or its lease has expired.
     """
 
-    #: True when ``claim(..., wait_ms=...)`` blocks natively until work arrives;
-    #: otherwise the consumer backs off by itself between empty claims.
-    blocking_claim: bool
+    @property
+    def blocking_claim(self) -> bool:
+        """True when ``claim(..., wait_ms=...)`` blocks natively until work arrives;
+        otherwise the consumer backs off by itself between empty claims."""
+        ...
 
     def submit(self, envelopes: Iterable[Envelope]) -> int:
         """Enqueue; returns how many were new (a uuid already queued is skipped).
         ``envelopes`` may be a one-pass iterator that encodes as it goes, so an
         adapter can send early chunks while later ones are being encoded."""
         ...
+
+    def submit_in_transaction(self, envelopes: Iterable[Envelope], connection: Any) -> int:
+        """An optional capability: enqueue inside the transaction open on the
+        caller's own ``connection``, so the messages exist only if the caller
+        commits. Storage that cannot (most) keeps this default, which says so."""
+        raise AlsekError(f"{type(self).__name__} cannot submit inside a caller's transaction")
 
     def claim(
         self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0

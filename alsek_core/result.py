@@ -15,10 +15,8 @@ from typing import Any
 from alsek_core.errors import KeyExistsError
 from alsek_core.message import Message
 from alsek_core.ports import Backend
-from alsek_core.waiting import Deadline
+from alsek_core.waiting import WAKE_CHECK_MS, Deadline
 
-#: Even a push listener re-reads this often, in case a notification was lost.
-WAKE_CHECK_MS = 1000
 #: What ``get(..., with_metadata=True)`` returns for each result, as in Alsek.
 METADATA_KEYS = ("result", "timestamp", "uuid")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from alsek_core.message import Message
-from alsek_core.result import WAKE_CHECK_MS, ResultStore, result_name
-from alsek_core.waiting import Deadline
+from alsek_core.result import ResultStore, result_name
+from alsek_core.waiting import WAKE_CHECK_MS, Deadline
 
 
 class ResultPool:

@@ -14,12 +14,11 @@ from collections.abc import Iterable, Iterator
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from alsek_core.backend import PollingListener
 from alsek_core.clock import now_ms
 from alsek_core.errors import ValidationError
 from alsek_core.message import Message
 from alsek_core.ports import Backend, Listener
-from alsek_core.waiting import Deadline
+from alsek_core.waiting import WAKE_CHECK_MS, Deadline, PollingListener
 
 if TYPE_CHECKING:
     from alsek_core.broker import Broker
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 7 * 24 * 3600 * 1000
-#: Even a push listener re-reads this often, in case a notification was lost.
-WAKE_CHECK_MS = 1000
 
 
 class TaskStatus(IntEnum):
@@ -38,6 +35,13 @@ class TaskStatus(IntEnum):
     RETRYING = 3
     FAILED = 4
     SUCCEEDED = 5
+
+    def __str__(self) -> str:
+        """The name, not the number: printed statuses should read as words."""
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
 
 
 TERMINAL_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.SUCCEEDED})

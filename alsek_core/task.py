@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
+import threading
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
 from alsek_core.broker import Broker, checked_ttl
@@ -29,6 +32,13 @@ from alsek_core.message import DEFAULT_QUEUE, DEFAULT_TIMEOUT, MECHANISMS, Messa
 from alsek_core.ports import ResultStore, StatusTracker
 from alsek_core.revocation import revoke
 from alsek_core.status import TaskStatus
+
+log = logging.getLogger(__name__)
+
+#: Messages made by ``generate(submit=False)`` (or deferred), with the task
+#: that made them: how ``group()`` learns where to submit them and where their
+#: results and statuses go. Weak: a message dropped is forgotten with it.
+_UNSUBMITTED: WeakKeyDictionary[Message, Task] = WeakKeyDictionary()
 
 _UNSET: Any = object()
 #: How late a scheduled fire may run and still be found by its scheduled time
@@ -192,9 +202,26 @@ class Task:
             )
             if submit and not self._deferred:
                 self._submit(message, connection, ttl)
+            else:
+                _UNSUBMITTED[message] = self
         finally:
             self.cancel_defer()
         return message
+
+    def generate_many(
+        self, args_list: Iterable[list[Any] | tuple[Any, ...]], **options: Any
+    ) -> list[Message]:
+        """One message per entry of ``args_list`` (other :meth:`generate`
+        options apply to all), submitted in one batch (``Broker.submit_many``)
+        rather than a round trip each; ``submit=False`` only builds them."""
+        submit = options.pop("submit", True)
+        messages = [self.generate(args=args, submit=False, **options) for args in args_list]
+        if submit:
+            self.broker.submit_many(messages)
+            if self.status_tracker is not None:
+                for message in messages:
+                    self.status_tracker.set(message, TaskStatus.SUBMITTED)
+        return messages
 
     def _submit(self, message: Message, connection: Any = None, ttl: int | None = None) -> None:
         self.broker.submit(message, ttl=ttl, connection=connection)
@@ -254,10 +281,13 @@ class Task:
 class TriggerTask(Task):
     """A task submitted on a schedule (an apscheduler trigger).
 
-    ``generate()`` returns the progenitor message and starts the schedule;
-    each fire submits a copy descending from it. When the same TriggerTask runs
-    in several processes or hosts, each fire time is submitted once: the fire
-    takes a lock on the backend keyed by task name and fire time.
+    ``generate()`` returns the progenitor message and starts the schedule in
+    this process; each fire submits a copy descending from it. Nothing runs
+    before ``generate()``: importing a module of trigger tasks (as every worker
+    pool does) starts no thread. ``alsek scheduler TARGET`` is the process that
+    calls ``generate()`` for them. When the same TriggerTask runs in several
+    processes or hosts, each fire time is submitted once: the fire takes a
+    lock on the backend keyed by task name and fire time.
     """
 
     def __init__(self, *args: Any, trigger: Any, **kwargs: Any) -> None:
@@ -272,11 +302,17 @@ class TriggerTask(Task):
                 f"task {self.name!r} has a trigger, so it cannot take parameters "
                 f"(it has {', '.join(p.name for p in parameters)})"
             )
+        self.trigger = trigger
+        self._paused = False
+        self._schedule_lock = threading.Lock()
+        self.scheduler = self._new_scheduler()
+
+    @staticmethod
+    def _new_scheduler() -> Any:
+        """A scheduler not started yet: its thread starts with the first schedule."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        self.trigger = trigger
-        self.scheduler = BackgroundScheduler()
-        self.scheduler.start()
+        return BackgroundScheduler()
 
     def generate(  # type: ignore[override]
         self,
@@ -284,24 +320,31 @@ class TriggerTask(Task):
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> Message:
-        if args or kwargs:
-            raise ValidationError(f"task {self.name!r} has a trigger: it takes no args or kwargs")
         schedule = options.pop("submit", True) and not self._deferred
-        if schedule and self.generated:
+        try:
+            if args or kwargs:
+                raise ValidationError(f"task {self.name!r} has a trigger: it takes no args or kwargs")
+            ttl = checked_ttl(options.pop("ttl", None))  # each fire's: Alsek passes it to every fire
+        except ValidationError:
             self.cancel_defer()
-            raise SchedulingError(f"task {self.name!r} is already scheduled; clear() it first")
-        ttl = checked_ttl(options.pop("ttl", None))  # each fire's: Alsek passes it to every fire
-        message = super().generate(submit=False, **options)
+            raise
         if not schedule:
-            return message
-        self.scheduler.add_job(
-            self._fire,
-            trigger=self.trigger,
-            args=(message, ttl),
-            id=message.uuid,
-            max_instances=1,
-            coalesce=True,
-        )
+            return super().generate(submit=False, **options)
+        with self._schedule_lock:  # two threads calling generate() at once schedule once
+            if self.generated:
+                self.cancel_defer()
+                raise SchedulingError(f"task {self.name!r} is already scheduled; clear() it first")
+            message = super().generate(submit=False, **options)
+            self.scheduler.add_job(
+                self._fire,
+                trigger=self.trigger,
+                args=(message, ttl),
+                id=message.uuid,
+                max_instances=1,
+                coalesce=True,
+            )
+            if not self.scheduler.running:
+                self.scheduler.start(paused=self._paused)
         return message
 
     def _fire_slot(self, now: datetime) -> int:
@@ -330,28 +373,49 @@ class TriggerTask(Task):
                 f"triggers:{self.name}:{slot}", progenitor.uuid, nx=True, ttl=24 * 3600 * 1000
             )
         except KeyExistsError:
-            return  # another process already submitted this fire
+            log.debug("fire %s of %r: another scheduler submitted it", slot, self.name)
+            return
         data = progenitor.data
         data.update(uuid=None, progenitor_uuid=progenitor.uuid, created_at=None, updated_at=None)
-        self._submit(Message(**data), ttl=ttl)
+        message = Message(**data)
+        self._submit(message, ttl=ttl)
+        log.info("fire %s of %r: submitted %s", slot, self.name, message.uuid)
 
     @property
     def generated(self) -> bool:
-        """Whether ``generate()`` has started the schedule (and ``clear()`` not ended it)."""
+        """Whether ``generate()`` has started the schedule (and neither ``clear()``
+        nor ``shutdown()`` ended it)."""
         return bool(self.scheduler.get_jobs())
 
     def pause(self) -> None:
-        self.scheduler.pause()
+        """No fires until ``resume()``; before ``generate()``, it starts paused."""
+        with self._schedule_lock:
+            self._paused = True
+            if self.scheduler.running:
+                self.scheduler.pause()
 
     def resume(self) -> None:
-        self.scheduler.resume()
+        with self._schedule_lock:
+            self._paused = False
+            if self.scheduler.running:
+                self.scheduler.resume()
 
     def clear(self) -> None:
         self.scheduler.remove_all_jobs()
 
-    def shutdown(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop the scheduler's thread and end the schedule (``wait``: let a fire
+        under way finish first). A later ``generate()`` starts afresh: a
+        shut-down apscheduler cannot be started again, so a new one replaces it."""
+        with self._schedule_lock:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=wait)
+            self.scheduler = self._new_scheduler()
+
+
+def maker_of(message: Message) -> Task | None:
+    """The task whose ``generate()`` made ``message`` without submitting it."""
+    return _UNSUBMITTED.get(message)
 
 
 def task(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from alsek_core import DISTRIBUTION
 from alsek_core.errors import ConfigError, SerializationError
 from alsek_core.serialization import Serializer
 from alsek_core.unencodable import locate
@@ -39,7 +40,7 @@ class MsgpackSerializer(Serializer):
         try:
             self._msgpack = importlib.import_module("msgpack")
         except ImportError as exc:
-            raise ConfigError("the msgpack serializer needs: pip install 'alsek[msgpack]'") from exc
+            raise ConfigError(f"the msgpack serializer needs: pip install '{DISTRIBUTION}[msgpack]'") from exc
 
     def _pack(self, obj: Any) -> bytes:
         return bytes(self._msgpack.packb(obj, default=_refuse, use_bin_type=True))

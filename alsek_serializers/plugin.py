@@ -9,7 +9,9 @@ from alsek_serializers import JsonSerializer, MsgpackSerializer, PickleSerialize
 @hookimpl
 def alsek_register_serializers(register: Registry) -> None:
     register.serializer(SerializerSpec("json", JsonSerializer, "JSON, the default"))
-    register.serializer(SerializerSpec("msgpack", MsgpackSerializer, "msgpack (extra: msgpack)"))
+    register.serializer(SerializerSpec(
+        "msgpack", MsgpackSerializer, "msgpack (extra: msgpack)", requires=("msgpack",), extra="msgpack"
+    ))
     register.serializer(
         SerializerSpec("pickle", PickleSerializer, "pickle: unsafe for untrusted data")
     )

@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from alsek_backends.diskcache import DiskCacheBackend
-from alsek_backends.diskcache.connections import transaction
-from alsek_backends.diskcache.sql import QUERIES
 from alsek_core.clock import now_ms
 from alsek_core.ports import Envelope
 
@@ -79,11 +77,8 @@ def ack_each(backend: DiskCacheBackend, uuids: list[str]) -> None:
 
 
 def ack_batch(backend: DiskCacheBackend, uuids: list[str]) -> None:
-    """Not in the port: one transaction for the whole batch, through the
-    adapter's own connection and statement, to measure what ``ack_many`` would buy."""
-    conn = backend.queue_db.get()
-    with transaction(conn):
-        conn.executemany(QUERIES["ack"], [backend._params(QUEUE, uuid=u) for u in uuids])
+    """One transaction for the whole batch (``ack_many``), to measure what it buys."""
+    backend.ack_many(QUEUE, uuids)
 
 
 def drain_worker(backend: DiskCacheBackend, batched_ack: bool, barrier: Any, out: Any) -> None:

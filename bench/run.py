@@ -25,6 +25,7 @@ Prints a table, then the JSON (also written to --json when given).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ from alsek_core.plugins import plugin_host
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker
 from alsek_core.task import Task, task
+from alsek_core.testing.contract.fixtures import shared_across_processes
 
 HERE = Path(__file__).resolve().parent
 TASKS = str(HERE / "bench_tasks.py")
@@ -170,6 +172,9 @@ def measure(
         bench.backend.exists("bench-probe")
     except Exception as exc:
         row["status"] = f"unavailable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        return row
+    if not shared_across_processes(bench.backend, functools.partial(backend_from_url, url)):
+        row["status"] = "left out: its storage lives in one process, and pools run in several"
         return row
     with open(os.path.join(logdir, f"{name}.log"), "w") as log:
         try:

@@ -6,6 +6,7 @@ convention: three slashes then the path) name the DiskCache directory.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +32,13 @@ def make_backend(url: str, **options: Any) -> Any:
     return DiskCacheBackend(directory_from_url(url), **options)
 
 
+def store_exists(url: str) -> bool:
+    """A store is a directory holding the files its first use creates (DiskCache's
+    ``cache.db``, the queue tables), not merely a directory."""
+    folder = Path(directory_from_url(url))
+    return folder.is_dir() and any(folder.iterdir())
+
+
 @hookimpl
 def alsek_register_backends(register: Registry) -> None:
     register.backend(
@@ -40,5 +48,8 @@ def alsek_register_backends(register: Registry) -> None:
             make_backend,
             "embedded DiskCache/SQLite, one host",
             test_url=lambda scratch: f"sqlite:///{scratch}/diskcache",
+            requires=("diskcache",),
+            url_params=tuple,  # none: the path is the whole story
+            store_exists=store_exists,
         )
     )

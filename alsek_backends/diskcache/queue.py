@@ -6,35 +6,35 @@ and dead_letter return False. The tables and why they look so are in queue.sql.
 
 from __future__ import annotations
 
-from abc import abstractmethod
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from alsek_backends.diskcache.connections import Connections, transaction
-from alsek_backends.diskcache.sql import QUERIES
+from alsek_backends.diskcache.connection import QUERIES, DiskCacheConnection, transaction
 from alsek_core.clock import now_ms
-from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
+from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage
 
 
-class SQLiteQueue:
-    """Mixed into a backend that provides ``namespace`` and ``queue_db``."""
+class SQLiteQueue(Queue):
+    """The queues of ``namespace`` in the queue file of ``connection``'s directory."""
 
     #: No native wake-up: SQLite cannot signal another process. The consumer
     #: backs off between empty claims, and an empty claim only reads.
     blocking_claim = False
 
-    namespace: str
+    def __init__(self, connection: DiskCacheConnection, namespace: str) -> None:
+        self.connection = connection
+        self.namespace = namespace
 
-    @property
-    @abstractmethod
-    def queue_db(self) -> Connections:
-        """The connections to the queue's database file."""
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection to the queue file."""
+        return self.connection.queue_db.get()
 
     def _params(self, queue: str, **more: Any) -> dict[str, Any]:
         return {"namespace": self.namespace, "queue": queue, **more}
 
     def submit(self, envelopes: Iterable[Envelope]) -> int:
-        conn = self.queue_db.get()
+        conn = self._db()
         with transaction(conn):
             now = now_ms()
             rows = [
@@ -58,7 +58,7 @@ class SQLiteQueue:
         claimed: list[Delivery] = []
         if limit <= 0:
             return claimed
-        conn = self.queue_db.get()
+        conn = self._db()
         now = now_ms()
         due = [q for q in queues if conn.execute(QUERIES["has_due"], self._params(q, now=now)).fetchone()[0]]
         if not due:
@@ -75,10 +75,10 @@ class SQLiteQueue:
         return claimed
 
     def ack(self, queue: str, uuid: str) -> None:
-        self.queue_db.get().execute(QUERIES["ack"], self._params(queue, uuid=uuid))
+        self._db().execute(QUERIES["ack"], self._params(queue, uuid=uuid))
 
     def ack_many(self, queue: str, uuids: Sequence[str]) -> None:
-        conn = self.queue_db.get()
+        conn = self._db()
         with transaction(conn):  # one write lock for the batch, not one per message
             conn.executemany(QUERIES["ack"], [self._params(queue, uuid=uuid) for uuid in uuids])
 
@@ -89,7 +89,7 @@ class SQLiteQueue:
     def extend_lease(self, delivery: Delivery, lease_ms: int) -> bool:
         params = self._holder(delivery)
         params["lease_until"] = params["now"] + lease_ms
-        return self.queue_db.get().execute(QUERIES["extend_lease"], params).rowcount == 1
+        return self._db().execute(QUERIES["extend_lease"], params).rowcount == 1
 
     def reschedule(self, delivery: Delivery, payload: bytes, ready_at: int) -> bool:
         """Delete and re-insert, so the message goes to the back of its priority
@@ -102,7 +102,7 @@ class SQLiteQueue:
     def _take_and_write(self, delivery: Delivery, query: str, payload: bytes, ready_at: int | None = None) -> bool:
         """In one transaction: take the message while ``delivery`` still holds it,
         then write it back with ``query`` (keeping its ready_at unless given)."""
-        conn = self.queue_db.get()
+        conn = self._db()
         with transaction(conn):
             params = self._holder(delivery)
             taken = conn.execute(QUERIES["take_leased"], params).fetchall()
@@ -114,22 +114,22 @@ class SQLiteQueue:
         return True
 
     def contains(self, queue: str, uuid: str) -> bool:
-        row = self.queue_db.get().execute(QUERIES["contains"], self._params(queue, uuid=uuid))
+        row = self._db().execute(QUERIES["contains"], self._params(queue, uuid=uuid))
         return bool(row.fetchone()[0])
 
     def queue_names(self) -> list[str]:
-        rows = self.queue_db.get().execute(QUERIES["queue_names"], {"namespace": self.namespace})
+        rows = self._db().execute(QUERIES["queue_names"], {"namespace": self.namespace})
         return [name for (name,) in rows]
 
     def counts(self, queue: str) -> QueueCounts:
         params = self._params(queue, now=now_ms())
-        ready, delayed, in_flight, dead = self.queue_db.get().execute(QUERIES["counts"], params).fetchone()
+        ready, delayed, in_flight, dead = self._db().execute(QUERIES["counts"], params).fetchone()
         return QueueCounts(ready=ready, delayed=delayed, in_flight=in_flight, dead=dead)
 
     def messages(self, queue: str, dead: bool = False) -> Iterator[QueuedMessage]:
         """Read in full before yielding: no statement stays open while the
         caller acts on the listing (say, removes what it is shown)."""
-        conn = self.queue_db.get()
+        conn = self._db()
         if dead:
             rows = conn.execute(QUERIES["dead_messages"], self._params(queue)).fetchall()
             for uuid, payload, ready_at in rows:
@@ -142,8 +142,8 @@ class SQLiteQueue:
             yield QueuedMessage(queue, uuid, payload, state, ready_at)
 
     def remove_dead(self, queue: str, uuid: str) -> bool:
-        conn = self.queue_db.get()
+        conn = self._db()
         return conn.execute(QUERIES["remove_dead"], self._params(queue, uuid=uuid)).rowcount == 1
 
     def purge(self, queue: str) -> int:
-        return int(self.queue_db.get().execute(QUERIES["purge"], self._params(queue)).rowcount)
+        return int(self._db().execute(QUERIES["purge"], self._params(queue)).rowcount)

@@ -27,6 +27,7 @@ PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 
 -- name: schema
+-- Creates the tables and indexes on first use (user_version marks it done).
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS messages (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,6 +61,7 @@ PRAGMA user_version = 1;
 COMMIT;
 
 -- name: submit
+-- Enqueues one message; a uuid already queued is skipped.
 INSERT OR IGNORE INTO messages (namespace, queue, uuid, priority, ready_at, payload, waiting, wake_at)
 VALUES (:namespace, :queue, :uuid, :priority, :ready_at, :payload, :ready_at > :now, :ready_at);
 
@@ -92,9 +94,11 @@ WHERE id IN (
 RETURNING priority, id, uuid, payload, token, deliveries;
 
 -- name: ack
+-- Removes a message for good, leased or not.
 DELETE FROM messages WHERE namespace = :namespace AND queue = :queue AND uuid = :uuid;
 
 -- name: extend_lease
+-- Pushes a live lease's end further; no row changed means the lease was lost.
 UPDATE messages SET wake_at = :lease_until
 WHERE namespace = :namespace AND queue = :queue AND uuid = :uuid
   AND token = :token AND wake_at > :now;
@@ -107,10 +111,12 @@ WHERE namespace = :namespace AND queue = :queue AND uuid = :uuid
 RETURNING priority, ready_at;
 
 -- name: bury
+-- Writes a message taken by take_leased into the dead letters.
 INSERT OR REPLACE INTO dead_letters (namespace, queue, uuid, priority, ready_at, payload)
 VALUES (:namespace, :queue, :uuid, :priority, :ready_at, :payload);
 
 -- name: contains
+-- Whether a message is live in the queue.
 SELECT EXISTS (
     SELECT 1 FROM messages WHERE namespace = :namespace AND queue = :queue AND uuid = :uuid
 );
@@ -150,19 +156,23 @@ FROM messages
 WHERE namespace = :namespace AND queue = :queue;
 
 -- name: messages
+-- A queue's live messages, best first, with whether each holds a live lease.
 SELECT uuid, payload, ready_at, token IS NOT NULL AND wake_at > :now
 FROM messages
 WHERE namespace = :namespace AND queue = :queue
 ORDER BY priority, id;
 
 -- name: dead_messages
+-- A queue's dead letters, best first.
 SELECT uuid, payload, ready_at
 FROM dead_letters
 WHERE namespace = :namespace AND queue = :queue
 ORDER BY priority, id;
 
 -- name: remove_dead
+-- Forgets one dead letter.
 DELETE FROM dead_letters WHERE namespace = :namespace AND queue = :queue AND uuid = :uuid;
 
 -- name: purge
+-- Drops every live message of a queue.
 DELETE FROM messages WHERE namespace = :namespace AND queue = :queue;

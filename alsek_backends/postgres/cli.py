@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from alsek_backends.postgres.urls import masked
+from alsek_core.redact import redact_url
 
 if TYPE_CHECKING:
     from alsek_backends.postgres.schema import Migration
@@ -32,21 +32,22 @@ def _with_schema_connection(backend: str | None, action: Callable[..., T]) -> tu
 
     from alsek_backends.postgres import schema as schema_lib
     from alsek_backends.postgres.plugin import SCHEMES
-    from alsek_core.config import backend_url, split_url
+    from alsek_core.config import split_url
     from alsek_core.errors import ConfigError
+    from alsek_core.settings import backend_url
 
     try:
         scheme, url, _ = split_url(backend_url(cli=backend))
         if scheme not in SCHEMES:
-            raise ConfigError(f"{masked(url)} is not a PostgreSQL URL (postgresql://...)")
+            raise ConfigError(f"{redact_url(url)} is not a PostgreSQL URL (postgresql://...)")
         conn, schema = schema_lib.connect(url)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     except psycopg.OperationalError as exc:
-        raise click.ClickException(f"cannot connect to {masked(url)}: {exc}") from exc
+        raise click.ClickException(f"cannot connect to {redact_url(url)}: {exc}") from exc
     with conn:
         try:
-            return masked(url), action(conn, schema)
+            return redact_url(url), action(conn, schema)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
 

@@ -20,18 +20,25 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import namedtuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alsek_backends.postgres import schema as schema_lib
 from alsek_backends.postgres.listen import Hub
-from alsek_backends.postgres.queries import validate_schema
+from alsek_backends.postgres.queries import queries, validate_schema
 from alsek_backends.postgres.schema import Conn
-from alsek_backends.postgres.urls import DEFAULT_SCHEMA, masked, split_schema, with_schema
+from alsek_backends.postgres.urls import DEFAULT_SCHEMA, split_schema, with_schema
 from alsek_core.lazy import LazyClient
+from alsek_core.redact import redact_url
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: A result row, read by column name (every statement names its columns).
+Row = Any
+#: Expired rows are invisible at once and deleted by writers this often.
+PRUNE_INTERVAL_S = 60.0
 
 #: Attempts of one operation across connection faults. Each waits up to
 #: POOL_TIMEOUT_S for a connection while the pool reconnects, so a server
@@ -134,7 +141,7 @@ class Database:
             user = f"{params['user']}@" if "user" in params else ""
             port = f":{params['port']}" if "port" in params else ""
             conninfo = f"postgresql://{user}{params.get('host', '')}{port}/{params.get('dbname', '')}"
-        return masked(with_schema(conninfo, self.schema))
+        return redact_url(with_schema(conninfo, self.schema))
 
     def pool(self) -> ConnectionPool[Conn]:
         if not self._checked:
@@ -219,3 +226,50 @@ class Database:
         if isinstance(self._source, str):
             conninfo = self._source
         return {"source": conninfo, "schema": self.schema, "pool_size": self.pool_size, "kwargs": kwargs}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+
+class Statements:
+    """The statements of one .sql file, run on ``db``; rows come back as named
+    tuples, so callers read columns by name, never by position."""
+
+    def __init__(self, db: Database, filename: str) -> None:
+        self.db = db
+        self.sql = queries(filename, db.schema)
+
+    def execute(self, conn: Conn, statement: str, params: dict[str, Any]) -> list[Row]:
+        """On ``conn`` as it is (say, inside the caller's own transaction)."""
+        cursor = conn.cursor(row_factory=namedtuple_row)
+        cursor.execute(self.sql[statement], params)
+        return cursor.fetchall() if cursor.description else []
+
+    def rows(self, statement: str, /, **params: Any) -> list[Row]:
+        return self.db.run(lambda conn: self.execute(conn, statement, params))
+
+    def row(self, statement: str, /, **params: Any) -> Row | None:
+        found = self.rows(statement, **params)
+        return found[0] if found else None
+
+    def rowcount(self, statement: str, /, **params: Any) -> int:
+        """How many rows a statement without RETURNING changed."""
+        return self.db.run(lambda conn: conn.execute(self.sql[statement], params).rowcount)
+
+
+class PruneThrottle:
+    """Expired rows are invisible at once (every read filters them out);
+    deleting them is left to writers, each at most once per PRUNE_INTERVAL_S,
+    so no write pays for it every time. The first call starts the clock."""
+
+    _pruned_at: float
+
+    def prune_due(self) -> bool:
+        now = time.monotonic()
+        if now - self.__dict__.setdefault("_pruned_at", now) <= PRUNE_INTERVAL_S:
+            return False
+        self._pruned_at = now
+        return True

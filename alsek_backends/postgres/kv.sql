@@ -2,16 +2,19 @@
 -- expires_at (database clock, ms) is invisible, as if already gone.
 
 -- name: exists
+-- Whether a live row holds the name.
 SELECT 1 FROM {schema}.kv
 WHERE namespace = %(namespace)s AND name = %(name)s
   AND (expires_at IS NULL OR expires_at > {schema}.now_ms());
 
 -- name: get
+-- The value of a live row.
 SELECT value FROM {schema}.kv
 WHERE namespace = %(namespace)s AND name = %(name)s
   AND (expires_at IS NULL OR expires_at > {schema}.now_ms());
 
 -- name: set
+-- Writes a row, replacing whatever held the name.
 INSERT INTO {schema}.kv (namespace, name, value, expires_at)
 VALUES (%(namespace)s, %(name)s, %(value)s, {schema}.now_ms() + %(ttl)s::bigint)
 ON CONFLICT (namespace, name) DO UPDATE
@@ -30,7 +33,7 @@ RETURNING 1;
 -- Returns whether the deleted row was live (an expired one counts as missing).
 DELETE FROM {schema}.kv
 WHERE namespace = %(namespace)s AND name = %(name)s
-RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms();
+RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms() AS live;
 
 -- name: delete_if
 -- Deletes a live row only while it holds the value; a row back means it did.
@@ -50,7 +53,8 @@ WHERE namespace = %(namespace)s
 ORDER BY name;
 
 -- name: count
-SELECT count(*) FROM {schema}.kv
+-- How many live names match the pattern (bounded like scan).
+SELECT count(*) AS names FROM {schema}.kv
 WHERE namespace = %(namespace)s
   AND name >= %(lo)s AND (%(hi)s::text IS NULL OR name < %(hi)s::text)
   AND name LIKE %(like)s

@@ -27,6 +27,13 @@ def make_backend(url: str, **options: Any) -> Any:
     return PostgresBackend(url, **options)
 
 
+def url_params() -> set[str]:
+    """libpq's own keywords (as the installed libpq knows them) and our ``schema``."""
+    from psycopg import pq
+
+    return {d.keyword.decode() for d in pq.Conninfo.get_defaults()} | {"schema"}
+
+
 def test_url(scratch_dir: str) -> str:
     """The test server's URL with its schema migrated (once per process; the
     migration's advisory lock makes racing test processes safe). When the
@@ -57,6 +64,9 @@ def alsek_register_backends(register: Registry) -> None:
             make_backend,
             "PostgreSQL (psycopg 3): SKIP LOCKED claims, LISTEN/NOTIFY, many hosts",
             test_url=test_url,
+            requires=("psycopg", "psycopg_pool"),
+            extra="postgres",
+            url_params=url_params,
         )
     )
 

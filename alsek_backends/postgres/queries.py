@@ -1,5 +1,5 @@
-"""SQL lives in ``.sql`` files next to this module, one statement per
-``-- name: xyz`` header, parsed once per process.
+"""The adapter's SQL (kv.sql, queue.sql, status_results.sql, read by
+:mod:`alsek_backends.named_sql`) rendered for a schema.
 
 Statements name their tables ``{schema}.table``: the Postgres schema is a
 setting, so the text is rendered once per schema with the (validated, hence
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
 
+from alsek_backends.named_sql import load
 from alsek_core.errors import ConfigError
 
-_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -27,19 +26,8 @@ def validate_schema(schema: str) -> str:
     return schema
 
 
-def parse(text: str) -> dict[str, str]:
-    """``{name: statement}`` from a file of ``-- name:`` sections."""
-    parts = _HEADER.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
-@functools.cache
-def _file(filename: str) -> dict[str, str]:
-    return parse(resources.files(__package__).joinpath(filename).read_text(encoding="utf-8"))
-
-
 @functools.cache
 def queries(filename: str, schema: str) -> dict[str, str]:
     """The statements of one file, rendered for ``schema``."""
     validate_schema(schema)
-    return {name: sql.replace("{schema}", schema) for name, sql in _file(filename).items()}
+    return {name: sql.replace("{schema}", schema) for name, sql in load("alsek_backends.postgres", filename).items()}

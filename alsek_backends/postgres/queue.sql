@@ -31,7 +31,7 @@ WITH added AS (
 ), woken AS (
     SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
 )
-SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM woken);
+SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM woken) AS woken;
 
 -- name: claim
 -- One statement: promote waiting messages that came due (visible to the next
@@ -73,28 +73,31 @@ WITH async_commit AS (
         deliveries = t.deliveries + 1
     FROM picked
     WHERE t.id = picked.id
-    RETURNING t.queue, t.uuid, t.payload, t.lease_token, t.deliveries,
-              picked.ord, picked.priority, t.id
+    RETURNING t.queue, t.uuid, t.payload, t.lease_token AS token, t.deliveries,
+              picked.ord AS queue_order, picked.priority, t.id
 )
-SELECT (SELECT count(*) FROM promoted), claimed.*
+SELECT (SELECT count(*) FROM promoted) AS promoted, claimed.*
 FROM async_commit LEFT JOIN claimed ON true;
 
 -- name: next_due
 -- How long until the soonest waiting message of these queues comes due.
-SELECT min(ready_at) - {schema}.now_ms() FROM {schema}.messages
+SELECT min(ready_at) - {schema}.now_ms() AS due_in_ms FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = ANY(%(queues)s::text[]) AND waiting;
 
 -- name: ack
+-- Removes a message for good, leased or not.
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
 DELETE FROM {schema}.messages USING async_commit
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
 
 -- name: ack_many
+-- ack for many messages of one queue, in one statement.
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
 DELETE FROM {schema}.messages USING async_commit
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = ANY(%(uuids)s);
 
 -- name: extend_lease
+-- Pushes a live lease's end further; no row changed means the lease was lost.
 WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
 UPDATE {schema}.messages
 SET lease_expires_at = {schema}.now_ms() + %(lease_ms)s::bigint
@@ -117,10 +120,12 @@ WITH async_commit AS (
       AND lease_token = %(token)s AND lease_expires_at > {schema}.now_ms()
     RETURNING 1
 )
-SELECT count(*), (SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM moved))
+SELECT count(*) AS moved,
+       (SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM moved)) AS woken
 FROM moved;
 
 -- name: dead_letter
+-- Moves a message to dead_letters, only for the holder of its live lease.
 WITH async_commit AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), moved AS (
@@ -136,6 +141,7 @@ SET id = EXCLUDED.id, priority = EXCLUDED.priority, ready_at = EXCLUDED.ready_at
     dead_at = EXCLUDED.dead_at, payload = EXCLUDED.payload;
 
 -- name: contains
+-- Whether a message is live in the queue.
 SELECT 1 FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
 
@@ -163,36 +169,41 @@ SELECT queue FROM dead WHERE queue IS NOT NULL
 ORDER BY queue;
 
 -- name: counts
+-- How many messages of a queue are in each state, by the database clock.
 SELECT
-    count(*) FILTER (WHERE lease_expires_at > now.ms),
     count(*) FILTER (WHERE (lease_expires_at IS NULL OR lease_expires_at <= now.ms)
-                     AND ready_at > now.ms),
+                     AND ready_at <= now.ms) AS ready,
     count(*) FILTER (WHERE (lease_expires_at IS NULL OR lease_expires_at <= now.ms)
-                     AND ready_at <= now.ms),
+                     AND ready_at > now.ms) AS delayed,
+    count(*) FILTER (WHERE lease_expires_at > now.ms) AS in_flight,
     (SELECT count(*) FROM {schema}.dead_letters
-     WHERE namespace = %(namespace)s AND queue = %(queue)s)
+     WHERE namespace = %(namespace)s AND queue = %(queue)s) AS dead
 FROM {schema}.messages, (SELECT {schema}.now_ms() AS ms) AS now
 WHERE namespace = %(namespace)s AND queue = %(queue)s;
 
 -- name: messages
+-- A queue's live messages, best first, each with its state.
 SELECT uuid, payload, ready_at,
        CASE WHEN lease_expires_at > {schema}.now_ms() THEN 'in_flight'
             WHEN ready_at > {schema}.now_ms() THEN 'delayed'
-            ELSE 'ready' END
+            ELSE 'ready' END AS state
 FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = %(queue)s
 ORDER BY priority, id;
 
 -- name: dead_messages
-SELECT uuid, payload, ready_at, 'dead'
+-- A queue's dead letters, best first.
+SELECT uuid, payload, ready_at, 'dead' AS state
 FROM {schema}.dead_letters
 WHERE namespace = %(namespace)s AND queue = %(queue)s
 ORDER BY priority, id;
 
 -- name: remove_dead
+-- Forgets one dead letter.
 DELETE FROM {schema}.dead_letters
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
 
 -- name: purge
+-- Drops every live message of a queue.
 DELETE FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = %(queue)s;

@@ -14,37 +14,27 @@ and pruned now and then by writers.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from alsek_backends.postgres.backend import PRUNE_INTERVAL_S, PostgresBackend
+from alsek_backends.postgres.connection import PruneThrottle, Statements
+from alsek_backends.postgres.kv import PostgresKeyValue
 from alsek_backends.postgres.listen import channel_name
-from alsek_backends.postgres.queries import queries
-from alsek_backends.postgres.schema import Conn
 from alsek_core.message import Message
 from alsek_core.result import ResultStore, result_name
 
 
-class PostgresResultStore(ResultStore):
+class PostgresResultStore(PruneThrottle, ResultStore):
     """Results of ``backend``'s namespace, in its schema's ``results`` table
     (``alsek db upgrade`` makes it). A drop-in for ResultStore."""
 
-    backend: PostgresBackend
+    backend: PostgresKeyValue
 
-    def __init__(self, backend: PostgresBackend) -> None:
+    def __init__(self, backend: PostgresKeyValue) -> None:
         super().__init__(backend)
-        self._sql = queries("status_results.sql", backend.schema)
-        self._pruned_at = time.monotonic()
+        self._sql = Statements(backend.db, "status_results.sql")
 
-    def _run(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
-        params["namespace"] = self.backend.namespace
-        sql = self._sql[name]
-
-        def work(conn: Conn) -> list[tuple[Any, ...]]:
-            cursor = conn.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
-
-        return self.backend.db.run(work)
+    def _run(self, statement: str, **params: Any) -> list[Any]:
+        return self._sql.rows(statement, namespace=self.backend.namespace, **params)
 
     def set(self, message: Message, result: Any, nx: bool = True) -> None:
         """Store once (``nx``): a redelivered message that ran twice keeps its first result."""
@@ -54,15 +44,14 @@ class PostgresResultStore(ResultStore):
         channels = [channel_name(self.backend.schema, self.backend.namespace, result_name(u)) for u in uuids]
         self._run("set_result", uuid=message.uuid, progenitor_uuid=progenitor, result=data,
                   ttl=message.result_ttl, nx=nx, channels=channels)
-        if message.result_ttl is not None and time.monotonic() - self._pruned_at > PRUNE_INTERVAL_S:
-            self._pruned_at = time.monotonic()
+        if message.result_ttl is not None and self.prune_due():
             self._run("prune_results")
 
     def exists(self, message: Message, descendants: bool = False) -> bool:
         if descendants:
-            [(complete,)] = self._run("family_complete", uuid=message.uuid,
-                                      members=list(message.descendant_uuids or ()))
-            return bool(complete)
+            [row] = self._run("family_complete", uuid=message.uuid,
+                              members=list(message.descendant_uuids or ()))
+            return bool(row.complete)
         return bool(self._run("result_exists", uuid=message.uuid))
 
     def get(
@@ -84,19 +73,20 @@ class PostgresResultStore(ResultStore):
             rows = self._run("get_result" if keep else "take_result", uuid=message.uuid)
             if not rows:  # taken or expired since it was seen
                 raise KeyError(f"no result for {message.summary}")
-        rows.sort(key=lambda row: row[3])
+        rows.sort(key=lambda row: row.write_order)
         shaped = [self._row(row, with_metadata) for row in rows]
         return shaped if descendants else shaped[0]
 
-    def _row(self, row: tuple[Any, ...], with_metadata: bool) -> Any:
-        uuid, data, written_at, _ = row
-        result = self.backend.serializer.loads(bytes(data))
-        return {"result": result, "timestamp": written_at, "uuid": uuid} if with_metadata else result
+    def _row(self, row: Any, with_metadata: bool) -> Any:
+        result = self.backend.serializer.loads(bytes(row.result))
+        if with_metadata:
+            return {"result": result, "timestamp": row.written_at, "uuid": row.uuid}
+        return result
 
     def delete(self, message: Message, descendants: bool = True, missing_ok: bool = False) -> int:
         """Forget the message's result and, with ``descendants``, its family's;
         returns how many there were."""
-        [(removed,)] = self._run("delete_family" if descendants else "delete_result", uuid=message.uuid)
-        if not removed and not missing_ok:
+        [row] = self._run("delete_family" if descendants else "delete_result", uuid=message.uuid)
+        if not row.removed and not missing_ok:
             raise KeyError(f"no result for {message.summary}")
-        return int(removed)
+        return int(row.removed)

@@ -10,59 +10,47 @@ pruned now and then by writers.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from alsek_backends.postgres.backend import PRUNE_INTERVAL_S, PostgresBackend
+from alsek_backends.postgres.connection import PruneThrottle, Statements
+from alsek_backends.postgres.kv import PostgresKeyValue
 from alsek_backends.postgres.listen import channel_name
-from alsek_backends.postgres.queries import queries
-from alsek_backends.postgres.schema import Conn
 from alsek_core.message import Message
 from alsek_core.ports import Listener
 from alsek_core.status import BaseStatusTracker, TaskStatus, status_name
 
 
-class PostgresStatusTracker(BaseStatusTracker):
+class PostgresStatusTracker(PruneThrottle, BaseStatusTracker):
     """Statuses of ``backend``'s namespace, in its schema's ``statuses`` table
     (``alsek db upgrade`` makes it); ``ttl`` in ms, None to keep them."""
 
-    def __init__(self, backend: PostgresBackend, ttl: int | None = None) -> None:
+    def __init__(self, backend: PostgresKeyValue, ttl: int | None = None) -> None:
         self.backend = backend
         self.ttl = ttl
-        self._sql = queries("status_results.sql", backend.schema)
-        self._pruned_at = time.monotonic()
+        self._sql = Statements(backend.db, "status_results.sql")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(backend={self.backend!r}, ttl={self.ttl!r})"
 
-    def _run(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
-        params["namespace"] = self.backend.namespace
-        sql = self._sql[name]
-
-        def work(conn: Conn) -> list[tuple[Any, ...]]:
-            cursor = conn.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
-
-        return self.backend.db.run(work)
+    def _run(self, statement: str, **params: Any) -> list[Any]:
+        return self._sql.rows(statement, namespace=self.backend.namespace, **params)
 
     def set(self, message: Message, status: TaskStatus) -> None:
         channel = channel_name(self.backend.schema, self.backend.namespace, status_name(message.uuid))
         self._run("set_status", uuid=message.uuid, ttl=self.ttl, channel=channel,
                   **self.make_record(message, status))
-        if self.ttl is not None and time.monotonic() - self._pruned_at > PRUNE_INTERVAL_S:
-            self._pruned_at = time.monotonic()
+        if self.ttl is not None and self.prune_due():
             self._run("prune_statuses")
 
     def record(self, uuid: str) -> dict[str, Any] | None:
         rows = self._run("get_status", uuid=uuid)
         if not rows:
             return None
-        status, queue, task_name, updated_at = rows[0]
-        return {"status": status, "queue": queue, "task_name": task_name, "updated_at": updated_at}
+        return rows[0]._asdict()  # type: ignore[no-any-return]
 
     def uuids(self) -> Iterator[str]:
-        return iter([row[0] for row in self._run("status_uuids")])
+        return iter([row.uuid for row in self._run("status_uuids")])
 
     def remove(self, uuid: str) -> None:
         self._run("remove_status", uuid=uuid)

@@ -6,6 +6,7 @@
 -- the row is visible: a woken waiter always finds what woke it.
 
 -- name: set_status
+-- Upserts a message's status and NOTIFYs its waiters on commit.
 WITH written AS (
     INSERT INTO {schema}.statuses AS s
         (namespace, uuid, status, queue, task_name, updated_at, expires_at)
@@ -19,17 +20,20 @@ WITH written AS (
 SELECT pg_notify(%(channel)s, '') FROM written;
 
 -- name: get_status
+-- A message's live status record.
 SELECT status, queue, task_name, updated_at FROM {schema}.statuses
 WHERE namespace = %(namespace)s AND uuid = %(uuid)s
   AND (expires_at IS NULL OR expires_at > {schema}.now_ms());
 
 -- name: status_uuids
+-- Every uuid with a live status (for the integrity scanner).
 SELECT uuid FROM {schema}.statuses
 WHERE namespace = %(namespace)s
   AND (expires_at IS NULL OR expires_at > {schema}.now_ms())
 ORDER BY uuid;
 
 -- name: remove_status
+-- Forgets a message's status.
 DELETE FROM {schema}.statuses WHERE namespace = %(namespace)s AND uuid = %(uuid)s;
 
 -- name: prune_statuses
@@ -54,9 +58,10 @@ WITH written AS (
 ), woken AS (
     SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
 )
-SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM woken);
+SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM woken) AS woken;
 
 -- name: result_exists
+-- Whether a message has a live result.
 SELECT 1 FROM {schema}.results
 WHERE namespace = %(namespace)s AND uuid = %(uuid)s
   AND (expires_at IS NULL OR expires_at > {schema}.now_ms());
@@ -72,9 +77,10 @@ SELECT EXISTS (
        AND (SELECT count(*) FROM {schema}.results
             WHERE namespace = %(namespace)s AND uuid = ANY(%(members)s::text[])
               AND (expires_at IS NULL OR expires_at > {schema}.now_ms()))
-           = cardinality(%(members)s::text[]);
+           = cardinality(%(members)s::text[]) AS complete;
 
 -- name: get_result
+-- A message's live result, kept.
 SELECT uuid, result, written_at, write_order FROM {schema}.results
 WHERE namespace = %(namespace)s AND uuid = %(uuid)s
   AND (expires_at IS NULL OR expires_at > {schema}.now_ms());
@@ -87,12 +93,14 @@ WHERE namespace = %(namespace)s AND uuid = %(uuid)s
 RETURNING uuid, result, written_at, write_order;
 
 -- name: get_family
+-- The live results of a message and its descendants, kept.
 SELECT uuid, result, written_at, write_order FROM {schema}.results
 WHERE namespace = %(namespace)s AND (uuid = %(uuid)s OR progenitor_uuid = %(uuid)s)
   AND (expires_at IS NULL OR expires_at > {schema}.now_ms())
 ORDER BY write_order;
 
 -- name: take_family
+-- The live results of a message and its descendants, deleted as they are read.
 DELETE FROM {schema}.results
 WHERE namespace = %(namespace)s AND (uuid = %(uuid)s OR progenitor_uuid = %(uuid)s)
   AND (expires_at IS NULL OR expires_at > {schema}.now_ms())
@@ -105,15 +113,17 @@ WITH gone AS (
     WHERE namespace = %(namespace)s AND uuid = %(uuid)s
     RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms() AS live
 )
-SELECT count(*) FILTER (WHERE live) FROM gone;
+SELECT count(*) FILTER (WHERE live) AS removed FROM gone;
 
 -- name: delete_family
+-- Forgets the results of a message and its descendants; counts the live ones.
 WITH gone AS (
     DELETE FROM {schema}.results
     WHERE namespace = %(namespace)s AND (uuid = %(uuid)s OR progenitor_uuid = %(uuid)s)
     RETURNING expires_at IS NULL OR expires_at > {schema}.now_ms() AS live
 )
-SELECT count(*) FILTER (WHERE live) FROM gone;
+SELECT count(*) FILTER (WHERE live) AS removed FROM gone;
 
 -- name: prune_results
+-- Every namespace's expired results: invisible to all, so anyone may delete them.
 DELETE FROM {schema}.results WHERE expires_at <= {schema}.now_ms();

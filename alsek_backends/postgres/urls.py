@@ -5,7 +5,7 @@ Pure string work, no driver import, so the plugin module can use it too.
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote
 
 DEFAULT_SCHEMA = "alsek"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,11 +31,3 @@ def with_schema(url: str, schema: str) -> str:
     base, _ = split_schema(url)
     return f"{base}{'&' if '?' in base else '?'}schema={quote(schema)}"
 
-
-def masked(url: str) -> str:
-    """``url`` safe to print: the password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

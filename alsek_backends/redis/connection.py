@@ -18,6 +18,8 @@ from redis.connection import parse_url
 from redis.retry import Retry
 
 from alsek_core.errors import AlsekError, ConfigError
+from alsek_core.lazy import LazyClient, resolve
+from alsek_core.redact import redact_url
 
 Client = redis.Redis | RedisCluster
 CLUSTER_SCHEME = "redis+cluster"
@@ -76,12 +78,12 @@ class ClientRecipe:
         scheme = urlsplit(url).scheme.lower()
         if scheme not in SCHEMES:
             raise ConfigError(
-                f"not a Redis URL: {_redacted(url)!r}; expected one of {', '.join(SCHEMES)}://"
+                f"not a Redis URL: {redact_url(url)!r}; expected one of {', '.join(SCHEMES)}://"
             )
         try:
             _parse(url)
         except ValueError as exc:
-            raise ConfigError(f"malformed Redis URL {_redacted(url)!r}: {exc}") from exc
+            raise ConfigError(f"malformed Redis URL {redact_url(url)!r}: {exc}") from exc
         return cls(url=url)
 
     @classmethod
@@ -181,11 +183,6 @@ def _parse(url: str) -> dict[str, Any]:
     return cast(dict[str, Any], parse_url(_plain(url)))  # type: ignore[no-untyped-call]
 
 
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -216,3 +213,52 @@ def translated(method: F) -> F:
             raise error(self, exc) from exc
 
     return cast(F, wrapper)
+
+
+class RedisConnection:
+    """The one client a backend's key-value and queue parts share: built on
+    first use from a URL (or a LazyClient), or the caller's own. Pickled as
+    its recipe, never a socket, so a child process builds its own client."""
+
+    def __init__(self, conn: str | Client | LazyClient | None = None) -> None:
+        self._recipe: ClientRecipe | None = None
+        if conn is None or isinstance(conn, str):
+            self._recipe = ClientRecipe.from_url(conn or DEFAULT_URL)
+            conn = LazyClient(self._recipe.build)
+        elif isinstance(conn, (redis.Redis, RedisCluster)) and conn.get_encoder().decode_responses:
+            # Alsek asks for a decoding client, but payloads are bytes: talk
+            # to the same server through a non-decoding client of our own.
+            self._recipe = ClientRecipe.from_client(conn)
+            conn = LazyClient(self._recipe.build)
+        elif not isinstance(conn, LazyClient):
+            conn = check_client(conn)
+        self._conn: Client | LazyClient = conn
+
+    @property
+    def client(self) -> Client:
+        """The live client (a LazyClient is evaluated on first use)."""
+        if isinstance(self._conn, LazyClient):
+            self._conn = check_client(resolve(self._conn))
+        return self._conn
+
+    @property
+    def where(self) -> str:
+        if self._recipe is not None:
+            return self._recipe.where
+        if isinstance(self._conn, LazyClient):
+            return "(a client not built yet)"
+        return where(self._conn)
+
+    def close(self) -> None:
+        """Drop a client built from a URL; the next use builds another. A
+        client the caller passed in stays theirs to close."""
+        if self._recipe is not None and not isinstance(self._conn, LazyClient):
+            self._conn.close()
+            self._conn = LazyClient(self._recipe.build)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"recipe": self._recipe or ClientRecipe.from_client(self.client)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._recipe = state["recipe"]
+        self._conn = LazyClient(state["recipe"].build)

@@ -22,6 +22,24 @@ def make_backend(url: str, **options: Any) -> Any:
     return RedisBackend(url, **options)
 
 
+#: Keywords redis-py passes through from a URL's query that make sense there.
+PLAIN_PARAMS = frozenset({"client_name", "username", "password", "max_connections",
+                          "read_from_replicas", "require_full_coverage"})
+
+
+def url_params() -> set[str]:
+    """What redis-py takes from a URL's query: the arguments it parses, the TLS
+    options and a few plain keywords (anything else fails deep inside redis-py
+    as a TypeError)."""
+    import inspect
+
+    import redis
+    from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+
+    tls = {p for p in inspect.signature(redis.SSLConnection.__init__).parameters if p.startswith("ssl_")}
+    return set(URL_QUERY_ARGUMENT_PARSERS) | tls | PLAIN_PARAMS
+
+
 def test_url(scratch_dir: str) -> str:
     """The contract suite's server; tests keep apart by namespace, not by database."""
     return os.environ.get(ENV_TEST_URL) or DEFAULT_TEST_URL
@@ -36,5 +54,8 @@ def alsek_register_backends(register: Registry) -> None:
             make_backend,
             "Redis or Redis Cluster: Lua-scripted atomic claims, pub/sub wake-ups",
             test_url=test_url,
+            requires=("redis",),
+            extra="redis",
+            url_params=url_params,
         )
     )

@@ -9,34 +9,25 @@ slots, so it is written beside the script rather than by it.
 from __future__ import annotations
 
 import collections
-import hashlib
 import itertools
 import os
 import secrets
 import threading
 import time
-from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from importlib.resources import files
 from typing import Any, cast
 
 import redis
 from redis.exceptions import NoScriptError
 
-from alsek_backends.redis.connection import Client, translated
+from alsek_backends.redis.connection import Client, RedisConnection, translated
+from alsek_backends.redis.scripts import Script
 from alsek_backends.redis.wakeups import PubSubListener
-from alsek_core.backend import Backend
 from alsek_core.errors import ValidationError
-from alsek_core.ports import Delivery, Envelope, QueueCounts, QueuedMessage
+from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage
 
-
-def lua_script(filename: str) -> tuple[str, str]:
-    """A script kept beside this module, and the SHA1 that EVALSHA knows it by."""
-    text = files("alsek_backends.redis").joinpath(filename).read_text(encoding="utf-8")
-    return text, hashlib.sha1(text.encode()).hexdigest()
-
-
-QUEUE_LUA, QUEUE_SHA = lua_script("queue.lua")
+QUEUE = Script("queue.lua")
+QUEUE_SHA = QUEUE.sha
 #: Priorities are zset scores, which are doubles: exact up to 2**53.
 MAX_PRIORITY = 2**53
 #: Messages per round trip when a listing fetches payloads.
@@ -79,29 +70,40 @@ class QueueKeys:
         return f"{self.prefix}:wake"
 
 
-class RedisQueue(Backend):
-    """Native queue operations; the subclass supplies the client and the KV methods."""
+#: How often a submitting process re-adds its queues to the registry (one SADD
+#: in the submit's own round trip): queue_names() prunes queues it sees empty.
+REGISTRY_REFRESH_S = 10.0
+
+
+class RedisQueue(Queue):
+    """Native queue operations on ``connection``'s client, for ``namespace``."""
 
     blocking_claim = True
 
-    def __init__(self, namespace: str, serializer: Any) -> None:
-        super().__init__(namespace=namespace, serializer=serializer)
-        self._reset_queue_state()
-
-    def _reset_queue_state(self) -> None:
-        self._registered: set[str] = set()  # queues this process already put in the registry
+    def __init__(self, connection: RedisConnection, namespace: str) -> None:
+        self.connection = connection
+        self.namespace = namespace
+        # When this process last put each queue in the registry (see REGISTRY_REFRESH_S).
+        self._registered: dict[str, float] = {}
         self._local = threading.local()
         # Every standing subscription, with the thread and process it serves.
         self._waiters: list[tuple[threading.Thread, int, PubSubListener]] = []
         self._waiters_lock = threading.Lock()
 
-    @property
-    @abstractmethod
-    def conn(self) -> Client: ...
+    def __getstate__(self) -> dict[str, Any]:
+        """What another process needs; subscriptions and registrations stay here."""
+        return {"connection": self.connection, "namespace": self.namespace}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["connection"], state["namespace"])  # type: ignore[misc]
 
     @property
-    @abstractmethod
-    def where(self) -> str: ...
+    def conn(self) -> Client:
+        return self.connection.client
+
+    @property
+    def where(self) -> str:
+        return self.connection.where
 
     @property
     def registry_key(self) -> str:
@@ -110,18 +112,9 @@ class RedisQueue(Backend):
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.namespace, queue)
 
-    def _script(self, lua: str, sha: str, key: str, *args: Any) -> Any:
-        """EVALSHA of one of our scripts on one key; loads the script when the
-        server lacks it (scripts flushed, or a restarted server)."""
-        try:
-            return self.conn.evalsha(sha, 1, key, *args)
-        except NoScriptError:
-            self.conn.script_load(lua)
-            return self.conn.evalsha(sha, 1, key, *args)
-
     def _run(self, queue: str, command: str, *args: Any) -> Any:
         """One command of queue.lua."""
-        return self._script(QUEUE_LUA, QUEUE_SHA, queue_prefix(self.namespace, queue), command, *args)
+        return QUEUE(self.conn, queue_prefix(self.namespace, queue), command, *args)
 
     @translated
     def submit(self, envelopes: Iterable[Envelope]) -> int:
@@ -152,7 +145,7 @@ class RedisQueue(Backend):
             connection = pool.get_connection()
             for queue, args in chunks:
                 # Noted as sent before sending: a send that fails is sent again.
-                if queue not in self._registered:
+                if self._registry_due(queue):
                     sent.append((queue, None))
                     connection.send_command("SADD", self.registry_key, queue)
                 sent.append((queue, args))
@@ -188,7 +181,7 @@ class RedisQueue(Backend):
             return int(self._run(queue, "submit", *cast(list[Any], args)))
         sent.popleft()
         if args is None:
-            self._registered.add(queue)
+            self._registered[queue] = time.monotonic()
             return 0
         return int(reply)
 
@@ -209,7 +202,7 @@ class RedisQueue(Backend):
     def _submit_chunk(self, queue: str, args: list[Any]) -> int:
         """One script call. The first for a queue in this process also puts the
         queue in the registry, in the same round trip."""
-        if queue in self._registered:
+        if not self._registry_due(queue):
             return int(self._run(queue, "submit", *args))
         pipe = self.conn.pipeline(transaction=False)
         pipe.sadd(self.registry_key, queue)
@@ -218,7 +211,7 @@ class RedisQueue(Backend):
         registered, added = pipe.execute(raise_on_error=False)
         if isinstance(registered, Exception):
             raise registered
-        self._registered.add(queue)
+        self._registered[queue] = time.monotonic()
         if isinstance(added, NoScriptError):  # flushed scripts or a restarted server
             return int(self._run(queue, "submit", *args))
         if isinstance(added, Exception):
@@ -284,7 +277,8 @@ class RedisQueue(Backend):
         for waiter in orphans:
             waiter.close()
 
-    def close_waiters(self) -> None:
+    def close(self) -> None:
+        """Give back every standing subscription's connection."""
         with self._waiters_lock:
             waiters, self._waiters = self._waiters, []
         for _, _, waiter in waiters:
@@ -324,11 +318,33 @@ class RedisQueue(Backend):
 
     @translated
     def queue_names(self) -> list[str]:
+        """Registered queues that hold messages; the others leave the registry,
+        so a drained or purged namespace leaves no key behind."""
         names = sorted(n.decode() for n in cast(set[bytes], self.conn.smembers(self.registry_key)))
+        live = self._live(names)
+        gone = [name for name in names if name not in live]
+        if gone:
+            self.conn.srem(self.registry_key, *gone)
+            # A submit that raced the SREM puts its queue back; the registry
+            # refresh (REGISTRY_REFRESH_S) covers a submit that raced this too.
+            back = self._live(gone)
+            if back:
+                self.conn.sadd(self.registry_key, *back)
+                live |= back
+        return [name for name in names if name in live]
+
+    def _live(self, names: list[str]) -> set[str]:
         pipe = self.conn.pipeline(transaction=False)
         for name in names:
             pipe.exists(*self.keys(name).zsets)
-        return [name for name, live in zip(names, pipe.execute(), strict=True) if live]
+        return {name for name, count in zip(names, pipe.execute(), strict=True) if count}
+
+    def _registry_due(self, queue: str) -> bool:
+        """Whether this process should (re)put ``queue`` in the registry: once,
+        then again every REGISTRY_REFRESH_S, so a queue pruned while this
+        process was submitting to it is listed again soon."""
+        last = self._registered.get(queue)
+        return last is None or time.monotonic() - last > REGISTRY_REFRESH_S
 
     @translated
     def counts(self, queue: str) -> QueueCounts:
@@ -364,11 +380,3 @@ class RedisQueue(Backend):
     @translated
     def purge(self, queue: str) -> int:
         return int(self._run(queue, "purge"))
-
-    @translated
-    def notify(self, channel: str) -> None:
-        self.conn.publish(self.full_name(channel), b"")
-
-    @translated
-    def listen(self, channels: Sequence[str]) -> PubSubListener:
-        return PubSubListener(self.conn, [self.full_name(c) for c in channels])

@@ -1,6 +1,7 @@
-"""PostgreSQL fixtures shared by the PostgreSQL test modules: an admin
-connection and a throwaway schema per test. A module defining its own
-``admin`` or ``schema`` fixture keeps using that one."""
+"""Fixtures shared by the integration modules: for PostgreSQL, an admin
+connection and a throwaway schema per test (a module defining its own
+``admin`` or ``schema`` fixture keeps using that one); for subprocesses, the
+URL of the registered backend under test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from alsek_core.plugins import plugin_host
 from alsek_core.testing.contract.fixtures import unavailable
 
 
@@ -36,3 +38,15 @@ def schema(admin: Any) -> Iterator[str]:
     name = f"alsek_t_{uuid.uuid4().hex[:10]}"
     yield name
     admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture
+def shared_url(registered_backend: str, scratch_dir: str, contract_namespace: str, backend: Any) -> str:
+    """The ``backend`` fixture's URL, namespace included, for other processes
+    (pools, schedulers) to reach the same data; ``backend`` wipes it after."""
+    if registered_backend == "five-method":
+        pytest.skip("the five-method backend lives in one process")
+    spec = plugin_host().registry.backends[registered_backend][0]
+    assert spec.test_url is not None
+    base = spec.test_url(scratch_dir)
+    return f"{base}{'&' if '?' in base else '?'}namespace={contract_namespace}"

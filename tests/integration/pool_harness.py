@@ -4,6 +4,7 @@ more than one process can share, each test in a namespace of its own."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from alsek_core.plugins import plugin_host
 from alsek_core.ports import Backend
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker
-from alsek_core.testing.contract.fixtures import unavailable, wipe
+from alsek_core.testing.contract.fixtures import shared_across_processes, unavailable, wipe
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = str(Path(__file__).with_name("pool_tasks.py"))
@@ -120,6 +121,10 @@ class Pool:
         self._log.close()
 
 
+#: Per backend: whether other processes see its storage (asked once).
+_SHARED: dict[str, bool] = {}
+
+
 @pytest.fixture(scope="module")
 def scratch() -> str:
     return tempfile.mkdtemp(prefix="alsek-pools-")
@@ -129,12 +134,16 @@ def scratch() -> str:
 def store(request: pytest.FixtureRequest, scratch: str) -> Iterator[Store]:
     url = backend_url(request.param, scratch)
     found = Store(url)
-    if not getattr(found.backend, "multi_process", True):
-        pytest.skip(f"{request.param} lives in one process; pools run in several")
     try:
         found.backend.exists("pool-probe")
     except Exception as exc:
         unavailable(f"{request.param} is unreachable: {exc}")
+    if request.param not in _SHARED:
+        factory = functools.partial(backend_from_url, url)
+        _SHARED[request.param] = shared_across_processes(found.backend, factory)
+    if not _SHARED[request.param]:
+        found.backend.close()
+        pytest.skip(f"{request.param} lives in one process; pools run in several")
     yield found
     wipe(found.backend)
 

@@ -55,7 +55,9 @@ class Run:
         return Message(task_name, queue=queue, args=args, mechanism=mechanism, **fields)
 
     def submit(self, messages: Iterable[Message]) -> list[Message]:
-        return self.broker.submit_many(messages)
+        batch = list(messages)
+        self.broker.submit_many(batch)
+        return batch
 
     def live(self) -> int:
         """Messages ready, delayed or leased, over every queue."""

@@ -83,7 +83,7 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> No
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
 
     bad_url = alsek("healthcheck", "--backend", "nosuch://x")
-    assert bad_url.returncode == 1 and "no backend for URL scheme 'nosuch'" in one_error_line(bad_url)
+    assert bad_url.returncode == 2 and "no backend for URL scheme 'nosuch'" in one_error_line(bad_url)
 
     (tmp_path / "one_task.py").write_text("from alsek import Broker, task\n"
                                           "@task(Broker())\ndef t() -> None: ...\n")
@@ -95,7 +95,8 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> No
         assert "ALSEK_MULTIPROCESSING_BACKEND=torch" in one_error_line(torch)
 
 
-def test_healthcheck_exit_code_says_whether_the_backend_answers(url: str) -> None:
+def test_healthcheck_exit_code_says_whether_the_backend_answers(url: str, backend: Backend) -> None:
+    backend.exists("anything")  # the store now exists
     ok = alsek("healthcheck", "--backend", url)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: ")
     down = alsek("healthcheck", "--backend", "redis://127.0.0.1:1/0")

@@ -28,7 +28,8 @@ psycopg = pytest.importorskip("psycopg")
 psycopg_pool = pytest.importorskip("psycopg_pool")
 
 from alsek_backends.postgres import schema as schema_lib  # noqa: E402
-from alsek_backends.postgres.backend import PostgresBackend, like_pattern  # noqa: E402
+from alsek_backends.postgres.backend import PostgresBackend  # noqa: E402
+from alsek_backends.postgres.kv import like_pattern  # noqa: E402
 from alsek_backends.postgres.listen import MAX_CHANNEL_BYTES, channel_name  # noqa: E402
 from alsek_backends.postgres.urls import DEFAULT_URL, with_schema  # noqa: E402
 
@@ -231,11 +232,19 @@ def test_blocked_claimer_is_woken_only_by_the_commit(backend: PostgresBackend) -
 
 
 class CountingBackend(PostgresBackend):
+    """Counts the claim statements its queue runs."""
+
     claims = 0
 
-    def _claim(self, queues: Sequence[str], limit: int, lease_ms: int) -> list[Delivery]:
-        self.claims += 1
-        return super()._claim(queues, limit, lease_ms)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        claim_once = self.queue._claim  # type: ignore[attr-defined]
+
+        def counted(queues: Sequence[str], limit: int, lease_ms: int) -> list[Delivery]:
+            self.claims += 1
+            return claim_once(queues, limit, lease_ms)  # type: ignore[no-any-return]
+
+        self.queue._claim = counted  # type: ignore[attr-defined]
 
 
 def test_blocking_claim_is_woken_by_submit(backend: PostgresBackend) -> None:
@@ -357,7 +366,7 @@ def test_expired_rows_are_pruned(backend: PostgresBackend, admin: Any) -> None:
 def alsek_cli() -> click.Group:
     """A stand-in for the CLI's main group, extended through the plugin hook."""
     root = click.Group("alsek")
-    plugin_host().manager.hook.alsek_add_commands(cli=root)
+    assert plugin_host().add_commands(root) == []
     return root
 
 

@@ -85,7 +85,7 @@ def test_seed_custom_status_tracker_records_every_transition(
 
 
 def test_sql_status_tracker_on_postgres(schema: str, tmp_path: Path) -> None:
-    from alsek_backends.sql import SqlStatusTracker
+    from alsek_backends.sqlalchemy_status import SqlStatusTracker
 
     engine = sa.create_engine(_sa_url(schema))
     tracker = SqlStatusTracker(engine)

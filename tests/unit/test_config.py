@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from alsek_backends.diskcache import DiskCacheBackend
-from alsek_core.config import DEFAULT_BACKEND_URL, backend_from_url, backend_url, serializer_name
+from alsek_core.config import backend_from_url
 from alsek_core.errors import ConfigError
+from alsek_core.settings import backend_url, resolve_backend_url, serializer_name
 
 
 @pytest.fixture
@@ -16,12 +17,22 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ALSEK_BACKEND_URL", raising=False)
     monkeypatch.delenv("ALSEK_SERIALIZER", raising=False)
-    return tmp_path
+    return tmp_path.resolve()
 
 
-def test_default_is_embedded(project: Path) -> None:
-    assert backend_url() == DEFAULT_BACKEND_URL
+def test_default_is_embedded_and_absolute(project: Path) -> None:
+    assert backend_url() == f"sqlite:///{project}/.alsek"
+    assert "working directory" in resolve_backend_url().source
     assert serializer_name() == "json"
+
+
+def test_default_store_is_next_to_the_projects_pyproject(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "pyproject.toml").write_text('[project]\nname = "app"\n')
+    (project / "src" / "app").mkdir(parents=True)
+    monkeypatch.chdir(project / "src" / "app")
+    setting = resolve_backend_url()
+    assert setting.value == f"sqlite:///{project}/.alsek"
+    assert str(project / "pyproject.toml") in setting.source
 
 
 def test_precedence(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

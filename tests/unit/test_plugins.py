@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from alsek_core import DISTRIBUTION
 from alsek_core.config import backend_from_url
 from alsek_core.errors import ConfigError, PluginError
 from alsek_core.plugins import BackendSpec, Origin, PluginHost, Registry, describe, hookimpl
@@ -31,7 +32,7 @@ def test_builtins_are_discovered_through_entry_points() -> None:
     names = {(r["kind"], r["name"]) for r in rows}
     assert {("backend", "diskcache"), ("serializer", "json"), ("serializer", "msgpack")} <= names
     disk = next(r for r in rows if r["name"] == "diskcache")
-    assert "plugin 'diskcache' (alsek " in disk["origin"]
+    assert f"plugin 'diskcache' ({DISTRIBUTION} " in disk["origin"]
 
 
 def test_duplicate_scheme_names_both_plugins_and_keeps_others() -> None:
@@ -96,3 +97,48 @@ def test_unknown_scheme_lists_known_ones() -> None:
 def test_malformed_url_is_clear(url: str) -> None:
     with pytest.raises(ConfigError, match="malformed backend URL"):
         backend_from_url(url)
+
+
+def test_a_blocked_plugin_is_never_loaded() -> None:
+    host = PluginHost(blocked=frozenset({"unwanted"}))
+    host.register(_backend_plugin("unwanted", "unwanted"), "unwanted")
+    with pytest.raises(ConfigError, match="no backend for URL scheme 'unwanted'"):
+        host.backend_spec("unwanted")
+
+
+def test_no_package_metadata_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata as md
+
+    monkeypatch.setattr(md, "entry_points", lambda group: [])
+    with pytest.raises(PluginError, match=r"no 'alsek' plugins are installed.*pip install -e \."):
+        PluginHost().load_entry_points()
+
+
+def test_add_commands_is_typed_and_reports_a_broken_plugin() -> None:
+    import click
+
+    def good(cli: click.Group) -> None:
+        cli.add_command(click.Command("hello"))
+
+    def bad(cli: click.Group) -> None:
+        raise RuntimeError("no commands today")
+
+    host = PluginHost()
+    host.register(_plugin("good", alsek_add_commands=good), "good")
+    host.register(_plugin("bad", alsek_add_commands=bad), "bad")
+    group = click.Group("alsek")
+    problems = host.add_commands(group)
+    assert "hello" in group.commands
+    assert problems == ["plugin 'bad' could not add its commands: RuntimeError: no commands today"]
+
+
+def test_describe_says_whether_each_driver_is_importable() -> None:
+    host = PluginHost()
+
+    def register(register: Registry) -> None:
+        register.backend(BackendSpec("ghostdb", ("ghost",), factory=lambda url, **o: None,
+                                     requires=("no_such_driver_anywhere",), extra="ghost"))
+
+    host.register(_plugin("ghost", alsek_register_backends=register), Origin("ghost", "ghost-dist"))
+    row = next(r for r in host.describe() if r["name"] == "ghostdb")
+    assert row["driver"] == "driver 'no_such_driver_anywhere' is not installed: pip install 'ghost-dist[ghost]'"

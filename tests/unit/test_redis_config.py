@@ -71,7 +71,7 @@ def test_pickling_carries_parameters_not_sockets() -> None:
     copy = pickle.loads(pickle.dumps(backend))
     assert (copy.namespace, copy.where) == ("ns", "127.0.0.1:1 db 3")
     client = redis.Redis(host="127.0.0.1", port=1, db=2, password="pw", client_name="me")
-    recipe = pickle.loads(pickle.dumps(RedisBackend(client)))._recipe
+    recipe = pickle.loads(pickle.dumps(RedisBackend(client))).connection._recipe
     assert recipe is not None
     rebuilt = recipe.build().connection_pool.connection_kwargs
     assert {k: rebuilt[k] for k in ("host", "port", "db", "password", "client_name")} == {

@@ -6,9 +6,11 @@ returning your backend in the namespace ``contract_namespace``.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -50,7 +52,46 @@ def wipe(backend: Backend) -> None:
                 backend.remove_dead(queue, dead.uuid)
         for name in list(backend.scan()):
             backend.delete(name, missing_ok=True)
+        backend.queue_names()  # now empty: an adapter's registry of names forgets them too
     finally:
         close = getattr(backend, "close", None)
         if close is not None:
             close()
+
+
+def shared_across_processes(backend: Backend, backend_factory: BackendFactory) -> bool:
+    """Whether another process, building its own backend with
+    ``backend_factory``, sees what ``backend`` stores. Not for storage that
+    lives in one process (a dict, ``memory://``), nor for a factory another
+    process cannot run: then the concurrency checks race threads instead."""
+    probe = f"contract-probe-{uuid.uuid4().hex}"
+    backend.set(probe, 1)
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        child = ctx.Process(target=_sees, args=(backend_factory, probe, out))
+        child.start()
+        seen = bool(out.get(timeout=120))
+        child.join(timeout=30)
+        out.close()
+        return seen
+    finally:
+        backend.delete(probe, missing_ok=True)
+
+
+def _sees(backend_factory: BackendFactory, name: str, out: Any) -> None:
+    try:
+        backend = backend_factory()
+        out.put(backend.exists(name))
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+    except Exception:
+        out.put(False)
+        raise
+
+
+@pytest.fixture
+def process_local(backend: Backend, backend_factory: BackendFactory) -> bool:
+    """True when ``backend``'s storage lives in this process only."""
+    return not shared_across_processes(backend, backend_factory)

@@ -11,7 +11,10 @@ import uuid as uuid_lib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
+
 from alsek_core.clock import now_ms
+from alsek_core.errors import AlsekError
 from alsek_core.ports import Backend, Envelope, QueueCounts
 
 LEASE = 30_000
@@ -209,6 +212,21 @@ class QueueContract:
         assert backend.queue_names() == ["q"]
         assert backend.contains("q", delayed.uuid)
 
+    def test_counts_tell_every_state_apart(self, backend: Backend) -> None:
+        backend.submit([envelope() for _ in range(8)] + [envelope(delay=60_000) for _ in range(2)])
+        claimed = backend.claim(["q"], 5, LEASE)
+        for delivery in claimed[:4]:
+            assert backend.dead_letter(delivery, delivery.payload)
+        assert backend.counts("q") == QueueCounts(ready=3, delayed=2, in_flight=1, dead=4)
+
+    def test_submit_in_transaction_refuses_what_is_no_connection(self, backend: Backend) -> None:
+        """Optional capability: a backend without it says so; one with it
+        refuses anything but its own kind of connection. Either way, clearly."""
+        env = envelope()
+        with pytest.raises(AlsekError):
+            backend.submit_in_transaction([env], object())
+        assert not backend.contains("q", env.uuid)
+
     def test_queue_names_sorted(self, backend: Backend) -> None:
         backend.submit([envelope("zeta"), envelope("alpha"), envelope("mid")])
         assert backend.queue_names() == ["alpha", "mid", "zeta"]
@@ -250,14 +268,14 @@ class ConcurrencyContract:
     workers = 4
 
     def test_concurrent_claimers_get_each_message_once(
-        self, backend: Backend, backend_factory: Callable[[], Backend]
+        self, backend: Backend, backend_factory: Callable[[], Backend], process_local: bool
     ) -> None:
         envs = [envelope("conc") for _ in range(self.messages)]
         for start in range(0, len(envs), 200):
             backend.submit(envs[start : start + 200])
         barrier: Any
         out: Any
-        if getattr(backend, "multi_process", True):
+        if not process_local:
             ctx = multiprocessing.get_context("spawn")
             barrier, out = ctx.Barrier(self.workers), ctx.Queue()
             workers: list[Any] = [

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from alsek_core.message import Message
+from alsek_core.redact import redact_url
 from alsek_core.status import BaseStatusTracker, TaskStatus
 
 
@@ -31,7 +32,7 @@ class SqlStatusTracker(BaseStatusTracker):
         metadata.create_all(self.engine, checkfirst=True)
 
     def __repr__(self) -> str:
-        return f"SqlStatusTracker(engine={self.engine.url!r}, table={self.table.fullname!r})"
+        return f"SqlStatusTracker(engine={redact_url(self.engine.url)!r}, table={self.table.fullname!r})"
 
     def set(self, message: Message, status: TaskStatus) -> None:
         record = self.make_record(message, status)
