@@ -58,6 +58,12 @@ class Backend(ABC):
     leaves it out and gets ``KVQueue(self)``.
     """
 
+    #: Where ``StatusTracker(backend)`` and ``ResultStore(backend)`` keep
+    #: records: key-value ones, unless an adapter names a home of its own (a
+    #: subclass, e.g. a table), so the CLI and users' code see the same data.
+    status_tracker_class: type[StatusTracker] | None = None
+    result_store_class: type[ResultStore] | None = None
+
     def __init__(
         self,
         namespace: str = DEFAULT_NAMESPACE,

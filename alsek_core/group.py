@@ -28,10 +28,10 @@ from alsek_core.broker import Broker
 from alsek_core.errors import GroupMemberFailedError, ValidationError
 from alsek_core.message import Message
 from alsek_core.ports import Listener
-from alsek_core.result import WAKE_CHECK_MS, result_name
+from alsek_core.result import result_name
 from alsek_core.status import TERMINAL_STATUSES, TaskStatus, status_name
 from alsek_core.task import Task, maker_of
-from alsek_core.waiting import Deadline
+from alsek_core.waiting import WAKE_CHECK_MS, Deadline
 
 #: How many pending members a waiter listens to at once.
 WATCHED = 256

@@ -116,7 +116,7 @@ def read(backend_factory: BackendFactory, look: Look, messages: list[dict[str, A
 
 
 @contextmanager
-def watching(backend: Backend, backend_factory: BackendFactory, messages: Sequence[Message],
+def watching(process_local: bool, backend_factory: BackendFactory, messages: Sequence[Message],
              look: Look) -> Iterator[None]:
     """Run the body while a reader watches ``messages``, from another process
     as a real reader would (a thread would slow the run down for the GIL),
@@ -125,7 +125,7 @@ def watching(backend: Backend, backend_factory: BackendFactory, messages: Sequen
     started: Any
     stopping: Any
     out: Any
-    if getattr(backend, "multi_process", True):
+    if not process_local:
         ctx = multiprocessing.get_context("spawn")
         started, stopping, out = ctx.Event(), ctx.Event(), ctx.Queue()
         reader: Any = ctx.Process(target=read, args=(backend_factory, look, args, started, stopping, out))
@@ -187,27 +187,27 @@ def chain_is_whole(stores: Stores, root: Message) -> bool:
 @pytest.mark.xfail(reason="issue 12: an outcome is written in several steps until settle lands", strict=False)
 class OutcomeReadContract:
     def test_result_and_status_never_disagree(
-        self, backend: Backend, backend_factory: BackendFactory
+        self, backend: Backend, backend_factory: BackendFactory, process_local: bool
     ) -> None:
         with stores(backend) as s:
             job = s.task(square, "square")
             s.written = [job.generate(args=(i,)) for i in range(RUN)]
-            with watching(backend, backend_factory, s.written, result_agrees_with_status):
+            with watching(process_local, backend_factory, s.written, result_agrees_with_status):
                 assert run_until_empty([job]) == RUN
             assert [s.results.get(m) for m in s.written] == [i * i for i in range(RUN)]
 
     def test_failed_implies_dead_letter(
-        self, backend: Backend, backend_factory: BackendFactory
+        self, backend: Backend, backend_factory: BackendFactory, process_local: bool
     ) -> None:
         with stores(backend) as s:
             job = s.task(broken, "broken")
             s.written = [job.generate() for _ in range(RUN // 10)]
-            with watching(backend, backend_factory, s.written, failed_is_dead_lettered):
+            with watching(process_local, backend_factory, s.written, failed_is_dead_lettered):
                 run_until_empty([job])
             assert all(s.statuses.get(m) == TaskStatus.FAILED for m in s.written)
 
     def test_a_chain_is_fetched_whole_or_not_at_all(
-        self, backend: Backend, backend_factory: BackendFactory
+        self, backend: Backend, backend_factory: BackendFactory, process_local: bool
     ) -> None:
         with stores(backend) as s:
             job = s.task(increment, "increment")
@@ -215,7 +215,7 @@ class OutcomeReadContract:
                 job.generate(kwargs={"x": i}, callback=tuple(job.defer().generate() for _ in range(CHAIN - 1)))
                 for i in range(CHAINS)
             ]
-            with watching(backend, backend_factory, s.written, chain_is_whole):
+            with watching(process_local, backend_factory, s.written, chain_is_whole):
                 run_until_empty([job])
             assert [s.results.get(r, descendants=True) for r in s.written] == [
                 [i + 1 + k for k in range(CHAIN)] for i in range(CHAINS)]
