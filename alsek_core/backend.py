@@ -25,6 +25,7 @@ from alsek_core.ports import (
     QueueCounts,
     QueuedMessage,
     Serializer,
+    Settlement,
 )
 from alsek_core.result import ResultStore
 from alsek_core.status import BaseStatusTracker, StatusTracker
@@ -162,6 +163,13 @@ class Backend(ABC):
     @property
     def blocking_claim(self) -> bool:
         return self.queue.blocking_claim
+
+    @property
+    def atomic_settle(self) -> bool:
+        return self.queue.atomic_settle
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        return self.queue.settle(settlements)
 
     def submit(self, envelopes: Iterable[Envelope]) -> int:
         return self.queue.submit(envelopes)

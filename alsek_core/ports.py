@@ -77,6 +77,8 @@ class StatusWrite:
     uuid: str
     record: dict[str, Any]
     ttl: int | None
+    #: The record as its home stores it (encoded by the backend's serializer).
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,9 @@ class ResultWrite:
     progenitor_uuid: str | None
     record: dict[str, Any]
     ttl: int | None
+    #: The result as its home stores it, encoded by the backend's serializer:
+    #: the whole record on key-value storage, the value alone in a table.
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +132,10 @@ class Settlement:
     4. the removal, release or dead letter, last: until then the message is
        leased, and runs again if this worker dies.
 
-    There, SUCCEEDED implies the result, FAILED implies the dead letter and a
-    family is fetched whole; only "a readable result implies SUCCEEDED" can
-    lag by a moment. ``Queue.atomic_settle`` says which promise a backend keeps."""
+    There, SUCCEEDED implies the result and a family is fetched whole; a
+    result may be readable, and a status FAILED, a moment before the status
+    says SUCCEEDED or the dead letter exists. ``Queue.atomic_settle`` says
+    which promise a backend keeps."""
 
     delivery: Delivery
     status: StatusWrite | None = None
@@ -189,6 +195,12 @@ class Queue(Protocol):
     """
 
     @property
+    def atomic_settle(self) -> bool:
+        """True when ``settle`` applies each outcome as one atomic step (see
+        ``Settlement``); False for ordered, idempotent steps."""
+        ...
+
+    @property
     def blocking_claim(self) -> bool:
         """True when ``claim(..., wait_ms=...)`` blocks natively until work arrives;
         otherwise the consumer backs off by itself between empty claims."""
@@ -233,6 +245,11 @@ class Queue(Protocol):
 
     def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
         """Move a claimed message to its queue's dead-letter store."""
+        ...
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Apply outcomes of claimed messages, as ``Settlement`` says; for each,
+        False when a retry or failure found its lease lost, else True."""
         ...
 
     def contains(self, queue: str, uuid: str) -> bool: ...
