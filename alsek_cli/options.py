@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from alsek_cli.json_logs import FORMATS, JsonFormatter
 from alsek_core.redact import scrub
 from alsek_core.settings import ENV_BACKEND
 
@@ -50,16 +51,36 @@ def debug_requested(argv: list[str]) -> bool:
     return False
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, log_format: str = "text") -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    if log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 def log_level_option(default: str) -> Callable[[F], F]:
+    """``--log-level`` and ``--log-format``; whichever click reads last sets
+    logging up with both (both are eager, read in command-line order)."""
+
     def callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
-        setup_logging(value)
+        ctx.meta[f"alsek.{param.name}"] = value
+        setup_logging(ctx.meta.get("alsek.log_level", default), ctx.meta.get("alsek.log_format", "text"))
         return value
 
-    return option(
+    def both(function: F) -> F:
+        return level(log_format(function))
+
+    log_format = option(
+        "--log-format",
+        type=click.Choice(FORMATS, case_sensitive=False),
+        default="text",
+        show_default=True,
+        expose_value=False,
+        is_eager=True,
+        callback=callback,
+        help="Log lines as text, or as one JSON object per line.",
+    )
+    level = option(
         "--log-level",
         type=click.Choice(LEVELS, case_sensitive=False),
         default=default,
@@ -69,6 +90,7 @@ def log_level_option(default: str) -> Callable[[F], F]:
         callback=callback,
         help="Logging level; 'debug' also shows tracebacks of errors.",
     )
+    return both
 
 
 backend_option = click.option(

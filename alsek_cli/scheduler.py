@@ -15,8 +15,8 @@ import threading
 import click
 
 from alsek_cli.options import backend_option, log_level_option, one_line
-from alsek_cli.pools import ENV_BACKEND  # where the pools take it from, wherever config keeps it
 from alsek_cli.targets import TargetError, find_tasks
+from alsek_core.settings import ENV_BACKEND
 from alsek_core.task import TriggerTask
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,9 @@ the ``Queue`` port, so every backend (native or five-method) behaves alike.
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +95,43 @@ class DeadLetter:
         return self.message.exception_details if self.message is not None else None
 
 
+class AckBatch:
+    """Finished messages waiting to be acked together, by queue. Thread-safe.
+    A message counts as waiting until the round trip that acks it is over."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, dict[str, None]] = {}
+        self._flushing: set[str] = set()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, uuid: object) -> bool:
+        with self._lock:
+            return uuid in self._flushing or any(uuid in uuids for uuids in self._pending.values())
+
+    def add(self, delivery: Delivery) -> None:
+        with self._lock:
+            uuids = self._pending.setdefault(delivery.queue, {})
+            if delivery.uuid not in uuids:
+                uuids[delivery.uuid] = None
+                self._count += 1
+
+    def take(self) -> dict[str, list[str]]:
+        """The batch, to ack now; ``done`` once acked (or given up)."""
+        with self._lock:
+            pending, self._pending, self._count = self._pending, {}, 0
+            for uuids in pending.values():
+                self._flushing.update(uuids)
+        return {queue: list(uuids) for queue, uuids in pending.items()}
+
+    def done(self, uuids: Iterable[str]) -> None:
+        with self._lock:
+            self._flushing.difference_update(uuids)
+
+
 class Broker:
     """``dead_letter=False`` makes ``fail`` simply drop the message."""
 
@@ -110,6 +149,7 @@ class Broker:
         self.dead_letter = dead_letter
         self.max_deliveries = max_deliveries
         self.revocations = RevocationMarks(backend)
+        self._acks: AckBatch | None = None
 
     def __repr__(self) -> str:
         return f"Broker(backend={self.backend!r})"
@@ -199,6 +239,16 @@ class Broker:
         return self.backend.submit(self.envelope(m) for m in messages)
 
     # --- consuming ----------------------------------------------------------------
+    # A message's life after its claim, in one vocabulary: extend its lease,
+    # release it (untouched) or retry it (counted, after its backoff), ack it
+    # (done), fail it or dead-letter it. Each takes the Message, or only its
+    # Delivery where a worker holds no decoded message (a lease keeper, a
+    # supervisor recovering what a dead worker held, an undecodable payload).
+
+    @property
+    def can_wait(self) -> bool:
+        """Whether a claim can block until work arrives (else callers back off)."""
+        return self.backend.blocking_claim
 
     def claim(
         self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
@@ -206,21 +256,66 @@ class Broker:
         return self.backend.claim(queues, limit, lease_ms, wait_ms)
 
     @staticmethod
-    def _delivery(message: Message) -> Delivery:
-        if message.delivery is None:
-            raise MessageDoesNotExistError(f"{message.summary} was not claimed by a consumer")
-        return message.delivery
+    def _delivery(target: Message | Delivery) -> Delivery:
+        if isinstance(target, Delivery):
+            return target
+        if target.delivery is None:
+            raise MessageDoesNotExistError(f"{target.summary} was not claimed by a consumer")
+        return target.delivery
 
     def exists(self, message: Message) -> bool:
-        return self.backend.contains(message.queue, message.uuid)
+        return self.contains(message.queue, message.uuid)
 
-    def ack(self, message: Message) -> None:
-        """Done with it: remove it for good (same as ``remove``)."""
-        self.remove(message)
+    def contains(self, queue: str, uuid: str) -> bool:
+        """Whether the message is still queued (ready, delayed or in flight)."""
+        return self.backend.contains(queue, uuid)
 
-    def remove(self, message: Message) -> None:
+    def batching(self) -> Broker:
+        """This broker, except that ``ack`` waits for ``flush_acks``: a worker
+        pool acks many finished messages in one round trip. An ack only removes
+        a message whose outcome is already recorded, so the cost of a crash
+        before the flush is a rerun once its lease ends."""
+        clone = copy.copy(self)
+        clone._acks = AckBatch()
+        return clone
+
+    def ack(self, message: Message | Delivery) -> None:
+        """Done with it: remove it for good (same as ``remove``), or join the
+        batch of a ``batching()`` broker."""
+        if self._acks is None:
+            self.remove(message)
+            return
+        self._acks.add(self._delivery(message))
+        if isinstance(message, Message):
+            message.delivery = None
+
+    def acks_pending(self) -> int:
+        return 0 if self._acks is None else len(self._acks)
+
+    def ack_pending(self, uuid: str) -> bool:
+        """Whether the message with ``uuid`` waits in the ack batch."""
+        return self._acks is not None and uuid in self._acks
+
+    def flush_acks(self) -> list[str]:
+        """Ack the batch in one round trip per queue; the uuids it held (each
+        counted as pending until then, see ``ack_pending``)."""
+        if self._acks is None or not len(self._acks):
+            return []
+        flushed: list[str] = []
+        for queue, uuids in self._acks.take().items():
+            flushed += uuids
+            try:
+                self.backend.ack_many(queue, uuids)
+            except Exception:
+                log.exception("could not ack %d finished message(s) of queue %r; they will run again "
+                              "when their leases end", len(uuids), queue)
+        self._acks.done(flushed)
+        return flushed
+
+    def remove(self, message: Message | Delivery) -> None:
         self.backend.ack(message.queue, message.uuid)
-        message.delivery = None
+        if isinstance(message, Message):
+            message.delivery = None
 
     def retry(self, message: Message) -> Message:
         """Count a failed attempt and release it to run again after its backoff.
@@ -236,7 +331,7 @@ class Broker:
             self.backend.submit([self.envelope(message)])
             return message
         message.increment_retries()
-        self._release(message, message.ready_at)
+        self.release(message, message.ready_at)
         return message
 
     def nack(self, message: Message) -> None:
@@ -245,7 +340,7 @@ class Broker:
         if message.delivery is None:
             self._unclaimed(message)
             return
-        self._release(message, now_ms())
+        self.release(message)
 
     def _unclaimed(self, message: Message) -> None:
         """Check that ``message`` is queued and that no worker holds it."""
@@ -280,12 +375,28 @@ class Broker:
         """Whether ``message`` is among its queue's dead letters."""
         return any(item.uuid == message.uuid for item in self.backend.messages(message.queue, dead=True))
 
-    def _release(self, message: Message, ready_at: int) -> None:
-        if not self.backend.reschedule(self._delivery(message), self.encode(message), ready_at):
-            log.warning(
-                "lease of %s was lost before release; another worker has it", message.summary
-            )
-        message.delivery = None
+    def release(self, message: Message | Delivery, ready_at: int | None = None) -> bool:
+        """Give it back (as the Message now is, or the Delivery as it was
+        claimed), claimable again at ``ready_at`` (now by default). False if
+        its lease was lost: another worker has it."""
+        delivery = self._delivery(message)
+        payload = self.encode(message) if isinstance(message, Message) else self.payload(delivery)
+        released = self.backend.reschedule(delivery, payload, now_ms() if ready_at is None else ready_at)
+        if not released:
+            log.warning("lease of %s was lost before release; another worker has it",
+                        message.summary if isinstance(message, Message) else delivery.uuid)
+        if isinstance(message, Message):
+            message.delivery = None
+        return released
+
+    def payload(self, delivery: Delivery) -> bytes:
+        """The delivery's payload, looked up in its queue if it was not kept."""
+        if delivery.payload:
+            return delivery.payload
+        for item in self.backend.messages(delivery.queue):
+            if item.uuid == delivery.uuid:
+                return item.payload
+        raise MessageDoesNotExistError(f"message {delivery.uuid} is no longer in queue {delivery.queue!r}")
 
     def fail(self, message: Message, exc: BaseException | None = None) -> None:
         """Give up on it: to the dead letters when enabled, else drop it."""
@@ -307,7 +418,8 @@ class Broker:
             message.previous_result = repr(message.previous_result)
             return self.encode(message)
 
-    def extend(self, message: Message, lease_ms: int) -> bool:
+    def extend(self, message: Message | Delivery, lease_ms: int) -> bool:
+        """Hold it ``lease_ms`` longer; False if the lease was lost (or it is settled)."""
         return self.backend.extend_lease(self._delivery(message), lease_ms)
 
     # --- inspecting ---------------------------------------------------------------

@@ -66,7 +66,7 @@ class Consumer:
     def claim(self, limit: int = 1) -> list[Message]:
         """One pass: up to ``limit`` ready messages, or none after waiting/backing off."""
         queues = self.queues()
-        blocking = self.broker.backend.blocking_claim
+        blocking = self.broker.can_wait
         deliveries = (
             self.broker.claim(queues, limit, self.lease_ms, self.wait_ms if blocking else 0) if queues else []
         )

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from alsek_core.broker import exception_details
+from alsek_core.broker import Broker, exception_details
 from alsek_core.errors import MessageAlreadyExistsError, SerializationError
 from alsek_core.message import Message
+from alsek_core.ports import Delivery
 from alsek_core.status import TaskStatus
 from alsek_core.task import Task
 
@@ -45,51 +47,82 @@ def record_status(task: Task | None, message: Message, status: TaskStatus) -> No
         task.status_tracker.set(message, status)
 
 
+def set_waiting(broker: Broker, tasks: Mapping[str, Task], delivery: Delivery) -> None:
+    """Status SUBMITTED again for a message that ran but is handed back to its
+    queue unfinished (its worker stopped or died), so that it does not read
+    RUNNING while it waits. Set before the message is handed back, so that
+    the RUNNING of whoever claims it next is the last word."""
+    try:
+        message = broker.decode(broker.payload(delivery))
+    except Exception:
+        log.exception("could not read message %s to record that it waits again", delivery.uuid)
+        return
+    set_status(tasks.get(message.task_name), message, TaskStatus.SUBMITTED)
+
+
 def is_poison(task: Task, message: Message) -> bool:
     delivery = message.delivery
     return delivery is not None and delivery.deliveries > task.broker.max_deliveries
 
 
-def process(task: Task, message: Message, tasks: Mapping[str, Task] | None = None) -> None:
-    """Run ``message`` on ``task`` here and now, then settle it."""
+def process(
+    task: Task,
+    message: Message,
+    tasks: Mapping[str, Task] | None = None,
+    broker: Broker | None = None,
+    user_code: AbstractContextManager[Any] | None = None,
+) -> None:
+    """Run ``message`` on ``task`` here and now, then settle it through
+    ``broker`` (the task's own by default; a pool passes its batching one).
+    ``user_code`` is entered around each piece of the task's own code (a
+    thread pool's interrupt window for timeouts)."""
+    broker = broker or task.broker
+    window = user_code or nullcontext()
     if is_poison(task, message):
         deliveries = message.delivery.deliveries if message.delivery else 0
         fail(task, message, PoisonMessageError(
-            f"delivered {deliveries} times without finishing (its workers died); not retried"))
+            f"delivered {deliveries} times without finishing (its workers died); not retried"), broker)
         return
-    # compat: a revoked or expired message is failed here, never run
+    # A revoked or expired message is failed here, never run.
     if (refusal := task.refusal(message)) is not None:
-        fail(task, message, refusal)
+        fail(task, message, refusal, broker)
         return
-    # end compat
     set_status(task, message, TaskStatus.RUNNING)
     try:
-        task.pre_op(message)
-        result = task.execute(message)
-        task.post_op(message, result)
-    except BaseException as exc:
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        settle_failure(task, message, exc)
+        with window:
+            task.pre_op(message)
+        with window:
+            result = task.execute(message)
+        with window:
+            task.post_op(message, result)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: see settle_failure
+        settle_failure(task, message, exc, broker)
         return
-    settle_success(task, message, result, tasks)
+    settle_success(task, message, result, tasks, broker)
 
 
-def settle_success(task: Task, message: Message, result: Any, tasks: Mapping[str, Task] | None = None) -> None:
+def settle_success(
+    task: Task,
+    message: Message,
+    result: Any,
+    tasks: Mapping[str, Task] | None = None,
+    broker: Broker | None = None,
+) -> None:
+    broker = broker or task.broker
     try:
         if task.result_store is not None:
             task.result_store.set(message, result)
         if message.callback_message_data and task.do_callback(message, result):
-            submit_callback(task, message, result, tasks or {})
+            submit_callback(task, message, result, tasks or {}, broker)
     except SerializationError as exc:  # retrying cannot make the result encodable
         log.error("%s: its result cannot be stored: %s", message.summary, exc)
-        fail(task, message, exc)
+        fail(task, message, exc, broker)
         return
     record_status(task, message, TaskStatus.SUCCEEDED)
-    task.broker.ack(message)
+    broker.ack(message)
 
 
-def submit_callback(task: Task, message: Message, result: Any, tasks: Mapping[str, Task]) -> None:
+def submit_callback(task: Task, message: Message, result: Any, tasks: Mapping[str, Task], broker: Broker) -> None:
     assert message.callback_message_data is not None
     callback = Message(**message.callback_message_data)
     callback.update(
@@ -98,29 +131,33 @@ def submit_callback(task: Task, message: Message, result: Any, tasks: Mapping[st
         progenitor_uuid=message.progenitor_uuid or message.uuid,
     )
     try:
-        task.broker.submit(callback)
+        broker.submit(callback)
     except MessageAlreadyExistsError:
         return  # a rerun of this message already submitted it
     set_status(tasks.get(callback.task_name), callback, TaskStatus.SUBMITTED)
 
 
-def settle_failure(task: Task, message: Message, exc: BaseException) -> None:
-    """Retry if the task says so, else fail."""
+def settle_failure(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
+    """Retry if the task says so, else fail. Whatever the task's code raised
+    counts, ``SystemExit`` and ``KeyboardInterrupt`` included: a ``sys.exit()``
+    in a task is that task's failure, never its worker's end (a worker stops
+    on its signals, which its pool handles, not on exceptions)."""
+    broker = broker or task.broker
     try:
         retry = task.do_retry(message, exc)
     except Exception:
         log.exception("do_retry of %s raised; not retrying", task.name)
         retry = False
     if not retry:
-        fail(task, message, exc)
+        fail(task, message, exc, broker)
         return
     message.exception_details = exception_details(exc)
     log.info("%s raised %s: retry %d", message.summary, type(exc).__name__, message.retries + 1)
     record_status(task, message, TaskStatus.RETRYING)
-    task.broker.retry(message)
+    broker.retry(message)
 
 
-def fail(task: Task, message: Message, exc: BaseException) -> None:
+def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
     log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
     record_status(task, message, TaskStatus.FAILED)
-    task.broker.fail(message, exc)
+    (broker or task.broker).fail(message, exc)

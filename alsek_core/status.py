@@ -230,7 +230,7 @@ class StatusTrackerIntegrityScanner:
                 continue
             if record["status"] == TaskStatus.UNKNOWN.name:
                 continue
-            if not self.broker.backend.contains(record["queue"], uuid):
+            if not self.broker.contains(record["queue"], uuid):
                 message = Message(record["task_name"], queue=record["queue"], uuid=uuid)
                 self.status_tracker.set(message, TaskStatus.UNKNOWN)
                 log.info(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from alsek_core.worker.base import BaseWorkerPool
 from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.process import ProcessWorkerPool
-from alsek_core.worker.supervisor import SupervisedPool
+from alsek_core.worker.runtime import SupervisedPool
 from alsek_core.worker.thread import ThreadWorkerPool
 
 WorkerPool = ThreadWorkerPool

@@ -35,8 +35,9 @@ The base supplies the rest:
 * a lease keeper that extends the lease of every message the pool holds
   every ``lease_ms / 3``, so a long task keeps its message, and a pool that
   dies stops extending so its messages come back after at most ``lease_ms``;
-* acks in batches (:mod:`alsek_core.worker.acks`): one round trip for the
-  messages finished since the last claim;
+* acks in batches (:meth:`Broker.batching`): one round trip for the
+  messages finished since the last claim, flushed before each claim, from
+  the housekeeping thread, when ``ACK_BATCH`` wait, and before it exits;
 * SIGTERM / SIGINT (when run in the main thread): stop claiming, give running
   messages ``grace_period`` ms to finish, release (nack) what still runs, and
   return normally. A second signal ends the grace period at once;
@@ -73,25 +74,26 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
 
 from alsek_core.backoff import Backoff, ConstantBackoff, LinearBackoff
 from alsek_core.broker import Broker
-from alsek_core.clock import now_ms
 from alsek_core.consumer import DEFAULT_LEASE_MS, Consumer
 from alsek_core.errors import ValidationError
-from alsek_core.execution import process
+from alsek_core.execution import process, set_waiting
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker import rejects
-from alsek_core.worker.acks import AckBatcher, batching
 from alsek_core.worker.holdings import Holdings
 
 log = logging.getLogger(__name__)
 
+#: Flush the acks at once when this many wait.
+ACK_BATCH = 64
 #: How long running messages get to finish after SIGTERM before they are released.
 DEFAULT_GRACE_MS = 20_000
 #: How long a full pool waits for a free slot before it looks again.
@@ -106,6 +108,14 @@ NO_BACKOFF = ConstantBackoff(constant=10, floor=0, ceiling=10)
 #: bounds how long a new message waits for an idle pool. Backends that block
 #: natively wait for work instead and never use it.
 IDLE_BACKOFF = LinearBackoff(factor=10, floor=0, ceiling=100, zero_override=True)
+
+
+def install_signal_handlers(handler: Callable[[int, FrameType | None], None]) -> dict[int, Any]:
+    """``handler`` for SIGTERM and SIGINT, when in the main thread (only it can);
+    returns the handlers it replaced, to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def index_tasks(tasks: Iterable[Task]) -> dict[str, Task]:
@@ -147,7 +157,7 @@ class BaseWorkerPool(ABC):
         grace_period: int = DEFAULT_GRACE_MS,
     ) -> None:
         self.tasks = index_tasks(tasks)
-        self.broker = common_broker(self.tasks.values())
+        self.broker = common_broker(self.tasks.values()).batching()
         self.queues = (
             [validate_queue_name(q) for q in queues]
             if queues
@@ -160,10 +170,9 @@ class BaseWorkerPool(ABC):
         self.slot_wait_interval = slot_wait_interval
         self.grace_period = grace_period
         self.stop_event = threading.Event()
-        self._hurry = threading.Event()
+        self.hurry = threading.Event()
         self._slot_freed = threading.Event()
         self.holdings = Holdings()
-        self.acks = AckBatcher(self.broker.backend)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tasks={sorted(self.tasks)}, queues={self.queues})"
@@ -183,19 +192,27 @@ class BaseWorkerPool(ABC):
 
     # --- what a subclass calls ------------------------------------------------------
 
-    def execute(self, task: Task, message: Message) -> None:
+    def execute(self, task: Task, message: Message, user_code: AbstractContextManager[Any] | None = None) -> None:
         """Run ``message`` and record its outcome. Does nothing if the pool
-        handed the message back in the meantime."""
+        handed the message back in the meantime. ``user_code`` is entered
+        around the task's own code (see ``execution.process``)."""
         assert message.delivery is not None
         if not self.holdings.start(message.delivery):
             return
         started = time.perf_counter()
         try:
-            process(batching(task, self.acks), message, self.tasks)
+            process(task, message, self.tasks, self.broker, user_code)
         except Exception:  # a backend error while recording: the lease runs out, it comes back
             log.exception("could not record the outcome of %s; it will be delivered again", message.summary)
         finally:
-            self.holdings.finish(message.uuid, time.perf_counter() - started)
+            awaiting_ack = self.broker.ack_pending(message.uuid)
+            self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack)
+        if self.broker.acks_pending() >= ACK_BATCH:
+            self.flush_acks()
+
+    def flush_acks(self) -> None:
+        """Ack what finished, in one round trip."""
+        self.holdings.acked(self.broker.flush_acks())
 
     def claim_limit(self) -> int:
         """How many messages the next claim may take."""
@@ -219,7 +236,11 @@ class BaseWorkerPool(ABC):
 
     def run(self) -> None:
         """Consume until stopped (``stop()``, SIGTERM or SIGINT), then wind down."""
-        previous = self._install_signal_handlers()
+        self.consume()
+
+    def consume(self) -> None:
+        """Claim, run and settle messages here until stopped, then wind down."""
+        previous = install_signal_handlers(self._on_signal)
         self._consumer = consumer = self.consumer()
         keeper = threading.Thread(target=self._keep, name="alsek-lease-keeper", daemon=True)
         keeper.start()
@@ -232,7 +253,7 @@ class BaseWorkerPool(ABC):
                 if free <= 0:
                     self._slot_freed.wait(self.slot_wait_interval / 1000)
                     continue
-                self.acks.flush()  # what finished since the last claim, in one round trip
+                self.flush_acks()  # what finished since the last claim, in one round trip
                 try:
                     # Hold the whole batch before running any of it, so that its
                     # leases are kept alive while the first ones run.
@@ -289,7 +310,7 @@ class BaseWorkerPool(ABC):
             self.submit_to_executor(task, message)
         except Exception:
             log.exception("could not start %s; releasing it", message.summary)
-            self._release(message.delivery)
+            self.release(message.delivery)
 
     def _keep(self) -> None:
         """Extend leases every lease/3 and call ``watch()`` in between."""
@@ -297,11 +318,11 @@ class BaseWorkerPool(ABC):
         next_extend = time.monotonic() + every
         while not (self.stop_event.is_set() and not len(self.holdings)):
             try:
-                self.acks.flush()
+                self.flush_acks()
                 self.watch()
                 for delivery in self.holdings.take_unstarted():
                     log.info("message %s waited behind a slow one; handed back", delivery.uuid)
-                    self._release(delivery)
+                    self.release(delivery)
                 if time.monotonic() >= next_extend:
                     next_extend = time.monotonic() + every
                     self._extend_leases()
@@ -311,10 +332,10 @@ class BaseWorkerPool(ABC):
 
     def _extend_leases(self) -> None:
         for delivery in self.holdings.deliveries():
-            if self.broker.backend.extend_lease(delivery, self.lease_ms):
+            if self.broker.extend(delivery, self.lease_ms):
                 continue
             # Settled between our snapshot and the extension, or really lost?
-            if self.holdings.holds(delivery) and self.broker.backend.contains(delivery.queue, delivery.uuid):
+            if self.holdings.holds(delivery) and self.broker.contains(delivery.queue, delivery.uuid):
                 log.warning("lost the lease of message %s in queue %r: it may run twice",
                                 delivery.uuid, delivery.queue)
 
@@ -324,38 +345,33 @@ class BaseWorkerPool(ABC):
         if len(self.holdings):
             log.info("stopping: waiting up to %d ms for %d message(s)", self.grace_period, len(self.holdings))
         for delivery in self.holdings.take_unstarted(older_than_s=0):
-            self._release(delivery)
-        while len(self.holdings) and time.monotonic() < deadline and not self._hurry.is_set():
+            self.release(delivery)
+        while len(self.holdings) and time.monotonic() < deadline and not self.hurry.is_set():
             self._slot_freed.clear()
             self._slot_freed.wait(0.05)
-        self.acks.flush()
+        self.flush_acks()
         for delivery in self.holdings.deliveries():
             log.warning("message %s in queue %r did not finish in time; released for another worker",
                         delivery.uuid, delivery.queue)
-            self._release(delivery)
+            self.release(delivery, ran=True)
 
-    def _release(self, delivery: Delivery) -> None:
-        """Hand a held message back untouched, claimable again at once."""
+    def release(self, delivery: Delivery, ran: bool = False) -> None:
+        """Hand a held message back untouched, claimable again at once;
+        ``ran``: it had started here (its status said RUNNING)."""
         self.holdings.drop(delivery.uuid)
         try:
-            self.broker.backend.reschedule(delivery, delivery.payload, now_ms())
+            if ran:
+                set_waiting(self.broker, self.tasks, delivery)
+            self.broker.release(delivery)
         except Exception:
             log.exception("could not release message %s; it comes back when its lease runs out",
                           delivery.uuid)
 
     # --- signals ---------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous: dict[int, Any] = {}
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, self._on_signal)
-        return previous
-
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_event.is_set():
-            self._hurry.set()
+            self.hurry.set()
         self.stop()
 
     # --- bad input ---------------------------------------------------------------------

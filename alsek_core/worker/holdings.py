@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from alsek_core.ports import Delivery
@@ -35,11 +36,18 @@ class Entry:
 
 class Holdings:
     """Thread-safe. A subclass may also write each entry elsewhere
-    (``_added`` / ``_removed`` are called under the lock)."""
+    (``_added`` / ``_finished`` / ``_removed`` are called under the lock).
+
+    A message that finished while its ack waits in the pool's batch is no
+    longer held, but it is kept apart (``finish(awaiting_ack=True)``) until
+    ``acked``: whoever recovers the pool's messages after it died must ack
+    it, never hand it out again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, Entry] = {}
+        self._awaiting_ack: dict[str, Entry] = {}
+        self._acked_early: set[str] = set()  # acked before ``finish`` said it waited
         self.average_run_s: float | None = None
 
     def __len__(self) -> int:
@@ -48,8 +56,11 @@ class Holdings:
     def _added(self, entry: Entry) -> None:
         """Hook: ``entry`` is now held."""
 
+    def _finished(self, entry: Entry) -> None:
+        """Hook: ``entry`` finished; its ack waits in a batch."""
+
     def _removed(self, entry: Entry) -> None:
-        """Hook: ``entry`` is no longer held."""
+        """Hook: ``entry`` is no longer held (nor waiting for its ack)."""
 
     def _pop(self, uuid: str) -> Entry | None:
         entry = self._entries.pop(uuid, None)
@@ -72,11 +83,27 @@ class Holdings:
             entry.started = True
             return True
 
-    def finish(self, uuid: str, run_s: float) -> None:
+    def finish(self, uuid: str, run_s: float, awaiting_ack: bool = False) -> None:
         with self._lock:
-            self._pop(uuid)
+            entry = self._entries.pop(uuid, None)
+            if entry is not None and awaiting_ack and uuid not in self._acked_early:
+                self._awaiting_ack[uuid] = entry
+                self._finished(entry)
+            elif entry is not None:
+                self._removed(entry)
+            self._acked_early.discard(uuid)
             previous = self.average_run_s
             self.average_run_s = run_s if previous is None else previous + SMOOTHING * (run_s - previous)
+
+    def acked(self, uuids: Iterable[str]) -> None:
+        """These messages' acks are done: forget them."""
+        with self._lock:
+            for uuid in uuids:
+                entry = self._awaiting_ack.pop(uuid, None)
+                if entry is not None:
+                    self._removed(entry)
+                elif uuid in self._entries:
+                    self._acked_early.add(uuid)
 
     def drop(self, uuid: str) -> Delivery | None:
         with self._lock:

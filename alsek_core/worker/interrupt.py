@@ -16,10 +16,6 @@ import ctypes
 import logging
 import platform
 import threading
-from typing import Any, cast
-
-from alsek_core.message import Message
-from alsek_core.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -73,32 +69,3 @@ class Interruptible:
                             platform.python_implementation())
                 return False
             return _set_async_exc(self._thread_id, TaskTimeoutError) == 1
-
-
-class _Watched:
-    """A task whose user code runs inside an interruptible window. Everything
-    else (broker, hooks, stores) is the task's own."""
-
-    def __init__(self, task: Task, interruptible: Interruptible) -> None:
-        self._task = task
-        self._window = interruptible
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._task, name)
-
-    def pre_op(self, message: Message) -> None:
-        with self._window:
-            self._task.pre_op(message)
-
-    def execute(self, message: Message) -> Any:
-        with self._window:
-            return self._task.execute(message)
-
-    def post_op(self, message: Message, result: Any) -> None:
-        with self._window:
-            self._task.post_op(message, result)
-
-
-def watched(task: Task, interruptible: Interruptible) -> Task:
-    """``task`` as ``execution.process`` sees it, interruptible in user code only."""
-    return cast(Task, _Watched(task, interruptible))

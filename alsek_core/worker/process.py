@@ -18,7 +18,7 @@ from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.message import Message
 from alsek_core.task import Task
 from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS, IDLE_BACKOFF
-from alsek_core.worker.supervisor import SupervisedPool
+from alsek_core.worker.runtime import SupervisedPool
 
 
 class ProcessWorkerPool(SupervisedPool):

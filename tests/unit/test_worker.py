@@ -28,8 +28,8 @@ from alsek_core.worker import BaseWorkerPool, TaskTimeoutError
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Holdings
 from alsek_core.worker.interrupt import Interruptible
 from alsek_core.worker.mp import ENV_MP_BACKEND, context, multiprocessing_module
+from alsek_core.worker.runtime import SharedHoldings
 from alsek_core.worker.slots import BUFFER_BYTES, LEASE_BYTES, LeaseBook, SlotTable
-from alsek_core.worker.supervisor import SharedHoldings
 from tests.five_method import DictBackend
 
 # --- ALSEK_MULTIPROCESSING_BACKEND ---------------------------------------------------
@@ -103,7 +103,7 @@ def test_lease_book_keeps_what_a_child_holds_for_its_parent() -> None:
     holdings.add(big)
     holdings.add(_delivery())  # no room left: not written down, still held
     assert len(holdings) == 3
-    found = {d.uuid: d for d in (book.take(2), book.take(3)) if d is not None}
+    found = {d.uuid: d for d, _ in filter(None, (book.take(2), book.take(3)))}
     assert found[small.uuid] == small
     assert found[big.uuid].payload == b"" and found[big.uuid].token == big.token
     assert book.take(3) is None, "taking clears"
@@ -116,7 +116,24 @@ def test_shared_holdings_free_their_records() -> None:
     holdings.add(first)
     holdings.finish(first.uuid, run_s=0.01)
     holdings.add(second)
-    assert book.take(0) == second
+    assert book.take(0) == (second, False)
+
+
+def test_shared_holdings_keep_a_finished_message_until_its_ack_is_done() -> None:
+    book = LeaseBook(context(), 2)
+    holdings = SharedHoldings(book, range(2))
+    done, acked_first = _delivery(), _delivery()
+    holdings.add(done)
+    holdings.add(acked_first)
+    holdings.finish(done.uuid, run_s=0.01, awaiting_ack=True)
+    holdings.acked([acked_first.uuid])  # its ack went before its thread said it waited
+    holdings.finish(acked_first.uuid, run_s=0.01, awaiting_ack=True)
+    assert len(holdings) == 0 and book.count(range(2)) == 1
+    holdings.acked([done.uuid])
+    assert book.count(range(2)) == 0
+    holdings.add(done)
+    holdings.finish(done.uuid, run_s=0.01, awaiting_ack=True)
+    assert book.take(0) == (done, True) or book.take(1) == (done, True)
 
 
 # --- thread interrupts -----------------------------------------------------------------
@@ -315,19 +332,17 @@ def test_pool_arguments_are_checked(broker: Broker) -> None:
     assert ExecutorPool([one], queues=["b", "a"]).queues == ["b", "a"]
 
 
-def test_acks_wait_for_a_batch_and_go_in_one_call(broker: Broker) -> None:
-    from alsek_core.worker.acks import BATCH, AckBatcher
-
-    messages = [broker.submit(Message("t", queue="q")) for _ in range(BATCH + 3)]
-    acks = AckBatcher(broker.backend)
-    for m in messages[:3]:
-        acks.add(m.queue, m.uuid)
-    assert len(acks) == 3 and all(broker.exists(m) for m in messages[:3]), "waiting for company"
-    acks.flush()
-    assert not any(broker.exists(m) for m in messages[:3])
-    for m in messages[3:]:
-        acks.add(m.queue, m.uuid)
-    assert len(acks) == 0 and not any(broker.exists(m) for m in messages), "a full batch goes at once"
+def test_a_batching_broker_acks_on_flush_in_one_call(broker: Broker) -> None:
+    messages = [broker.submit(Message("t", queue="q")) for _ in range(3)]
+    batching = broker.batching()
+    for m in messages:
+        m.delivery = Delivery(m.queue, m.uuid, b"", "token", 1)
+        batching.ack(m)
+    assert batching.acks_pending() == 3 and all(broker.exists(m) for m in messages), "waiting for company"
+    assert batching.ack_pending(messages[0].uuid) and broker.acks_pending() == 0
+    assert sorted(batching.flush_acks()) == sorted(m.uuid for m in messages)
+    assert not any(broker.exists(m) for m in messages)
+    assert batching.acks_pending() == 0
 
 
 class _OutageBackend(DictBackend):

@@ -1,0 +1,155 @@
+"""Pools whose work runs in worker processes, each process a whole worker: it
+claims, runs and settles messages on its own, so no message is ever passed
+between processes and the supervisor (:mod:`alsek_core.worker.supervisor`)
+stays out of the hot path.
+
+This module is the worker side: what one worker process runs once the
+supervisor has started it. It writes what each of its slots runs to the
+shared :class:`~alsek_core.worker.slots.SlotTable` and every lease it holds
+to the :class:`~alsek_core.worker.slots.LeaseBook`, where the supervisor
+finds them if the process dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from alsek_core.backoff import Backoff
+from alsek_core.errors import AlsekError
+from alsek_core.message import Message
+from alsek_core.ports import Delivery
+from alsek_core.task import Task
+from alsek_core.worker.base import IDLE_BACKOFF, BaseWorkerPool
+from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Entry, Holdings
+from alsek_core.worker.slots import LeaseBook, SharedState
+from alsek_core.worker.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+class SharedHoldings(Holdings):
+    """A worker process's holdings, also written to the pool's lease book (in
+    the records ``room``), where the supervisor finds them if the process dies."""
+
+    def __init__(self, book: LeaseBook, room: range) -> None:
+        super().__init__()
+        self._book = book
+        self._free = list(reversed(room))
+
+    def _added(self, entry: Entry) -> None:
+        if self._free and self._book.put(self._free[-1], entry.delivery):
+            entry.record = self._free.pop()
+
+    def _finished(self, entry: Entry) -> None:
+        if entry.record >= 0:
+            self._book.mark_finished(entry.record)
+
+    def _removed(self, entry: Entry) -> None:
+        if entry.record >= 0:
+            self._book.clear(entry.record)
+            self._free.append(entry.record)
+
+
+class SupervisedPool(BaseWorkerPool):
+    """A :class:`BaseWorkerPool` run as up to ``n_processes`` worker processes
+    of ``slots_per_process`` slots each, under a :class:`Supervisor`.
+    Subclasses implement the engine every process runs (``free_slots`` /
+    ``submit_to_executor``) and report each message they run with
+    ``begin_slot`` / ``end_slot``."""
+
+    def __init__(
+        self,
+        tasks: Iterable[Task],
+        n_processes: int,
+        slots_per_process: int,
+        queues: Iterable[str] | None = None,
+        prune_interval: int = 100,
+        backoff: Backoff | None = IDLE_BACKOFF,
+        **options: Any,
+    ) -> None:
+        super().__init__(tasks, queues=queues, backoff=backoff, **options)
+        if n_processes < 1 or slots_per_process < 1:
+            raise AlsekError(f"need at least one process and one slot, got {n_processes} and {slots_per_process}")
+        self.n_processes = n_processes
+        self.slots_per_process = slots_per_process
+        self.prune_interval = prune_interval
+        self.shared: SharedState | None = None
+        self.index = -1  # which worker process this is, once one
+        self._parent_pid = os.getpid()
+
+    @property
+    def leases_per_process(self) -> int:
+        """Room for what a process can hold: its slots, a claim ahead, and
+        slack for messages finishing while the next batch arrives."""
+        return 2 * (self.slots_per_process + MAX_CLAIM_AHEAD)
+
+    def run(self) -> None:
+        """Start the worker processes and supervise them until SIGTERM / SIGINT or ``stop()``."""
+        self._parent_pid = os.getpid()
+        Supervisor(self).run()
+
+    def serve(self, index: int, shared: SharedState) -> None:
+        """The worker process ``index``: consume until stopped. Its stop_event is
+        the supervisor's as it was at the fork, so a SIGTERM that reached this
+        process before its own handlers were in place still counts."""
+        self.index, self.shared = index, shared
+        self.holdings = SharedHoldings(shared.lease_book, shared.leases_of(index))
+        self.broker = self.broker.batching()  # an ack batch of its own
+        try:
+            self.start_engine()
+            self.consume()
+        except Exception as exc:
+            log.error("worker process %d failed: %s: %s", index, type(exc).__name__, exc,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            sys.exit(1)
+
+    def start_engine(self) -> None:
+        """Set up what a worker process needs before it consumes (threads, ...)."""
+
+    def begin_slot(self, local: int, delivery: Delivery, timeout_ms: int, terminate: bool) -> None:
+        assert self.shared is not None
+        self.shared.slot_table.begin(self.shared.slots_of(self.index)[local], delivery, timeout_ms, terminate)
+
+    def end_slot(self, local: int) -> None:
+        assert self.shared is not None
+        self.shared.slot_table.end(self.shared.slots_of(self.index)[local])
+
+    def claim_limit(self) -> int:
+        """After a process died running several messages, any of which may have
+        killed it, the pool runs that many messages one at a time (its
+        processes take turns), so the culprit dies alone and ends as a poison
+        message while the others, run apart from it, succeed."""
+        if self.draining:
+            return 0
+        free = self.free_slots()
+        if self.shared is None or self.shared.careful.value <= 0 or free <= 0:
+            return free
+        return 0 if len(self.holdings) else 1
+
+    def execute(self, task: Task, message: Message, user_code: AbstractContextManager[Any] | None = None) -> None:
+        super().execute(task, message, user_code)
+        careful = self.shared.careful if self.shared is not None else None
+        if careful is not None and careful.value > 0:
+            with careful.get_lock():
+                careful.value = max(0, careful.value - 1)
+
+    @property
+    def draining(self) -> bool:
+        """Told by the supervisor to finish what runs here and start nothing more."""
+        return self.shared is not None and bool(self.shared.draining[self.index])
+
+    def watch(self) -> None:
+        if os.getppid() != self._parent_pid and not self.stop_event.is_set():
+            log.error("the pool's supervisor is gone; stopping")
+            self.stop()
+        if self.draining:
+            for delivery in self.holdings.take_unstarted(older_than_s=0):
+                self.release(delivery)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop()  # the supervisor decides when the grace period is over
