@@ -145,6 +145,12 @@ class Settlement:
     ready_at: int | None = None
     dead: bool = False
 
+    @property
+    def removal_only(self) -> bool:
+        """Nothing to write: settling it is an ack."""
+        return (self.status is None and self.result is None and self.callback is None
+                and self.ready_at is None and not self.dead)
+
 
 @runtime_checkable
 class Serializer(Protocol):

@@ -29,6 +29,7 @@ from alsek_core.testing.contract.outcomes import OutcomeReadContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
 from alsek_core.testing.contract.revocation import RevocationContract
 from alsek_core.testing.contract.serializer import SerializerContract
+from alsek_core.testing.contract.settle import SettleContract
 
 
 class BackendContract(
@@ -38,6 +39,7 @@ class BackendContract(
     ConcurrencyContract,
     RevocationContract,
     OutcomeReadContract,
+    SettleContract,
 ):
     """Every contract at once."""
 
@@ -50,4 +52,5 @@ __all__ = [
     "QueueContract",
     "RevocationContract",
     "SerializerContract",
+    "SettleContract",
 ]
