@@ -26,7 +26,6 @@ __all__ = ["pools", "scratch", "store"]  # fixtures
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xfail(reason="issue 12: an outcome is written in several steps until settle lands", strict=False),
     pytest.mark.parametrize("store", registered_backends(), indirect=True),
 ]
 RUN = 2_000
