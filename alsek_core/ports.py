@@ -117,8 +117,9 @@ class Settlement:
     ``Queue.settle(settlements) -> list[bool]`` applies them, batched like
     acks (one round trip for many where the backend can); False for a retry
     or failure whose lease was lost, as ``reschedule``/``dead_letter`` say.
-    Each settlement is one atomic step where the storage allows (one Lua
-    script on Redis, one transaction on PostgreSQL and SQLite), so readers
+    Each settlement is one atomic step where the storage allows (one
+    MULTI/EXEC on Redis, one transaction on PostgreSQL; on DiskCache, result
+    and status in one transaction of the cache), so readers
     never see a result whose status is not SUCCEEDED, nor FAILED before the
     dead letter exists. The five-method implementation cannot be atomic; it
     takes ordered, idempotent steps, each safe to repeat when a crash between
