@@ -175,7 +175,7 @@ class PostgresQueue(Queue):
             self._q.execute(conn, "submit", self._submit_params([callback]) or {})
         if status is not None:
             self._stores.execute(conn, "set_status", {
-                "namespace": self.namespace, "uuid": status.uuid, "ttl": status.ttl,
+                "namespace": self.namespace, "uuid": status.uuid, "ttl": status.ttl, "durable": True,
                 "channel": self._store_channel(status_name(status.uuid)), **status.record,
             })
         delivery = settlement.delivery

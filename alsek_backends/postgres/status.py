@@ -18,7 +18,7 @@ from alsek_backends.postgres.kv import PostgresKeyValue
 from alsek_backends.postgres.listen import channel_name
 from alsek_core.message import Message
 from alsek_core.ports import Listener
-from alsek_core.status import StatusTracker, TaskStatus, status_name
+from alsek_core.status import TERMINAL_STATUSES, StatusTracker, TaskStatus, status_name
 
 
 class PostgresStatusTracker(PruneThrottle, StatusTracker):
@@ -42,7 +42,7 @@ class PostgresStatusTracker(PruneThrottle, StatusTracker):
     def set(self, message: Message, status: TaskStatus) -> None:
         channel = channel_name(self.backend.schema, self.backend.namespace, status_name(message.uuid))
         self._run("set_status", uuid=message.uuid, ttl=self.ttl, channel=channel,
-                  **self.make_record(message, status))
+                  durable=status in TERMINAL_STATUSES, **self.make_record(message, status))
         if self.ttl is not None and self.prune_due():
             self._run("prune_statuses")
 
