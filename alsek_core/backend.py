@@ -25,6 +25,7 @@ from alsek_core.ports import (
     QueueCounts,
     QueuedMessage,
     Serializer,
+    Settlement,
 )
 from alsek_core.result import ResultStore
 from alsek_core.status import BaseStatusTracker, StatusTracker
@@ -57,6 +58,12 @@ class Backend(ABC):
     ``queue`` is for adapters with a native queue; a five-method backend
     leaves it out and gets ``KVQueue(self)``.
     """
+
+    #: Where ``StatusTracker(backend)`` and ``ResultStore(backend)`` keep
+    #: records: key-value ones, unless an adapter names a home of its own (a
+    #: subclass, e.g. a table), so the CLI and users' code see the same data.
+    status_tracker_class: type[StatusTracker] | None = None
+    result_store_class: type[ResultStore] | None = None
 
     def __init__(
         self,
@@ -156,6 +163,13 @@ class Backend(ABC):
     @property
     def blocking_claim(self) -> bool:
         return self.queue.blocking_claim
+
+    @property
+    def atomic_settle(self) -> bool:
+        return self.queue.atomic_settle
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        return self.queue.settle(settlements)
 
     def submit(self, envelopes: Iterable[Envelope]) -> int:
         return self.queue.submit(envelopes)

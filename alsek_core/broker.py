@@ -23,7 +23,7 @@ from alsek_core.errors import (
     ValidationError,
 )
 from alsek_core.message import Message, validate_queue_name
-from alsek_core.ports import Backend, Delivery, Envelope, QueueCounts, QueuedMessage
+from alsek_core.ports import Backend, Delivery, Envelope, QueueCounts, QueuedMessage, Settlement
 from alsek_core.revocation_marks import REVOCATION_TTL, RevocationMarks, revocation_uuid
 
 log = logging.getLogger(__name__)
@@ -288,6 +288,24 @@ class Broker:
         self._acks.add(self._delivery(message))
         if isinstance(message, Message):
             message.delivery = None
+
+    def settle(self, settlement: Settlement, message: Message | None = None) -> bool:
+        """Apply a claimed message's outcome (built by :mod:`alsek_core.outcome`)
+        in one step where the backend can. One that writes nothing is an ack,
+        and joins the batch of a ``batching()`` broker; one that writes is
+        applied at once, so a worker dying afterwards loses nothing it
+        finished. False when a retry or failure found its lease lost."""
+        if settlement.removal_only and self._acks is not None:
+            self._acks.add(settlement.delivery)
+            settled = True
+        else:
+            [settled] = self.backend.settle([settlement])
+        if not settled:
+            log.warning("lease of message %s was lost before its outcome was settled; another worker has it",
+                        settlement.delivery.uuid)
+        if message is not None:
+            message.delivery = None
+        return settled
 
     def acks_pending(self) -> int:
         return 0 if self._acks is None else len(self._acks)

@@ -1,10 +1,13 @@
 """Running one claimed message and recording its outcome: the part every
 worker pool shares, whatever runs the function (a thread, a process, a test).
 
-Order matters for at-least-once: the result, the callback and the outcome's
-status are written before the message is acked, so a crash or an outage in
-between only causes a rerun, and reruns are harmless (results are stored
-once, a callback has a fixed uuid).
+An outcome (result, callback, status, removal; or status and retry; or
+status and dead letter) is settled in one step where the backend can
+(:mod:`alsek_core.outcome`, ``Queue.settle``); elsewhere in ordered steps,
+the removal last, so a crash or an outage in between only causes a rerun,
+and reruns are harmless (results are stored once, a callback has a fixed
+uuid). A failing write raises, so the message is not settled and runs again
+when its lease ends.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from alsek_core.broker import Broker, exception_details
-from alsek_core.errors import MessageAlreadyExistsError, SerializationError
+from alsek_core import outcome
+from alsek_core.broker import Broker
+from alsek_core.errors import SerializationError
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.status import TaskStatus
@@ -29,22 +33,15 @@ class PoisonMessageError(Exception):
 
 
 def set_status(task: Task | None, message: Message, status: TaskStatus) -> None:
-    """Best effort, for a status a later write replaces (RUNNING, a callback's
-    SUBMITTED): a status store outage must not stop the work."""
+    """Best effort, for a status a later write replaces (RUNNING, SUBMITTED
+    again): a status store outage must not stop the work. The status of an
+    outcome is part of its settlement instead."""
+    if task is None or task.status_tracker is None:
+        return
     try:
-        record_status(task, message, status)
+        task.status_tracker.set(message, status)
     except Exception:
         log.exception("could not record status %s of %s", status.name, message.summary)
-
-
-def record_status(task: Task | None, message: Message, status: TaskStatus) -> None:
-    """The status of an outcome (SUCCEEDED, RETRYING, FAILED) is part of it,
-    like the result: a write that fails once the backend client's own retries
-    are spent raises, so the message is not settled and runs again when its
-    lease ends, and that run writes it. Swallowed, the message would be acked
-    with its status stuck at RUNNING."""
-    if task is not None and task.status_tracker is not None:
-        task.status_tracker.set(message, status)
 
 
 def set_waiting(broker: Broker, tasks: Mapping[str, Task], delivery: Delivery) -> None:
@@ -108,33 +105,42 @@ def settle_success(
     tasks: Mapping[str, Task] | None = None,
     broker: Broker | None = None,
 ) -> None:
+    """Result, callback, SUCCEEDED and removal, settled in one step."""
     broker = broker or task.broker
     try:
-        if task.result_store is not None:
-            task.result_store.set(message, result)
+        callback = None
         if message.callback_message_data and task.do_callback(message, result):
-            submit_callback(task, message, result, tasks or {}, broker)
+            callback = callback_of(message, result)
+        settlement = outcome.succeeded(broker, message, task.status_tracker, task.result_store, result, callback)
     except SerializationError as exc:  # retrying cannot make the result encodable
         log.error("%s: its result cannot be stored: %s", message.summary, exc)
         fail(task, message, exc, broker)
         return
-    record_status(task, message, TaskStatus.SUCCEEDED)
-    broker.ack(message)
+    if callback is not None:
+        mark_submitted((tasks or {}).get(callback.task_name), callback)
+    broker.settle(settlement, message)
 
 
-def submit_callback(task: Task, message: Message, result: Any, tasks: Mapping[str, Task], broker: Broker) -> None:
+def callback_of(message: Message, result: Any) -> Message:
     assert message.callback_message_data is not None
     callback = Message(**message.callback_message_data)
-    callback.update(
+    return callback.update(
         previous_result=result,
         previous_message_uuid=message.uuid,
         progenitor_uuid=message.progenitor_uuid or message.uuid,
     )
+
+
+def mark_submitted(task: Task | None, callback: Message) -> None:
+    """SUBMITTED for a callback about to be settled in, unless a rerun of its
+    parent already settled it (then it may have run since). Before the
+    settle, while nobody can claim it yet, so its own RUNNING comes later."""
+    tracker = task.status_tracker if task is not None else None
     try:
-        broker.submit(callback)
-    except MessageAlreadyExistsError:
-        return  # a rerun of this message already submitted it
-    set_status(tasks.get(callback.task_name), callback, TaskStatus.SUBMITTED)
+        if tracker is not None and not tracker.exists(callback):
+            tracker.set(callback, TaskStatus.SUBMITTED)
+    except Exception:
+        log.exception("could not record status SUBMITTED of %s", callback.summary)
 
 
 def settle_failure(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
@@ -151,13 +157,11 @@ def settle_failure(task: Task, message: Message, exc: BaseException, broker: Bro
     if not retry:
         fail(task, message, exc, broker)
         return
-    message.exception_details = exception_details(exc)
     log.info("%s raised %s: retry %d", message.summary, type(exc).__name__, message.retries + 1)
-    record_status(task, message, TaskStatus.RETRYING)
-    broker.retry(message)
+    broker.settle(outcome.retrying(broker, message, task.status_tracker, exc), message)
 
 
 def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
     log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
-    record_status(task, message, TaskStatus.FAILED)
-    (broker or task.broker).fail(message, exc)
+    broker = broker or task.broker
+    broker.settle(outcome.failed(broker, message, task.status_tracker, exc), message)

@@ -26,7 +26,18 @@ from typing import Any
 
 from alsek_core.clock import now_ms
 from alsek_core.errors import AlsekError, KeyExistsError
-from alsek_core.ports import Delivery, Envelope, KeyValue, Queue, QueueCounts, QueuedMessage
+from alsek_core.ports import (
+    Delivery,
+    Envelope,
+    KeyValue,
+    Queue,
+    QueueCounts,
+    QueuedMessage,
+    Settlement,
+    Wakeups,
+)
+from alsek_core.result import record_names, result_channels
+from alsek_core.status import status_name
 
 Record = dict[str, Any]
 
@@ -61,6 +72,7 @@ class KVQueue(Queue):
     """The ``Queue`` port on top of any store's key-value methods."""
 
     blocking_claim = False
+    atomic_settle = False
 
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
@@ -159,6 +171,36 @@ class KVQueue(Queue):
             return False
         record.update(b=base64.b64encode(payload).decode("ascii"), s=time.time_ns())
         self.kv.set(_dead(delivery.queue) + delivery.uuid, record)
+        self.ack(delivery.queue, delivery.uuid)
+        return True
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        return [self._settle(settlement) for settlement in settlements]
+
+    def _settle(self, settlement: Settlement) -> bool:
+        """The ordered, idempotent steps ``Settlement`` describes: result,
+        callback, status, then the message's removal, release or dead letter."""
+        delivery, result, status = settlement.delivery, settlement.result, settlement.status
+        channels = []
+        if result is not None:
+            for name in record_names(result.uuid, result.progenitor_uuid):
+                try:
+                    self.kv.set(name, result.record, nx=True, ttl=result.ttl)
+                except KeyExistsError:  # a rerun's result: the first one stays
+                    continue
+            channels += result_channels(result.uuid, result.progenitor_uuid)
+        if settlement.callback is not None:
+            self.submit([settlement.callback])  # skipped when a rerun submitted it already
+        if status is not None:
+            self.kv.set(status_name(status.uuid), status.record, ttl=status.ttl)
+            channels.append(status_name(status.uuid))
+        if isinstance(self.kv, Wakeups):
+            for channel in channels:
+                self.kv.notify(channel)
+        if settlement.ready_at is not None:
+            return self.reschedule(delivery, settlement.payload or b"", settlement.ready_at)
+        if settlement.dead:
+            return self.dead_letter(delivery, settlement.payload or b"")
         self.ack(delivery.queue, delivery.uuid)
         return True
 

@@ -69,6 +69,90 @@ class QueuedMessage:
     ready_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """A status record (``{"status", "queue", "task_name", "updated_at"}``)
+    for the message ``uuid``, kept ``ttl`` ms (None: for good)."""
+
+    uuid: str
+    record: dict[str, Any]
+    ttl: int | None
+    #: The record as its home stores it (encoded by the backend's serializer).
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResultWrite:
+    """A result record (``{"result", "timestamp", "written_ns", "uuid"}``) for
+    the message ``uuid``, a member of ``progenitor_uuid``'s family when that is
+    set. Written once: a record already there is kept (a rerun's is dropped)."""
+
+    uuid: str
+    progenitor_uuid: str | None
+    record: dict[str, Any]
+    ttl: int | None
+    #: The result as its home stores it, encoded by the backend's serializer:
+    #: the whole record on key-value storage, the value alone in a table.
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of one claimed message, for ``Queue.settle``:
+
+    * success: ``result`` (if a store is configured), ``callback`` (if any),
+      ``status`` SUCCEEDED (if a tracker is configured), then the message is
+      removed;
+    * retry (``ready_at`` set): ``status`` RETRYING, then the message is
+      released with ``payload`` (its retries counted) to be claimed at
+      ``ready_at``;
+    * failure (``dead``): ``status`` FAILED, then the message moves to the
+      dead letters with ``payload`` (its exception recorded); without dead
+      letters, a failure is settled as a removal.
+
+    ``status`` and ``result`` are only those the backend keeps itself (the
+    Broker writes a store living elsewhere, a user's SQL table, before it
+    settles).
+
+    ``Queue.settle(settlements) -> list[bool]`` applies them, batched like
+    acks (one round trip for many where the backend can); False for a retry
+    or failure whose lease was lost, as ``reschedule``/``dead_letter`` say.
+    Each settlement is one atomic step where the storage allows (one
+    MULTI/EXEC on Redis, one transaction on PostgreSQL; on DiskCache, result
+    and status in one transaction of the cache), so readers
+    never see a result whose status is not SUCCEEDED, nor FAILED before the
+    dead letter exists. The five-method implementation cannot be atomic; it
+    takes ordered, idempotent steps, each safe to repeat when a crash between
+    two of them has the message run again:
+
+    1. the result: its family's copy first, then its own record (a family
+       reads complete only once every copy is there), each written only if
+       absent (a rerun keeps the first result);
+    2. the callback: submitted under its fixed uuid (a rerun's is skipped);
+    3. the status: overwritten with the same record;
+    4. the removal, release or dead letter, last: until then the message is
+       leased, and runs again if this worker dies.
+
+    There, SUCCEEDED implies the result and a family is fetched whole; a
+    result may be readable, and a status FAILED, a moment before the status
+    says SUCCEEDED or the dead letter exists. ``Queue.atomic_settle`` says
+    which promise a backend keeps."""
+
+    delivery: Delivery
+    status: StatusWrite | None = None
+    result: ResultWrite | None = None
+    callback: Envelope | None = None
+    payload: bytes | None = None
+    ready_at: int | None = None
+    dead: bool = False
+
+    @property
+    def removal_only(self) -> bool:
+        """Nothing to write: settling it is an ack."""
+        return (self.status is None and self.result is None and self.callback is None
+                and self.ready_at is None and not self.dead)
+
+
 @runtime_checkable
 class Serializer(Protocol):
     def dumps(self, obj: Any) -> bytes: ...
@@ -118,6 +202,12 @@ class Queue(Protocol):
     """
 
     @property
+    def atomic_settle(self) -> bool:
+        """True when ``settle`` applies each outcome as one atomic step (see
+        ``Settlement``); False for ordered, idempotent steps."""
+        ...
+
+    @property
     def blocking_claim(self) -> bool:
         """True when ``claim(..., wait_ms=...)`` blocks natively until work arrives;
         otherwise the consumer backs off by itself between empty claims."""
@@ -162,6 +252,11 @@ class Queue(Protocol):
 
     def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
         """Move a claimed message to its queue's dead-letter store."""
+        ...
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Apply outcomes of claimed messages, as ``Settlement`` says; for each,
+        False when a retry or failure found its lease lost, else True."""
         ...
 
     def contains(self, queue: str, uuid: str) -> bool: ...

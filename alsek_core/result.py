@@ -14,7 +14,7 @@ from typing import Any
 
 from alsek_core.errors import KeyExistsError
 from alsek_core.message import Message
-from alsek_core.ports import Backend
+from alsek_core.ports import Backend, ResultWrite
 from alsek_core.waiting import WAKE_CHECK_MS, Deadline
 
 #: What ``get(..., with_metadata=True)`` returns for each result, as in Alsek.
@@ -29,7 +29,38 @@ def descendants_prefix(uuid: str) -> str:
     return f"results:{uuid}:descendants:"
 
 
+def family_of(message: Message) -> str | None:
+    """The progenitor whose family the message's result joins, if any."""
+    progenitor = message.progenitor_uuid
+    return progenitor if progenitor and progenitor != message.uuid else None
+
+
+def record_names(uuid: str, progenitor_uuid: str | None) -> list[str]:
+    """Where a result's record is kept, in the order it is written: its
+    family's copy first, then its own name, so a family reads complete (every
+    member's own name exists) only once every copy is there too."""
+    own = result_name(uuid)
+    return [descendants_prefix(progenitor_uuid) + uuid, own] if progenitor_uuid else [own]
+
+
+def result_channels(uuid: str, progenitor_uuid: str | None) -> list[str]:
+    """What a result's writer notifies: its own waiters and its family's."""
+    return [result_name(uuid)] + ([result_name(progenitor_uuid)] if progenitor_uuid else [])
+
+
 class ResultStore:
+    """Results where ``backend`` keeps them: key-value records, unless the
+    backend names a home of its own (its ``result_store_class``, a subclass:
+    PostgreSQL's ``results`` table). Then ``ResultStore(backend)`` is an
+    instance of that class, so what a user constructs writes where
+    ``alsek result`` reads. A user's own subclass keeps the storage it chose."""
+
+    def __new__(cls, backend: Backend) -> ResultStore:
+        home: type[ResultStore] = cls
+        if cls is ResultStore:
+            home = getattr(backend, "result_store_class", None) or cls
+        return super().__new__(home)
+
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
@@ -37,23 +68,31 @@ class ResultStore:
         return f"{type(self).__name__}(backend={self.backend!r})"
 
     def _names(self, message: Message) -> list[str]:
-        names = [result_name(message.uuid)]
-        if message.progenitor_uuid and message.progenitor_uuid != message.uuid:
-            names.append(descendants_prefix(message.progenitor_uuid) + message.uuid)
-        return names
+        return record_names(message.uuid, family_of(message))
+
+    @staticmethod
+    def record(message: Message, result: Any) -> dict[str, Any]:
+        written = time.time_ns()  # orders a family's results even within one millisecond
+        return {"result": result, "timestamp": written // 1_000_000, "written_ns": written, "uuid": message.uuid}
 
     def set(self, message: Message, result: Any, nx: bool = True) -> None:
         """Store once (``nx``): a redelivered message that ran twice keeps its first result."""
-        written = time.time_ns()  # orders a family's results even within one millisecond
-        record = {"result": result, "timestamp": written // 1_000_000, "written_ns": written, "uuid": message.uuid}
+        record = self.record(message, result)
         for name in self._names(message):
             try:
                 self.backend.set(name, record, nx=nx, ttl=message.result_ttl)
             except KeyExistsError:
                 continue
-        self.backend.notify(result_name(message.uuid))
-        if message.progenitor_uuid:
-            self.backend.notify(result_name(message.progenitor_uuid))
+        for channel in result_channels(message.uuid, family_of(message)):
+            self.backend.notify(channel)
+
+    def write(self, message: Message, result: Any) -> ResultWrite:
+        """The result as part of its message's settlement (``Queue.settle``):
+        encoded now, so a result the serializer refuses fails before anything
+        is written."""
+        record = self.record(message, result)
+        return ResultWrite(message.uuid, family_of(message), record, message.result_ttl,
+                           self.backend.serializer.dumps(record))
 
     def exists(self, message: Message, descendants: bool = False) -> bool:
         if descendants:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from alsek_core.clock import now_ms
 from alsek_core.errors import ValidationError
 from alsek_core.message import Message
-from alsek_core.ports import Backend, Listener
+from alsek_core.ports import Backend, Listener, StatusWrite
 from alsek_core.waiting import WAKE_CHECK_MS, Deadline, PollingListener
 
 if TYPE_CHECKING:
@@ -157,7 +157,18 @@ class BaseStatusTracker(ABC):
 
 
 class StatusTracker(BaseStatusTracker):
-    """Statuses on any backend, one key per message."""
+    """Statuses where ``backend`` keeps them: one key-value record per
+    message, unless the backend names a home of its own (its
+    ``status_tracker_class``, a subclass: PostgreSQL's ``statuses`` table).
+    Then ``StatusTracker(backend)`` is an instance of that class, so what a
+    user constructs writes where ``alsek status`` and ``alsek jobs`` read.
+    A user's own subclass keeps the storage it chose."""
+
+    def __new__(cls, backend: Backend, ttl: int | None = DEFAULT_TTL) -> StatusTracker:
+        home: type[StatusTracker] = cls
+        if cls is StatusTracker:
+            home = getattr(backend, "status_tracker_class", None) or cls
+        return super().__new__(home)
 
     def __init__(self, backend: Backend, ttl: int | None = DEFAULT_TTL) -> None:
         self.backend = backend
@@ -169,6 +180,11 @@ class StatusTracker(BaseStatusTracker):
     def set(self, message: Message, status: TaskStatus) -> None:
         self.backend.set(status_name(message.uuid), self.make_record(message, status), ttl=self.ttl)
         self.backend.notify(status_name(message.uuid))
+
+    def write(self, message: Message, status: TaskStatus) -> StatusWrite:
+        """The status as part of its message's settlement (``Queue.settle``)."""
+        record = self.make_record(message, status)
+        return StatusWrite(message.uuid, record, self.ttl, self.backend.serializer.dumps(record))
 
     def record(self, uuid: str) -> dict[str, Any] | None:
         found = self.backend.get(status_name(uuid))

@@ -1,6 +1,8 @@
 """The tasks bench/run.py has pools run (``alsek thread-pool bench/bench_tasks.py
 --backend URL``). ``noop`` does nothing, so a drain measures the queue and the
-pool, not the task; ``stamp`` returns when it started, for latency."""
+pool, not the task; ``stored`` does nothing either, with a status tracker and
+a result store, as most real users run (``bench/run.py --stores``); ``stamp``
+returns when it started, for latency."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ import time
 
 from alsek_core.broker import Broker
 from alsek_core.result import ResultStore
+from alsek_core.status import StatusTracker
 from alsek_core.task import task
 
 QUEUE = "bench"
 
 broker = Broker()
 results = ResultStore(broker.backend)
+statuses = StatusTracker(broker.backend)
 
 
 @task(broker, queue=QUEUE)
@@ -24,3 +28,8 @@ def noop() -> None:
 @task(broker, queue=QUEUE, result_store=results)
 def stamp() -> float:
     return time.time()
+
+
+@task(broker, queue=QUEUE, result_store=results, status_tracker=statuses)
+def stored() -> bool:
+    return True

@@ -10,10 +10,15 @@ backend with a test URL that answers (Redis, PostgreSQL):
   --n_processes 1`` and ``alsek process-pool ... --n_processes 2``), counted from
   the pool's spawn like ../shared/bench/peers does ("drain"), and from the first
   message done ("steady");
+* with ``--stores``, each drain again with a status tracker and a result store
+  on every task (``StatusTracker(backend)``, ``ResultStore(backend)``, as the
+  tour builds them), in the same run, so "stores on / stores off" compares
+  figures measured minutes apart;
 * submit-to-start latency p50/p99 on an idle pool of each kind: one message at a
-  time, each submitted after the pool has been idle for a while.
+  time, each submitted after the pool has been idle for a while (``--samples 0``
+  leaves it out).
 
-Usage: python bench/run.py [N] [--samples S] [--backends diskcache,redis] [--json PATH]
+Usage: python bench/run.py [N] [--samples S] [--stores] [--backends diskcache,redis] [--json PATH]
 Prints a table, then the JSON (also written to --json when given).
 """
 
@@ -36,8 +41,10 @@ from typing import Any
 
 from alsek_core.broker import Broker
 from alsek_core.config import backend_from_url
+from alsek_core.message import Message
 from alsek_core.plugins import plugin_host
 from alsek_core.result import ResultStore
+from alsek_core.status import StatusTracker
 from alsek_core.task import Task, task
 from alsek_core.testing.contract.fixtures import shared_across_processes
 
@@ -67,7 +74,10 @@ class Bench:
         self.backend = backend_from_url(url)
         self.broker = Broker(self.backend)
         self.results = ResultStore(self.backend)
+        self.statuses = StatusTracker(self.backend)
         self.noop: Task = task(self.broker, name="noop", queue=QUEUE)(lambda: None)
+        self.stored: Task = task(self.broker, name="stored", queue=QUEUE, result_store=self.results,
+                                 status_tracker=self.statuses)(lambda: True)
         self.stamp: Task = task(self.broker, name="stamp", queue=QUEUE, result_store=self.results)(time.time)
 
     def live(self) -> int:
@@ -75,7 +85,12 @@ class Bench:
         return counts.ready + counts.delayed + counts.in_flight
 
     def clear(self) -> None:
+        """Empty the queue, and forget every result and status written (the
+        stores' own way, so a native store's table rows go too)."""
         self.broker.purge(QUEUE)
+        for uuid in list(self.statuses.uuids()):
+            self.statuses.remove(uuid)
+            self.results.delete(Message("stored", uuid=uuid), descendants=False, missing_ok=True)
         for name in list(self.backend.scan("results:")):
             self.backend.delete(name, missing_ok=True)
 
@@ -99,9 +114,9 @@ class Bench:
                 "--log-level", "warning"]
         return subprocess.Popen(argv, cwd=HERE.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def drain(self, kind: str, n: int, timeout: float, log: Any) -> dict[str, Any]:
+    def drain(self, kind: str, n: int, timeout: float, log: Any, job: Task) -> dict[str, Any]:
         for start in range(0, n, 5000):
-            self.broker.submit_many([self.noop.generate(submit=False) for _ in range(min(5000, n - start))])
+            self.broker.submit_many([job.generate(submit=False) for _ in range(min(5000, n - start))])
         spawned = time.perf_counter()
         pool = self.pool(kind, log)
         first = None
@@ -115,6 +130,7 @@ class Bench:
             ended = time.perf_counter()
         finally:
             stop(pool)
+            self.clear()
         out: dict[str, Any] = {"status": "ok", "drain_per_s": n / (ended - spawned), "exit_code": pool.returncode}
         if first is not None and ended > first:
             out["steady_per_s"] = first_left / (ended - first)
@@ -147,7 +163,9 @@ def stop(pool: subprocess.Popen[bytes]) -> None:
         pool.wait()
 
 
-def measure(name: str, url: str, n: int, samples: int, timeout: float, logdir: str) -> dict[str, Any]:
+def measure(
+    name: str, url: str, n: int, samples: int, timeout: float, logdir: str, stores: bool
+) -> dict[str, Any]:
     row: dict[str, Any] = {"backend": name}
     bench = Bench(url)
     try:
@@ -164,9 +182,12 @@ def measure(name: str, url: str, n: int, samples: int, timeout: float, logdir: s
             row["enqueue_single_per_s"] = bench.enqueue_single(min(n, 5000))
             row["enqueue_batch_per_s"] = bench.enqueue_batch(n)
             for kind in POOLS:
-                row[f"drain_{kind}"] = bench.drain(kind, n, timeout, log)
+                row[f"drain_{kind}"] = bench.drain(kind, n, timeout, log, bench.noop)
+                if stores:
+                    row[f"drain_{kind}_stores"] = bench.drain(kind, n, timeout, log, bench.stored)
             for kind in POOLS:
-                row[f"latency_{kind}"] = bench.latency(kind, samples, log)
+                if samples:
+                    row[f"latency_{kind}"] = bench.latency(kind, samples, log)
             row["status"] = "ok"
         except Exception as exc:
             row["status"] = f"error: {type(exc).__name__}: {exc}"
@@ -180,20 +201,29 @@ def fmt(value: Any, spec: str = ",.0f") -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    """One line per backend; with stores on, each pool's drain with them and
+    its share of the drain without them."""
+    drains = [f"drain_{k}{suffix}" for k in POOLS for suffix in ("", "_stores")
+              if any(f"drain_{k}{suffix}" in r for r in rows)]
+    latencies = [f"latency_{k}" for k in POOLS if any(f"latency_{k}" in r for r in rows)]
     head = (f"{'backend':<11}{'enq 1by1/s':>11}{'enq batch/s':>12}"
-            + "".join(f"{f'{k} drain/s':>20}{'(steady)':>10}" for k in POOLS)
-            + "".join(f"{f'{k} p50/p99 ms':>22}" for k in POOLS))
+            + "".join(f"{d.removeprefix('drain_') + ' drain/s':>28}{'(steady)':>10}" for d in drains)
+            + "".join(f"{lat.removeprefix('latency_') + ' p50/p99 ms':>22}" for lat in latencies))
     lines = [head]
     for r in rows:
         if r.get("status") != "ok":
             lines.append(f"{r['backend']:<11}{r.get('status')}")
             continue
         line = f"{r['backend']:<11}{fmt(r['enqueue_single_per_s']):>11}{fmt(r['enqueue_batch_per_s']):>12}"
-        for k in POOLS:
-            d = r[f"drain_{k}"]
-            line += f"{fmt(d.get('drain_per_s')):>20}{fmt(d.get('steady_per_s')):>10}"
-        for k in POOLS:
-            lat = r[f"latency_{k}"]
+        for key in drains:
+            d = r[key]
+            figure = fmt(d.get("drain_per_s"))
+            off = r.get(key.removesuffix("_stores"), {}).get("drain_per_s")
+            if key.endswith("_stores") and isinstance(off, float) and "drain_per_s" in d:
+                figure += f" ({d['drain_per_s'] / off:.0%})"
+            line += f"{figure:>28}{fmt(d.get('steady_per_s')):>10}"
+        for key in latencies:
+            lat = r[key]
             line += f"{fmt(lat['p50_ms'], '.1f') + ' / ' + fmt(lat['p99_ms'], '.1f'):>22}"
         lines.append(line)
     return "\n".join(lines)
@@ -203,13 +233,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", nargs="?", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=200, help="latency samples per pool kind")
+    parser.add_argument("--stores", action="store_true",
+                        help="also drain with a status tracker and a result store on every task")
     parser.add_argument("--backends", default="", help="comma list (default: every registered one)")
     parser.add_argument("--timeout", type=float, default=300, help="per drain, seconds")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="alsek-bench-")
     only = [b for b in args.backends.split(",") if b]
-    rows = [measure(name, url, args.n, args.samples, args.timeout, scratch) for name, url in targets(only, scratch)]
+    rows = [measure(name, url, args.n, args.samples, args.timeout, scratch, args.stores)
+            for name, url in targets(only, scratch)]
     report = {"n": args.n, "python": platform.python_version(), "cpus": os.cpu_count(), "rows": rows,
               "logs": scratch}
     print(table(rows))

@@ -12,7 +12,13 @@ from typing import Any
 
 from alsek_backends.diskcache.connection import QUERIES, DiskCacheConnection, transaction
 from alsek_core.clock import now_ms
-from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage
+from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
+from alsek_core.result import record_names
+from alsek_core.status import status_name
+
+
+def _seconds(ttl_ms: int | None) -> float | None:
+    return None if ttl_ms is None else ttl_ms / 1000
 
 
 class SQLiteQueue(Queue):
@@ -36,21 +42,16 @@ class SQLiteQueue(Queue):
     def submit(self, envelopes: Iterable[Envelope]) -> int:
         conn = self._db()
         with transaction(conn):
-            now = now_ms()
-            rows = [
-                self._params(
-                    e.queue,
-                    uuid=e.uuid,
-                    priority=e.priority,
-                    ready_at=e.ready_at,
-                    payload=e.payload,
-                    now=now,
-                )
-                for e in envelopes
-            ]
             before = conn.total_changes
-            conn.executemany(QUERIES["submit"], rows)
+            conn.executemany(QUERIES["submit"], self._rows(envelopes))
             return conn.total_changes - before
+
+    def _rows(self, envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
+        now = now_ms()
+        return [
+            self._params(e.queue, uuid=e.uuid, priority=e.priority, ready_at=e.ready_at, payload=e.payload, now=now)
+            for e in envelopes
+        ]
 
     def claim(
         self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
@@ -112,6 +113,44 @@ class SQLiteQueue(Queue):
             params.update(priority=priority, ready_at=old_ready_at if ready_at is None else ready_at, payload=payload)
             conn.execute(QUERIES[query], params)
         return True
+
+    #: See ``settle``: what readers see together is one transaction.
+    atomic_settle = True
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Statuses and results live in the cache's database, messages in the
+        queue file: two SQLite files, so two transactions, ordered so that
+        readers never see them disagree and a crash never loses an outcome.
+        A result and its status are written in one cache transaction (a reader
+        sees both or neither); on success the callback and the removal follow
+        in the queue's transaction, so a crash in between only reruns the
+        message. A failure's dead letter is committed inside the cache
+        transaction, before its status FAILED becomes visible."""
+        return [self._settle(settlement) for settlement in settlements]
+
+    def _settle(self, settlement: Settlement) -> bool:
+        cache = self.connection.cache
+        with cache.transact():
+            result, status = settlement.result, settlement.status
+            if result is not None:
+                for name in record_names(result.uuid, result.progenitor_uuid):
+                    cache.add(self._key(name), result.data, expire=_seconds(result.ttl))
+            if status is not None:
+                cache.set(self._key(status_name(status.uuid)), status.data, expire=_seconds(status.ttl))
+            if settlement.dead:
+                return self.dead_letter(settlement.delivery, settlement.payload or b"")
+        delivery = settlement.delivery
+        if settlement.ready_at is not None:
+            return self.reschedule(delivery, settlement.payload or b"", settlement.ready_at)
+        conn = self._db()
+        with transaction(conn):
+            if settlement.callback is not None:  # skipped if a rerun submitted it already
+                conn.executemany(QUERIES["submit"], self._rows([settlement.callback]))
+            conn.execute(QUERIES["ack"], self._params(delivery.queue, uuid=delivery.uuid))
+        return True
+
+    def _key(self, name: str) -> str:
+        return f"{self.namespace}:{name}"
 
     def contains(self, queue: str, uuid: str) -> bool:
         row = self._db().execute(QUERIES["contains"], self._params(queue, uuid=uuid))

@@ -28,6 +28,9 @@ class PostgresBackend(PostgresKeyValue):
     first operation. ``schema`` (else the URL's ``schema=``, else "alsek") is
     the PostgreSQL schema holding the tables, made by ``alsek db init``."""
 
+    status_tracker_class = PostgresStatusTracker
+    result_store_class = PostgresResultStore
+
     def __init__(
         self,
         conn: str | ConnectionPool[Conn] | LazyClient | None = None,

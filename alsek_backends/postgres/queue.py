@@ -26,7 +26,9 @@ from alsek_backends.postgres.connection import Database, Row, Statements
 from alsek_backends.postgres.listen import channel_name
 from alsek_backends.postgres.schema import Conn
 from alsek_core.errors import ConfigError
-from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage
+from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
+from alsek_core.result import result_name
+from alsek_core.status import status_name
 
 
 class PostgresQueue(Queue):
@@ -38,6 +40,7 @@ class PostgresQueue(Queue):
         self.db = db
         self.namespace = namespace
         self._q = Statements(db, "queue.sql")
+        self._stores = Statements(db, "status_results.sql")
 
     def _channel(self, queue: str) -> str:
         return channel_name(self.db.schema, self.namespace, f"queue:{queue}")
@@ -141,6 +144,54 @@ class PostgresQueue(Queue):
 
     def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
         return self._q.rowcount("dead_letter", payload=payload, **self._lease(delivery)) == 1
+
+    @property
+    def atomic_settle(self) -> bool:
+        return True
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Each outcome in one transaction with its message's removal, release
+        or dead letter; the batch in one round trip. Statuses and results go
+        to the statuses/results tables (their home on PostgreSQL), each
+        NOTIFYing its waiters on commit. A lease step makes the transaction
+        commit asynchronously, as queue.sql says: a server crash can forget
+        it whole, outcome and removal together, and the message runs again."""
+        def work(conn: Conn) -> list[bool]:
+            with conn.transaction():
+                return [self._settle(conn, settlement) for settlement in settlements]
+
+        return self.db.run(work)
+
+    def _settle(self, conn: Conn, settlement: Settlement) -> bool:
+        result, status, callback = settlement.result, settlement.status, settlement.callback
+        if result is not None:
+            uuids = [result.uuid] + ([result.progenitor_uuid] if result.progenitor_uuid else [])
+            self._stores.execute(conn, "set_result", {
+                "namespace": self.namespace, "uuid": result.uuid, "progenitor_uuid": result.progenitor_uuid,
+                "result": result.data, "ttl": result.ttl, "nx": True,
+                "channels": [self._store_channel(result_name(u)) for u in uuids],
+            })
+        if callback is not None:
+            self._q.execute(conn, "submit", self._submit_params([callback]) or {})
+        if status is not None:
+            self._stores.execute(conn, "set_status", {
+                "namespace": self.namespace, "uuid": status.uuid, "ttl": status.ttl, "durable": True,
+                "channel": self._store_channel(status_name(status.uuid)), **status.record,
+            })
+        delivery = settlement.delivery
+        if settlement.ready_at is not None:
+            [row] = self._q.execute(conn, "reschedule", {
+                "payload": settlement.payload, "ready_at": settlement.ready_at,
+                "channel": self._channel(delivery.queue), **self._lease(delivery)})
+            return bool(row.moved)
+        if settlement.dead:
+            params = {"payload": settlement.payload, **self._lease(delivery)}
+            return conn.execute(self._q.sql["dead_letter"], params).rowcount == 1
+        conn.execute(self._q.sql["ack"], {"namespace": self.namespace, "queue": delivery.queue, "uuid": delivery.uuid})
+        return True
+
+    def _store_channel(self, name: str) -> str:
+        return channel_name(self.db.schema, self.namespace, name)
 
     def contains(self, queue: str, uuid: str) -> bool:
         return self._q.row("contains", namespace=self.namespace, queue=queue, uuid=uuid) is not None

@@ -20,7 +20,8 @@ from alsek_backends.postgres.connection import PruneThrottle, Statements
 from alsek_backends.postgres.kv import PostgresKeyValue
 from alsek_backends.postgres.listen import channel_name
 from alsek_core.message import Message
-from alsek_core.result import ResultStore, result_name
+from alsek_core.ports import ResultWrite
+from alsek_core.result import ResultStore, family_of, result_name
 
 
 class PostgresResultStore(PruneThrottle, ResultStore):
@@ -46,6 +47,11 @@ class PostgresResultStore(PruneThrottle, ResultStore):
                   ttl=message.result_ttl, nx=nx, channels=channels)
         if message.result_ttl is not None and self.prune_due():
             self._run("prune_results")
+
+    def write(self, message: Message, result: Any) -> ResultWrite:
+        """As part of a settlement: the value alone is what the table keeps."""
+        return ResultWrite(message.uuid, family_of(message), self.record(message, result), message.result_ttl,
+                           self.backend.serializer.dumps(result))
 
     def exists(self, message: Message, descendants: bool = False) -> bool:
         if descendants:

@@ -18,12 +18,15 @@ from alsek_backends.postgres.kv import PostgresKeyValue
 from alsek_backends.postgres.listen import channel_name
 from alsek_core.message import Message
 from alsek_core.ports import Listener
-from alsek_core.status import BaseStatusTracker, TaskStatus, status_name
+from alsek_core.status import TERMINAL_STATUSES, StatusTracker, TaskStatus, status_name
 
 
-class PostgresStatusTracker(PruneThrottle, BaseStatusTracker):
+class PostgresStatusTracker(PruneThrottle, StatusTracker):
     """Statuses of ``backend``'s namespace, in its schema's ``statuses`` table
-    (``alsek db upgrade`` makes it); ``ttl`` in ms, None to keep them."""
+    (``alsek db upgrade`` makes it); ``ttl`` in ms, None to keep them. The
+    home of ``StatusTracker(backend)`` on PostgreSQL."""
+
+    backend: PostgresKeyValue
 
     def __init__(self, backend: PostgresKeyValue, ttl: int | None = None) -> None:
         self.backend = backend
@@ -39,7 +42,7 @@ class PostgresStatusTracker(PruneThrottle, BaseStatusTracker):
     def set(self, message: Message, status: TaskStatus) -> None:
         channel = channel_name(self.backend.schema, self.backend.namespace, status_name(message.uuid))
         self._run("set_status", uuid=message.uuid, ttl=self.ttl, channel=channel,
-                  **self.make_record(message, status))
+                  durable=status in TERMINAL_STATUSES, **self.make_record(message, status))
         if self.ttl is not None and self.prune_due():
             self._run("prune_statuses")
 
@@ -48,6 +51,9 @@ class PostgresStatusTracker(PruneThrottle, BaseStatusTracker):
         if not rows:
             return None
         return rows[0]._asdict()  # type: ignore[no-any-return]
+
+    def exists(self, message: Message) -> bool:
+        return self.record(message.uuid) is not None
 
     def uuids(self) -> Iterator[str]:
         return iter([row.uuid for row in self._run("status_uuids")])

@@ -6,12 +6,19 @@
 -- the row is visible: a woken waiter always finds what woke it.
 
 -- name: set_status
--- Upserts a message's status and NOTIFYs its waiters on commit.
-WITH written AS (
+-- Upserts a message's status and NOTIFYs its waiters on commit. Without
+-- durable (a status a later write replaces: SUBMITTED, RUNNING) it commits
+-- asynchronously, as lease operations do: a server crash may forget it, and
+-- the next status write replaces it anyway.
+WITH durability AS (
+    SELECT set_config('synchronous_commit',
+                      CASE WHEN %(durable)s THEN current_setting('synchronous_commit') ELSE 'off' END, true)
+), written AS (
     INSERT INTO {schema}.statuses AS s
         (namespace, uuid, status, queue, task_name, updated_at, expires_at)
-    VALUES (%(namespace)s, %(uuid)s, %(status)s, %(queue)s, %(task_name)s, %(updated_at)s,
-            {schema}.now_ms() + %(ttl)s::bigint)
+    SELECT %(namespace)s, %(uuid)s, %(status)s, %(queue)s, %(task_name)s, %(updated_at)s,
+           {schema}.now_ms() + %(ttl)s::bigint
+    FROM durability
     ON CONFLICT (namespace, uuid) DO UPDATE
     SET status = EXCLUDED.status, queue = EXCLUDED.queue, task_name = EXCLUDED.task_name,
         updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at

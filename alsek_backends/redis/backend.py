@@ -7,6 +7,7 @@ from __future__ import annotations
 from alsek_backends.redis.connection import Client, RedisConnection
 from alsek_backends.redis.kv import RedisKeyValue
 from alsek_backends.redis.queue import QueueKeys, RedisQueue
+from alsek_backends.redis.status import RedisStatusTracker
 from alsek_core.backend import DEFAULT_NAMESPACE
 from alsek_core.lazy import LazyClient
 from alsek_core.ports import Serializer
@@ -24,6 +25,7 @@ class RedisBackend(RedisKeyValue):
     """
 
     queue: RedisQueue
+    status_tracker_class = RedisStatusTracker
 
     def __init__(
         self,

@@ -22,9 +22,10 @@ from redis.exceptions import NoScriptError
 
 from alsek_backends.redis.connection import Client, RedisConnection, translated
 from alsek_backends.redis.scripts import Script
+from alsek_backends.redis.settle import Command, commands
 from alsek_backends.redis.wakeups import PubSubListener
 from alsek_core.errors import ValidationError
-from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage
+from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
 
 QUEUE = Script("queue.lua")
 QUEUE_SHA = QUEUE.sha
@@ -288,6 +289,57 @@ class RedisQueue(Queue):
     @translated
     def ack(self, queue: str, uuid: str) -> None:
         self._run(queue, "ack", uuid)
+
+    @property
+    def atomic_settle(self) -> bool:
+        """One MULTI/EXEC on a single Redis; ordered steps on a Cluster (settle.py)."""
+        return not isinstance(self.conn, redis.RedisCluster)
+
+    @translated
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        batch = [commands(s, self.namespace, self.keys_prefix, QUEUE_SHA) for s in settlements]
+        callbacks = {s.callback.queue for s in settlements if s.callback is not None}
+        registering = [queue for queue in callbacks if self._registry_due(queue)]
+        for queue in registering:
+            batch[0].insert(0, ("SADD", self.registry_key, queue))
+        if self.atomic_settle:
+            replies = self._settle_at_once(batch)
+        else:
+            replies = [self._settle_in_steps(steps) for steps in batch]
+        for queue in registering:
+            self._registered[queue] = time.monotonic()
+        # A removal needs no lease (as ack); a release or dead letter says whether it held.
+        return [bool(reply) or (s.ready_at is None and not s.dead)
+                for s, reply in zip(settlements, replies, strict=True)]
+
+    def _settle_at_once(self, batch: list[list[Command]]) -> list[Any]:
+        """Every settlement of the batch in one MULTI/EXEC; again once after
+        loading queue.lua if the server had lost it (each step is idempotent)."""
+        for attempt in range(2):
+            pipe = self.conn.pipeline(transaction=True)
+            for steps in batch:
+                for step in steps:
+                    pipe.execute_command(*step)
+            replies = pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, NoScriptError) for reply in replies) or attempt:
+                break
+            QUEUE.load(self.conn)
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors:
+            raise errors[0]
+        ends = list(itertools.accumulate(len(steps) for steps in batch))
+        return [replies[end - 1] for end in ends]
+
+    def _settle_in_steps(self, steps: list[Command]) -> Any:
+        """One by one, in order (see settle.py); queue.lua reloaded if need be."""
+        conn: Any = self.conn
+        reply = None
+        for step in steps:
+            reply = QUEUE(conn, step[3], *step[4:]) if step[0] == "EVALSHA" else conn.execute_command(*step)
+        return reply
+
+    def keys_prefix(self, queue: str) -> str:
+        return queue_prefix(self.namespace, queue)
 
     @translated
     def ack_many(self, queue: str, uuids: Sequence[str]) -> None:

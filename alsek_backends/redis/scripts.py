@@ -18,6 +18,9 @@ class Script:
         self.text = files("alsek_backends.redis").joinpath(filename).read_text(encoding="utf-8")
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
+    def load(self, client: Any) -> None:
+        client.script_load(self.text)
+
     def __call__(self, client: Any, key: str, *args: Any) -> Any:
         try:
             return client.evalsha(self.sha, 1, key, *args)

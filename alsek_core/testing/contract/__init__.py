@@ -25,13 +25,21 @@ runs the suite against every registered backend that declares a ``test_url``.
 from __future__ import annotations
 
 from alsek_core.testing.contract.kv import KeyValueContract
+from alsek_core.testing.contract.outcomes import OutcomeReadContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
 from alsek_core.testing.contract.revocation import RevocationContract
 from alsek_core.testing.contract.serializer import SerializerContract
+from alsek_core.testing.contract.settle import SettleContract
 
 
 class BackendContract(
-    KeyValueContract, SerializerContract, QueueContract, ConcurrencyContract, RevocationContract
+    KeyValueContract,
+    SerializerContract,
+    QueueContract,
+    ConcurrencyContract,
+    RevocationContract,
+    OutcomeReadContract,
+    SettleContract,
 ):
     """Every contract at once."""
 
@@ -40,7 +48,9 @@ __all__ = [
     "BackendContract",
     "ConcurrencyContract",
     "KeyValueContract",
+    "OutcomeReadContract",
     "QueueContract",
     "RevocationContract",
     "SerializerContract",
+    "SettleContract",
 ]

@@ -1,0 +1,68 @@
+"""A settlement (``ports.Settlement``) as Redis commands, in the order the
+generic queue takes its steps: result, callback, status, notifications, then
+the message's removal, release or dead letter (``queue.lua``).
+
+On a single Redis the queue runs them as one MULTI/EXEC: one round trip, and
+no reader sees some of them without the others. The queue's own steps reuse
+``queue.lua`` (EVALSHA inside the transaction) instead of a second copy of
+its logic in another script.
+
+On a Redis Cluster they cannot share a transaction: a message's status and
+result keys are named by its uuid alone (``alsek status UUID`` finds them
+without knowing the queue), so they hash to other slots than its queue, and a
+callback's queue is another slot again. There the commands run one by one,
+in this order, each idempotent: a result is SET NX (a rerun's is dropped), a
+callback is submitted under its fixed uuid (a rerun's is skipped), a status
+is the same record again, and the message leaves its queue last, so a crash
+at any point only makes it run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from alsek_core.ports import Settlement
+from alsek_core.result import record_names, result_channels
+from alsek_core.status import status_name
+
+Command = tuple[Any, ...]
+
+
+def commands(
+    settlement: Settlement, namespace: str, prefix: Callable[[str], str], sha: str
+) -> list[Command]:
+    """The settlement's commands; the last one is its queue step, whose reply
+    says whether the lease still held."""
+    out: list[Command] = []
+    channels: list[str] = []
+
+    def key(name: str) -> str:
+        return f"{namespace}:{name}"
+
+    def expiring(ttl: int | None) -> tuple[Any, ...]:
+        return ("PX", ttl) if ttl is not None else ()
+
+    result, status, callback = settlement.result, settlement.status, settlement.callback
+    if result is not None:
+        for name in record_names(result.uuid, result.progenitor_uuid):
+            out.append(("SET", key(name), result.data, "NX", *expiring(result.ttl)))
+        channels += result_channels(result.uuid, result.progenitor_uuid)
+    if callback is not None:
+        out.append(("EVALSHA", sha, 1, prefix(callback.queue), "submit",
+                    callback.uuid, callback.priority, callback.ready_at, callback.payload))
+    if status is not None:
+        out.append(("SET", key(status_name(status.uuid)), status.data, *expiring(status.ttl)))
+        channels.append(status_name(status.uuid))
+    out += [("PUBLISH", key(channel), b"") for channel in channels]
+    delivery = settlement.delivery
+    message_prefix = prefix(delivery.queue)
+    if settlement.ready_at is not None:
+        out.append(("EVALSHA", sha, 1, message_prefix, "reschedule", delivery.uuid, delivery.token,
+                    settlement.payload or b"", settlement.ready_at))
+    elif settlement.dead:
+        out.append(("EVALSHA", sha, 1, message_prefix, "dead_letter", delivery.uuid, delivery.token,
+                    settlement.payload or b""))
+    else:
+        out.append(("EVALSHA", sha, 1, message_prefix, "ack", delivery.uuid))
+    return out
