@@ -13,8 +13,9 @@ from typing import Any
 import click
 
 from alsek_cli.options import backend_option, log_level_option, one_line
-from alsek_core.broker import Broker, DeadLetter
+from alsek_core.broker import Broker
 from alsek_core.config import existing_backend
+from alsek_core.dead_letter import DeadLetter
 from alsek_core.errors import ConfigError
 from alsek_core.message import Message
 from alsek_core.plugins import plugin_host

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from alsek_core.ack_batch import AckBatch
 from alsek_core.clock import now_ms
+from alsek_core.codec import MessageCodec
+from alsek_core.config import default_backend
+from alsek_core.dead_letter import DeadLetter, misaddressed
 from alsek_core.errors import (
     MessageAlreadyExistsError,
     MessageDoesNotExistError,
@@ -23,7 +25,15 @@ from alsek_core.errors import (
     ValidationError,
 )
 from alsek_core.message import Message, validate_queue_name
-from alsek_core.ports import Backend, Delivery, Envelope, QueueCounts, QueuedMessage, Settlement
+from alsek_core.ports import (
+    Backend,
+    Delivery,
+    Envelope,
+    QueueCounts,
+    QueuedMessage,
+    Serializer,
+    Settlement,
+)
 from alsek_core.revocation_marks import REVOCATION_TTL, RevocationMarks, revocation_uuid
 
 log = logging.getLogger(__name__)
@@ -31,8 +41,6 @@ log = logging.getLogger(__name__)
 #: Claims without a recorded outcome (each one a worker that died holding the
 #: message) after which it is a poison message and goes to the dead letters.
 DEFAULT_MAX_DELIVERIES = 5
-#: The task name shown for a payload that is no message.
-UNDECODABLE_TASK = "(undecodable)"
 
 
 def checked_ttl(ttl: Any) -> int | None:
@@ -49,90 +57,7 @@ def exception_details(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def misaddressed(data: dict[str, Any], queue: str, uuid: str) -> str | None:
-    """Why a decoded payload cannot run under its row, if it cannot: a worker
-    acks, retries and records statuses by the message's own queue and uuid, so
-    a payload naming another (or no) uuid, or another queue, would run and
-    never be acked. The row is the message's identity; the payload must agree."""
-    named = data.get("uuid")
-    if named is None:
-        return f"its payload has no uuid; its row is {uuid!r}"
-    if named != uuid:
-        return f"its payload's uuid {named!r:.80} differs from its row's {uuid!r}"
-    if (data.get("queue") or queue) != queue:
-        return f"its payload's queue {data['queue']!r:.80} differs from its row's {queue!r}"
-    return None
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A dead letter as its queue holds it. ``queue`` and ``uuid`` are its
-    row's: the ids it is listed, retried and purged by, whatever the payload
-    says. ``message`` is None when the payload is no message; ``problem``
-    says why the payload cannot run as it is (undecodable, or naming
-    another message than its row), if so."""
-
-    queue: str
-    uuid: str
-    payload: bytes
-    message: Message | None
-    #: Follows from the payload and the row, so it takes no part in equality.
-    problem: Exception | None = field(default=None, compare=False)
-
-    @property
-    def task_name(self) -> str:
-        return self.message.task_name if self.message is not None else UNDECODABLE_TASK
-
-    @property
-    def retries(self) -> int | None:
-        return self.message.retries if self.message is not None else None
-
-    @property
-    def exception_details(self) -> dict[str, Any] | None:
-        """Why it is here: the problem of its payload, else the message's last error."""
-        if self.problem is not None:
-            return {"name": type(self.problem).__name__, "text": str(self.problem)}
-        return self.message.exception_details if self.message is not None else None
-
-
-class AckBatch:
-    """Finished messages waiting to be acked together, by queue. Thread-safe.
-    A message counts as waiting until the round trip that acks it is over."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[str, dict[str, None]] = {}
-        self._flushing: set[str] = set()
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __contains__(self, uuid: object) -> bool:
-        with self._lock:
-            return uuid in self._flushing or any(uuid in uuids for uuids in self._pending.values())
-
-    def add(self, delivery: Delivery) -> None:
-        with self._lock:
-            uuids = self._pending.setdefault(delivery.queue, {})
-            if delivery.uuid not in uuids:
-                uuids[delivery.uuid] = None
-                self._count += 1
-
-    def take(self) -> dict[str, list[str]]:
-        """The batch, to ack now; ``done`` once acked (or given up)."""
-        with self._lock:
-            pending, self._pending, self._count = self._pending, {}, 0
-            for uuids in pending.values():
-                self._flushing.update(uuids)
-        return {queue: list(uuids) for queue, uuids in pending.items()}
-
-    def done(self, uuids: Iterable[str]) -> None:
-        with self._lock:
-            self._flushing.difference_update(uuids)
-
-
-class Broker:
+class Broker(MessageCodec):
     """``dead_letter=False`` makes ``fail`` simply drop the message."""
 
     def __init__(
@@ -141,62 +66,18 @@ class Broker:
         dead_letter: bool = True,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
     ) -> None:
-        if backend is None:
-            from alsek_core.config import default_backend
-
-            backend = default_backend()
-        self.backend = backend
+        self.backend = default_backend() if backend is None else backend
         self.dead_letter = dead_letter
         self.max_deliveries = max_deliveries
-        self.revocations = RevocationMarks(backend)
+        self.revocations = RevocationMarks(self.backend)
         self._acks: AckBatch | None = None
 
     def __repr__(self) -> str:
         return f"Broker(backend={self.backend!r})"
 
-    # --- encoding -----------------------------------------------------------------
-
-    def encode(self, message: Message) -> bytes:
-        try:
-            return self.backend.serializer.dumps(message.data)
-        except SerializationError as exc:
-            raise SerializationError(f"cannot submit {message.summary}: {exc}") from exc
-
-    def decode(self, payload: bytes) -> Message:
-        """The message a payload holds; SerializationError for bytes that hold none."""
-        return self._message(self._data(payload))
-
-    def _data(self, payload: bytes) -> dict[str, Any]:
-        try:
-            data = self.backend.serializer.loads(payload)
-        except SerializationError:
-            raise
-        except Exception as exc:  # a serializer of a plugin breaking its contract: still a clear error
-            raise SerializationError(
-                f"{self.backend.serializer!r} cannot decode the payload: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(data, dict):
-            raise SerializationError(f"payload is a {type(data).__name__}, not a message")
-        return data
-
-    @staticmethod
-    def _message(data: dict[str, Any]) -> Message:
-        try:
-            return Message(**data)
-        except Exception as exc:  # whatever the bytes say, a clear error
-            raise SerializationError(f"payload is no message: {type(exc).__name__}: {exc}") from exc
-
-    def open(self, delivery: Delivery) -> Message:
-        """The message a claimed payload holds, bound to its lease. Raises
-        SerializationError for bytes that hold no message, ValidationError for
-        one naming another message than its row (see ``misaddressed``)."""
-        data = self._data(delivery.payload)
-        problem = misaddressed(data, delivery.queue, delivery.uuid)
-        if problem is not None:
-            raise ValidationError(problem)
-        message = self._message(data)
-        message.delivery = delivery
-        return message
+    @property
+    def serializer(self) -> Serializer:
+        return self.backend.serializer
 
     def reject(self, delivery: Delivery) -> None:
         """Give up on a claimed payload that cannot run as it is: to the dead
@@ -206,11 +87,6 @@ class Broker:
             self.backend.ack(delivery.queue, delivery.uuid)
         elif not self.backend.dead_letter(delivery, delivery.payload):
             log.warning("lease of message %s was lost before dead-lettering", delivery.uuid)
-
-    def envelope(self, message: Message) -> Envelope:
-        return Envelope(
-            message.queue, message.uuid, message.priority, message.ready_at, self.encode(message)
-        )
 
     # --- producing ----------------------------------------------------------------
 
@@ -427,14 +303,6 @@ class Broker:
             message.delivery = None
         else:
             self.remove(message)
-
-    def encode_lenient(self, message: Message) -> bytes:
-        """Encode for the dead letters even if a field (previous_result) cannot be."""
-        try:
-            return self.encode(message)
-        except SerializationError:
-            message.previous_result = repr(message.previous_result)
-            return self.encode(message)
 
     def extend(self, message: Message | Delivery, lease_ms: int) -> bool:
         """Hold it ``lease_ms`` longer; False if the lease was lost (or it is settled)."""

@@ -5,8 +5,9 @@ on one shared client (:mod:`.connection`)."""
 from __future__ import annotations
 
 from alsek_backends.redis.connection import Client, RedisConnection
+from alsek_backends.redis.keys import QueueKeys
 from alsek_backends.redis.kv import RedisKeyValue
-from alsek_backends.redis.queue import QueueKeys, RedisQueue
+from alsek_backends.redis.queue import RedisQueue
 from alsek_backends.redis.status import RedisStatusTracker
 from alsek_core.backend import DEFAULT_NAMESPACE
 from alsek_core.lazy import LazyClient

@@ -21,6 +21,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from alsek_backends.redis.connection import Client, RedisConnection, translated
+from alsek_backends.redis.keys import QueueKeys, queue_prefix
 from alsek_backends.redis.scripts import Script
 from alsek_backends.redis.settle import Command, commands
 from alsek_backends.redis.wakeups import PubSubListener
@@ -37,38 +38,6 @@ PAGE = 500
 #: latency and the server's Lua heap small (and the script's unpack() of two
 #: values per message within Lua's 8,000-slot stack).
 SUBMIT_CHUNK = 1000
-
-
-def queue_prefix(namespace: str, queue: str) -> str:
-    """The hash tag every key of the queue starts with (one Cluster slot per queue)."""
-    return f"{{{namespace}:{queue}}}"
-
-
-class QueueKeys:
-    """The names of one queue's keys (``queue.lua`` documents them)."""
-
-    __slots__ = ("prefix",)
-
-    def __init__(self, namespace: str, queue: str) -> None:
-        self.prefix = queue_prefix(namespace, queue)
-
-    def key(self, part: str) -> str:
-        return f"{self.prefix}:{part}"
-
-    @property
-    def zsets(self) -> list[str]:
-        """Where a queue's live and dead messages are; all empty means no queue."""
-        return [self.key(part) for part in ("ready", "delayed", "leased", "dead")]
-
-    def message(self, uuid: str) -> str:
-        return f"{self.prefix}:m:{uuid}"
-
-    def dead_letter(self, uuid: str) -> str:
-        return f"{self.prefix}:x:{uuid}"
-
-    @property
-    def wake_channel(self) -> str:
-        return f"{self.prefix}:wake"
 
 
 #: How often a submitting process re-adds its queues to the registry (one SADD

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from alsek_core.broker import UNDECODABLE_TASK, Broker
+from alsek_core.broker import Broker
+from alsek_core.dead_letter import UNDECODABLE_TASK
 from alsek_core.message import Message
 from alsek_core.ports import Delivery, StatusTracker
 from alsek_core.status import TaskStatus
