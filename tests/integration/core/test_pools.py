@@ -130,8 +130,11 @@ def test_unknown_and_undecodable_messages_go_to_the_dead_letters(store: Store, p
 def test_a_task_that_kills_its_process_ends_as_a_poison_message(store: Store, pools: Start, kind: str) -> None:
     killer = store.submit("die")
     fine = [store.submit("echo_thread", i) for i in range(10)]
-    # A long lease: only the supervisor cutting it short brings the message back quickly.
-    pool = pools(kind, store.url, "--lease_ms", "60000")
+    # Six deliveries inside 60 s with a 10 s lease: the supervisor must cut the
+    # killer's lease short each time. A message claimed in the very instant its
+    # process dies is on record nowhere yet and waits out its lease (10 s),
+    # which the README states; 60 s was longer than the wait below.
+    pool = pools(kind, store.url, "--lease_ms", "10000")
     store.wait(lambda: store.dead_uuids() == {killer.uuid}, 60, "the killer to be dead-lettered", pool)
     (dead,) = store.broker.dead_letters("pools")
     assert dead.exception_details is not None and dead.exception_details["name"] == "PoisonMessageError"
