@@ -7,7 +7,6 @@ their dependencies."""
 from __future__ import annotations
 
 import json
-import signal
 import threading
 
 import click
@@ -17,6 +16,7 @@ from alsek_cli.options import backend_option, log_level_option, option
 from alsek_core.clock import now_ms
 from alsek_core.redact import redact_url
 from alsek_core.settings import resolve_backend_url
+from alsek_core.worker.base import install_signal_handlers
 from alsek_core.workers import live_workers
 
 
@@ -40,8 +40,7 @@ def workers(backend: str | None, as_json: bool) -> None:
 def _until_signalled() -> threading.Event:
     """An event set by SIGTERM or SIGINT: a server command then exits 0."""
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda number, frame: stop.set())
+    install_signal_handlers(lambda number, frame: stop.set())  # on a thread: see its docstring
     return stop
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 
 import click
@@ -18,6 +17,7 @@ from alsek_cli.options import backend_option, log_level_option, one_line
 from alsek_cli.targets import TargetError, find_tasks
 from alsek_core.settings import ENV_BACKEND
 from alsek_core.task import TriggerTask
+from alsek_core.worker.base import install_signal_handlers
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ def scheduler(target: str, backend: str | None) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # two lines a fire: for debugging
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda number, frame: stop.set())
+    install_signal_handlers(lambda number, frame: stop.set())  # on a thread: see its docstring
     if backend:
         os.environ[ENV_BACKEND] = backend  # before TARGET builds its Broker() from config
     triggers = trigger_tasks(target)
