@@ -236,11 +236,13 @@ class Database:
 
 class Statements:
     """The statements of one .sql file, run on ``db``; rows come back as named
-    tuples, so callers read columns by name, never by position."""
+    tuples, so callers read columns by name, never by position. ``bound``
+    parameters (a namespace, say) go with every ``rows``/``rowcount`` call."""
 
-    def __init__(self, db: Database, filename: str) -> None:
+    def __init__(self, db: Database, filename: str, **bound: Any) -> None:
         self.db = db
         self.sql = queries(filename, db.schema)
+        self.bound = bound
 
     def execute(self, conn: Conn, statement: str, params: dict[str, Any]) -> list[Row]:
         """On ``conn`` as it is (say, inside the caller's own transaction)."""
@@ -249,6 +251,7 @@ class Statements:
         return cursor.fetchall() if cursor.description else []
 
     def rows(self, statement: str, /, **params: Any) -> list[Row]:
+        params = {**self.bound, **params}
         return self.db.run(lambda conn: self.execute(conn, statement, params))
 
     def row(self, statement: str, /, **params: Any) -> Row | None:
@@ -257,6 +260,7 @@ class Statements:
 
     def rowcount(self, statement: str, /, **params: Any) -> int:
         """How many rows a statement without RETURNING changed."""
+        params = {**self.bound, **params}
         return self.db.run(lambda conn: conn.execute(self.sql[statement], params).rowcount)
 
 

@@ -32,10 +32,7 @@ class PostgresResultStore(PruneThrottle, ResultStore):
 
     def __init__(self, backend: PostgresKeyValue) -> None:
         super().__init__(backend)
-        self._sql = Statements(backend.db, "status_results.sql")
-
-    def _run(self, statement: str, **params: Any) -> list[Any]:
-        return self._sql.rows(statement, namespace=self.backend.namespace, **params)
+        self._sql = Statements(backend.db, "status_results.sql", namespace=backend.namespace)
 
     def set(self, message: Message, result: Any, nx: bool = True) -> None:
         """Store once (``nx``): a redelivered message that ran twice keeps its first result."""
@@ -43,10 +40,10 @@ class PostgresResultStore(PruneThrottle, ResultStore):
         progenitor = message.progenitor_uuid if message.progenitor_uuid != message.uuid else None
         uuids = [message.uuid] + ([progenitor] if progenitor else [])
         channels = [channel_name(self.backend.schema, self.backend.namespace, result_name(u)) for u in uuids]
-        self._run("set_result", uuid=message.uuid, progenitor_uuid=progenitor, result=data,
+        self._sql.rows("set_result", uuid=message.uuid, progenitor_uuid=progenitor, result=data,
                   ttl=message.result_ttl, nx=nx, channels=channels)
         if message.result_ttl is not None and self.prune_due():
-            self._run("prune_results")
+            self._sql.rows("prune_results")
 
     def write(self, message: Message, result: Any) -> ResultWrite:
         """As part of a settlement: the value alone is what the table keeps."""
@@ -55,10 +52,10 @@ class PostgresResultStore(PruneThrottle, ResultStore):
 
     def exists(self, message: Message, descendants: bool = False) -> bool:
         if descendants:
-            [row] = self._run("family_complete", uuid=message.uuid,
+            [row] = self._sql.rows("family_complete", uuid=message.uuid,
                               members=list(message.descendant_uuids or ()))
             return bool(row.complete)
-        return bool(self._run("result_exists", uuid=message.uuid))
+        return bool(self._sql.rows("result_exists", uuid=message.uuid))
 
     def get(
         self,
@@ -74,9 +71,9 @@ class PostgresResultStore(PruneThrottle, ResultStore):
         result, TimeoutError when the wait ran out."""
         self._wait(message, timeout, descendants)
         if descendants:
-            rows = self._run("get_family" if keep else "take_family", uuid=message.uuid)
+            rows = self._sql.rows("get_family" if keep else "take_family", uuid=message.uuid)
         else:
-            rows = self._run("get_result" if keep else "take_result", uuid=message.uuid)
+            rows = self._sql.rows("get_result" if keep else "take_result", uuid=message.uuid)
             if not rows:  # taken or expired since it was seen
                 raise KeyError(f"no result for {message.summary}")
         rows.sort(key=lambda row: row.write_order)
@@ -92,7 +89,7 @@ class PostgresResultStore(PruneThrottle, ResultStore):
     def delete(self, message: Message, descendants: bool = True, missing_ok: bool = False) -> int:
         """Forget the message's result and, with ``descendants``, its family's;
         returns how many there were."""
-        [row] = self._run("delete_family" if descendants else "delete_result", uuid=message.uuid)
+        [row] = self._sql.rows("delete_family" if descendants else "delete_result", uuid=message.uuid)
         if not row.removed and not missing_ok:
             raise KeyError(f"no result for {message.summary}")
         return int(row.removed)

@@ -31,23 +31,20 @@ class PostgresStatusTracker(PruneThrottle, StatusTracker):
     def __init__(self, backend: PostgresKeyValue, ttl: int | None = None) -> None:
         self.backend = backend
         self.ttl = ttl
-        self._sql = Statements(backend.db, "status_results.sql")
+        self._sql = Statements(backend.db, "status_results.sql", namespace=backend.namespace)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(backend={self.backend!r}, ttl={self.ttl!r})"
 
-    def _run(self, statement: str, **params: Any) -> list[Any]:
-        return self._sql.rows(statement, namespace=self.backend.namespace, **params)
-
     def set(self, message: Message, status: TaskStatus) -> None:
         channel = channel_name(self.backend.schema, self.backend.namespace, status_name(message.uuid))
-        self._run("set_status", uuid=message.uuid, ttl=self.ttl, channel=channel,
+        self._sql.rows("set_status", uuid=message.uuid, ttl=self.ttl, channel=channel,
                   durable=status in TERMINAL_STATUSES, **self.make_record(message, status))
         if self.ttl is not None and self.prune_due():
-            self._run("prune_statuses")
+            self._sql.rows("prune_statuses")
 
     def record(self, uuid: str) -> dict[str, Any] | None:
-        rows = self._run("get_status", uuid=uuid)
+        rows = self._sql.rows("get_status", uuid=uuid)
         if not rows:
             return None
         return rows[0]._asdict()  # type: ignore[no-any-return]
@@ -56,10 +53,10 @@ class PostgresStatusTracker(PruneThrottle, StatusTracker):
         return self.record(message.uuid) is not None
 
     def uuids(self) -> Iterator[str]:
-        return iter([row.uuid for row in self._run("status_uuids")])
+        return iter([row.uuid for row in self._sql.rows("status_uuids")])
 
     def remove(self, uuid: str) -> None:
-        self._run("remove_status", uuid=uuid)
+        self._sql.rows("remove_status", uuid=uuid)
 
     def listener(self, uuid: str) -> Listener:
         return self.backend.listen([status_name(uuid)])
