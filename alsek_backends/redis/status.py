@@ -5,6 +5,8 @@ a worker writes RUNNING for every message it starts."""
 
 from __future__ import annotations
 
+from redis.cluster import RedisCluster
+
 from alsek_backends.redis.connection import translated
 from alsek_backends.redis.kv import RedisKeyValue
 from alsek_core.message import Message
@@ -23,7 +25,13 @@ class RedisStatusTracker(StatusTracker):
     @translated
     def set(self, message: Message, status: TaskStatus) -> None:
         key = self.backend.full_name(status_name(message.uuid))
-        pipe = self.backend.conn.pipeline(transaction=False)
-        pipe.set(key, self.backend.serializer.dumps(self.make_record(message, status)), px=self.ttl)
+        record = self.backend.serializer.dumps(self.make_record(message, status))
+        conn = self.backend.conn
+        if isinstance(conn, RedisCluster):  # a cluster pipeline refuses PUBLISH: two calls
+            conn.set(key, record, px=self.ttl)
+            conn.publish(key, b"")
+            return
+        pipe = conn.pipeline(transaction=False)
+        pipe.set(key, record, px=self.ttl)
         pipe.publish(key, b"")
         pipe.execute()
