@@ -69,11 +69,22 @@ class Broker(MessageCodec):
         self.backend = default_backend() if backend is None else backend
         self.dead_letter = dead_letter
         self.max_deliveries = max_deliveries
-        self.revocations = RevocationMarks(self.backend)
         self._acks: AckBatch | None = None
 
     def __repr__(self) -> str:
         return f"Broker(backend={self.backend!r})"
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: Backend) -> None:
+        """Revocation marks live on the backend: a worker process that swaps in
+        its own unconnected copy (``worker.fork``) must read them through it,
+        never through a connection it shares with the host."""
+        self._backend = backend
+        self.revocations = RevocationMarks(backend)
 
     @property
     def serializer(self) -> Serializer:
