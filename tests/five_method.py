@@ -20,8 +20,6 @@ _LOCK = threading.Lock()
 
 
 class DictBackend(Backend):
-    multi_process = False  # the dict lives in this process only
-
     def __init__(
         self,
         store: str = "default",
