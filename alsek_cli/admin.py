@@ -23,7 +23,7 @@ from alsek_core.ports import Backend
 from alsek_core.redact import redact_url
 from alsek_core.result import store_for
 from alsek_core.settings import resolve_backend_url
-from alsek_core.status import TaskStatus, tracker_for
+from alsek_core.status import TaskStatus, seen_status, tracker_for
 
 STATES = ("ready", "delayed", "in_flight", "dead")
 #: How much of a dead letter's payload ``dlq show`` prints.
@@ -142,7 +142,7 @@ def jobs(queue: str | None, state: str | None, task_name: str | None, limit: int
         if task_name is not None and row["task"] != task_name:
             continue
         record = tracker.record(row["uuid"])
-        row["status"] = record["status"] if record else None
+        row["status"] = _row_status(record, row["state"]) if record else None
         rows.append(row)
         if len(rows) >= limit:
             break
@@ -160,9 +160,15 @@ def status(uuid: str, backend: str | None, as_json: bool) -> None:
     record = tracker_for(store).record(uuid)
     if record is None:
         raise click.ClickException(f"no status recorded for {uuid} (not tracked, expired, or another backend)")
+    queued = _queued(Broker(store), record.get("queue"), uuid)
+    status_value = _status_value(record["status"])
     record = {"uuid": uuid, **record, "status": _status_name(record["status"])}
-    if record["status"] == TaskStatus.RETRYING.name:
-        record["next_run_at"] = _next_run(Broker(store), record.get("queue"), uuid)
+    if isinstance(status_value, TaskStatus):
+        seen = seen_status(status_value, queued[0] if queued else None)
+        if seen != status_value:  # its worker died holding it; it waits to run again
+            record.update(status=seen.name, redelivery=True)
+    if record["status"] == TaskStatus.RETRYING.name and queued and queued[1] is not None:
+        record["next_run_at"] = _when(queued[1].ready_at)
     if as_json:
         click.echo(json.dumps(record))
         return
@@ -170,22 +176,38 @@ def status(uuid: str, backend: str | None, as_json: bool) -> None:
             f"updated={_when(record['updated_at'])}")
     if record.get("next_run_at"):
         line += f" next_run_at={record['next_run_at']}"
+    if record.get("redelivery"):
+        line += " (its worker was lost while it ran: waiting to run again)"
     click.echo(printable(line))
 
 
-def _status_name(value: Any) -> str:
-    """A stored status (a number in the seed's records) by its name, on every backend."""
+def _row_status(record: dict[str, Any], queue_state: str) -> str:
+    """A listed message's status by name, as a reader should see it (``seen_status``)."""
+    status = _status_value(record["status"])
+    if not isinstance(status, TaskStatus):
+        return str(status)
+    return seen_status(status, queue_state).name
+
+
+def _status_value(value: Any) -> TaskStatus | Any:
+    """A stored status (a number in the seed's records, or a name) as a TaskStatus."""
     try:
-        return TaskStatus(int(value)).name
+        return TaskStatus(int(value))
     except (TypeError, ValueError):
-        return str(value)
+        return TaskStatus.__members__.get(str(value), value)
 
 
-def _next_run(broker: Broker, queue: str | None, uuid: str) -> str | None:
-    """When a retrying message runs next: its backoff is over at its ready time."""
-    for _state, found, message in broker.messages(queue) if queue else ():
-        if found == uuid and message is not None:
-            return _when(message.ready_at)
+def _status_name(value: Any) -> str:
+    """A stored status by its name, on every backend."""
+    status = _status_value(value)
+    return status.name if isinstance(status, TaskStatus) else str(status)
+
+
+def _queued(broker: Broker, queue: str | None, uuid: str) -> tuple[str, Message | None] | None:
+    """(state, message) of a live message of ``queue``; None when it is not queued."""
+    for state, found, message in broker.messages(queue) if queue else ():
+        if found == uuid:
+            return state, message
     return None
 
 

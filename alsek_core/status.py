@@ -60,6 +60,18 @@ def wanted_statuses(status: Any) -> frozenset[TaskStatus]:
     return frozenset(statuses)
 
 
+def seen_status(recorded: TaskStatus, queue_state: str | None) -> TaskStatus:
+    """The status a reader should be shown beside the queue's own view of the
+    message. RUNNING is written by the worker that claimed it; if that worker
+    (or its whole pool) was killed, nobody is left to take it back, and the
+    message waits in the queue again (``ready`` or ``delayed``: its lease ran
+    out) until a worker claims it. Shown as SUBMITTED then, which is what it
+    is; the record itself is left for the next claim to overwrite."""
+    if recorded == TaskStatus.RUNNING and queue_state in ("ready", "delayed"):
+        return TaskStatus.SUBMITTED
+    return recorded
+
+
 def status_name(uuid: str) -> str:
     return f"status:{uuid}"
 

@@ -27,7 +27,7 @@ from alsek_core.errors import AlsekError, MessageDoesNotExistError, ValidationEr
 from alsek_core.message import Message
 from alsek_core.ports import Backend
 from alsek_core.result import store_for
-from alsek_core.status import tracker_for
+from alsek_core.status import TaskStatus, seen_status, tracker_for
 from alsek_core.workers import live_workers
 from alsek_ops.dashboard.history import INTERVAL_S, History
 from alsek_ops.dashboard.plot import chart
@@ -131,6 +131,9 @@ class Dashboard:
         if found is None and status is None and not has_result:
             return self.page(request, "missing.html", status_code=404, uuid=uuid)
         queue, state, message = found if found else (None, "finished or gone", None)
+        if status is not None and status.get("status") in TaskStatus.__members__:
+            seen = seen_status(TaskStatus[status["status"]], state).name
+            status = {**status, "status": seen, "redelivery": seen != status["status"]}
         return self.page(request, "job.html", uuid=uuid, queue=queue, state=state, message=message,
                          status=status, result=result, has_result=has_result)
 

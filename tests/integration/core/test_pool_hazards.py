@@ -6,8 +6,12 @@ threads. Real pools, started by the CLI, on every backend processes share."""
 from __future__ import annotations
 
 import collections
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -99,3 +103,23 @@ def test_a_message_handed_back_unfinished_reads_as_waiting_again(store: Store, p
     assert pool.terminate() == 0
     assert store.broker.counts(QUEUE).ready == 1
     assert store.status.record(long.uuid)["status"] == "SUBMITTED", "it waits in its queue, it does not run"
+
+
+def test_a_message_whose_whole_pool_was_killed_reads_as_waiting_again(store: Store, pools: Start) -> None:
+    """Nobody is left to write SUBMITTED back: readers see it from the queue,
+    once the dead pool's lease has run out."""
+    long = store.submit("nap", 60)
+    pool = pools("process-pool", store.url)
+    store.wait(lambda: (store.status.record(long.uuid) or {}).get("status") == "RUNNING", 30, "it to run", pool)
+    pool.kill()
+    store.wait(lambda: store.broker.counts(QUEUE).ready == 1, 30, "its lease to run out")
+
+    def alsek(*args: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-m", "alsek_cli", *args, "--backend", store.url, "--json"],
+                             text=True, capture_output=True, check=True).stdout
+        return cast(dict[str, Any], json.loads(out))
+
+    shown = alsek("status", long.uuid)
+    assert (shown["status"], shown["redelivery"]) == ("SUBMITTED", True)
+    [row] = cast(list[dict[str, Any]], alsek("jobs", QUEUE))
+    assert (row["uuid"], row["state"], row["status"]) == (long.uuid, "ready", "SUBMITTED")
