@@ -285,6 +285,8 @@ class KVQueue(Queue):
         return True
 
     def purge(self, queue: str) -> int:
+        for name in list(self.kv.scan(_unique(queue, ""))):
+            self.kv.delete(name, missing_ok=True)
         removed = 0
         for name in list(self.kv.scan(_messages(queue))):
             self.ack(queue, name[len(_messages(queue)) :])
