@@ -19,7 +19,10 @@ taken the same way, before its message is queued: unconfirmed (``"c"``
 false) it lives at most ``PENDING_MS``, so a submitter dying between the two
 steps blocks the key no longer than that; confirmed, it is held while its
 holder is queued, and a key whose holder is gone (settled by a worker that
-died before freeing it) is taken over by the next submit.
+died before freeing it) is taken over by the next submit. That take-over
+removes the stale key with ``delete_if``: exact where the backend makes it
+atomic (every built-in); with the base class's read-then-delete, two submits
+racing to take over the same stale key may both queue.
 """
 
 from __future__ import annotations
