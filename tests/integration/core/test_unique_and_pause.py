@@ -18,7 +18,7 @@ from alsek_core.config import backend_from_url
 from alsek_core.errors import DuplicateMessageError
 from alsek_core.message import Message
 from alsek_core.task import task
-from tests.integration.pool_harness import QUEUE, Pool, Store, registered_backends
+from tests.integration.pool_harness import POOLS, QUEUE, Pool, Store, registered_backends
 
 pytestmark = [
     pytest.mark.slow,
@@ -71,7 +71,7 @@ def test_64_identical_submits_from_several_processes_queue_one(store: Store, poo
     assert store.live() == 1
     [uuid] = queued
     message = Message("unique_echo", queue=QUEUE, args=[7], uuid=uuid)
-    pool = pools("thread-pool", store.url)
+    pool = pools("process-pool", store.url)  # settled in a worker process, freed there
     store.wait(lambda: store.results.exists(message), 60, "the unique message to run", pool)
     store.wait(lambda: store.live() == 0, 60, "the unique message to leave the queue", pool)
     again = Broker(store.backend)
@@ -81,11 +81,12 @@ def test_64_identical_submits_from_several_processes_queue_one(store: Store, poo
     assert pool.terminate() == 0
 
 
-def test_a_paused_queue_waits_and_runs_after_resume(store: Store, pools: Start) -> None:
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_a_paused_queue_waits_and_runs_after_resume(store: Store, pools: Start, kind: str) -> None:
     store.broker.pause(QUEUE)
     messages = [store.submit("echo_thread", i) for i in range(20)]
     delayed = store.broker.submit(Message("echo_thread", queue=QUEUE, args=[99], delay=3_600_000))
-    pool = pools("thread-pool", store.url, "--queues", f"{QUEUE},canary")
+    pool = pools(kind, store.url, "--queues", f"{QUEUE},canary")
     canaries = [store.broker.submit(Message("canary", queue="canary", args=[i])) for i in range(3)]
     store.wait(lambda: store.done(canaries) == 3, 60, "the pool to run the other queue", pool)
     counts = store.broker.counts(QUEUE)
