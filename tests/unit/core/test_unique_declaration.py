@@ -14,6 +14,7 @@ import pytest
 from alsek_backends.memory.backend import MemoryBackend
 from alsek_core.broker import Broker
 from alsek_core.errors import DuplicateMessageError, ValidationError
+from alsek_core.group import group
 from alsek_core.message import Message
 from alsek_core.task import task
 
@@ -78,6 +79,13 @@ def test_generate_many_skips_held_keys(broker: Broker) -> None:
     job = task(broker, unique_key=True)(_job)
     job.generate_many([[1], [1], [2]])
     assert broker.counts("alsek_queue").ready == 2
+
+
+def test_a_unique_message_cannot_join_a_group(broker: Broker) -> None:
+    job = task(broker, unique_key=True)(_job)
+    with pytest.raises(ValidationError, match="is of a unique task: it cannot join a group"):
+        group([job.generate(args=[1], submit=False)])
+    assert broker.counts("alsek_queue").ready == 0
 
 
 def test_a_unique_message_cannot_join_a_callers_transaction(broker: Broker) -> None:
