@@ -433,10 +433,13 @@ class Broker(MessageCodec):
         """Make sure a message (or a uuid) never runs (see
         :mod:`alsek_core.revocation`): once this returns, no worker starts it.
         The mark lasts ``REVOCATION_TTL`` past the time the message is due.
-        Statuses are the task's business (``Task.revoke``)."""
+        Statuses are the task's business (``Task.revoke``). A revoked Message
+        frees its unique key at once (it will never run)."""
         uuid = revocation_uuid(message)
         due = message.ready_at if isinstance(message, Message) else now_ms()
         self.revocations.mark(uuid, ttl=max(due - now_ms(), 0) + REVOCATION_TTL)
+        if isinstance(message, Message):
+            self.free_unique(message)
 
     def is_revoked(self, message: Message | str) -> bool:
         return self.revocations.exists(revocation_uuid(message))

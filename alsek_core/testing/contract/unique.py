@@ -140,6 +140,13 @@ class UniqueContract:
 
 
 
+    def test_broker_frees_on_revoke(self, backend: Backend) -> None:
+        broker = Broker(backend)
+        delayed = broker.submit(Message("job", queue="uq", unique_key="k", delay=3_600_000))
+        broker.revoke(delayed)
+        broker.submit(Message("job", queue="uq", unique_key="k"))
+
+
 def _removal(delivery: Delivery) -> Settlement:
     """An outcome that writes nothing: the message is done."""
     return Settlement(delivery)
