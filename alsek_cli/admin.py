@@ -88,9 +88,12 @@ def _emit(rows: list[dict[str, Any]], as_json: bool, title: str, empty: str) -> 
 @json_option
 @log_level_option("warning")
 def queues(backend: str | None, as_json: bool) -> None:
-    """Ready, delayed, in-flight and dead-letter counts per queue."""
+    """Ready, delayed, in-flight and dead-letter counts per queue, and which
+    queues are paused (``alsek pause``), listed even while empty."""
     broker = Broker(_backend(backend))
-    rows = [{"queue": q, **_counts(broker, q)} for q in broker.queues()]
+    paused = broker.paused()
+    names = sorted(set(broker.queues()) | set(paused))
+    rows = [{"queue": q, **_counts(broker, q), "paused": q in paused} for q in names]
     if not as_json:
         click.echo(f"backend: {_where(backend)}")
     _emit(rows, as_json, "queues", "no queues")

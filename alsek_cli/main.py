@@ -11,7 +11,7 @@ import click
 
 import alsek_cli.scheduler
 from alsek import __version__
-from alsek_cli import admin, demo, operate, pools, revoke
+from alsek_cli import admin, demo, operate, pause, pools, revoke
 from alsek_cli.options import debug_requested, one_line, scrubbed
 from alsek_core.errors import AlsekError, ConfigError
 from alsek_core.plugins import plugin_host
@@ -26,7 +26,7 @@ def cli() -> None:
 
 
 for command in (pools.thread_pool, pools.process_pool, demo.demo, *admin.COMMANDS, revoke.revoke,
-                *operate.COMMANDS):
+                *operate.COMMANDS, *pause.COMMANDS):
     cli.add_command(command)
 cli.add_command(alsek_cli.scheduler.scheduler)
 

@@ -36,7 +36,7 @@ DEFAULT_NAMESPACE = "alsek"
 #: leaves a name that already starts with the namespace alone (as Alsek
 #: does), a namespace spelled like one of these would swallow them.
 RESERVED_NAMESPACES = frozenset(
-    {"locks", "queues", "results", "revocations", "revoked", "status", "triggers"}
+    {"locks", "paused", "queues", "results", "revocations", "revoked", "status", "triggers", "unique"}
 )
 _ABSENT = object()
 
@@ -176,6 +176,12 @@ class Backend(ABC):
 
     def submit_in_transaction(self, envelopes: Iterable[Envelope], connection: Any) -> int:
         return self.queue.submit_in_transaction(envelopes, connection)
+
+    def submit_unique(self, envelope: Envelope, key: str, window_ms: int | None) -> str | None:
+        return self.queue.submit_unique(envelope, key, window_ms)
+
+    def release_unique(self, queue: str, key: str, uuid: str) -> bool:
+        return self.queue.release_unique(queue, key, uuid)
 
     def claim(
         self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0

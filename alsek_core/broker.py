@@ -18,6 +18,7 @@ from alsek_core.codec import MessageCodec
 from alsek_core.config import default_backend
 from alsek_core.dead_letter import DeadLetter, misaddressed
 from alsek_core.errors import (
+    DuplicateMessageError,
     MessageAlreadyExistsError,
     MessageDoesNotExistError,
     MessageInFlightError,
@@ -25,6 +26,7 @@ from alsek_core.errors import (
     ValidationError,
 )
 from alsek_core.message import Message, validate_queue_name
+from alsek_core.pause import PausedQueues
 from alsek_core.ports import (
     Backend,
     Delivery,
@@ -47,6 +49,14 @@ def checked_ttl(ttl: Any) -> int | None:
     if not (ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0)):
         raise ValidationError(f"ttl must be a positive int (ms) or None, got {ttl!r}")
     return ttl
+
+
+def checked_window(window: Any) -> int | None:
+    """A unique key's window (``unique_for``): positive ms, or None for "until
+    its message settles"."""
+    if not (window is None or (isinstance(window, int) and not isinstance(window, bool) and window > 0)):
+        raise ValidationError(f"unique_for must be a positive int (ms), a timedelta or None, got {window!r}")
+    return window
 
 
 def exception_details(exc: BaseException) -> dict[str, Any]:
@@ -85,6 +95,7 @@ class Broker(MessageCodec):
         never through a connection it shares with the host."""
         self._backend = backend
         self.revocations = RevocationMarks(backend)
+        self.pauses = PausedQueues(backend)
 
     @property
     def serializer(self) -> Serializer:
@@ -101,13 +112,29 @@ class Broker(MessageCodec):
 
     # --- producing ----------------------------------------------------------------
 
-    def submit(self, message: Message, ttl: int | None = None, connection: Any = None) -> Message:
+    def submit(
+        self, message: Message, ttl: int | None = None, connection: Any = None,
+        unique_for: int | None = None,
+    ) -> Message:
         """Enqueue one message. With ``ttl`` (ms), a message not claimed by
         then does not run: it is dead-lettered as expired. With ``connection``
         (PostgreSQL), inside the caller's own transaction: rolled back, the
-        message never existed."""
+        message never existed.
+
+        A message with a ``unique_key`` is queued only if no other queued
+        message of its queue holds that key, and then holds it until it
+        settles or ``unique_for`` ms have passed; otherwise nothing is queued
+        and DuplicateMessageError names the holder (``existing_uuid``)."""
+        window = checked_window(unique_for)
         if (lifetime := checked_ttl(ttl)) is not None:
             message.expires_at = now_ms() + lifetime
+        if message.unique_key is not None:
+            if connection is not None:
+                raise ValidationError(
+                    f"{message.summary} has a unique key: it cannot be submitted inside a caller's transaction"
+                )
+            self._submit_unique(message, window)
+            return message
         envelopes = [self.envelope(message)]
         if connection is None:
             added = self.backend.submit(envelopes)
@@ -117,13 +144,44 @@ class Broker(MessageCodec):
             raise MessageAlreadyExistsError(f"{message.summary} is already queued")
         return message
 
-    def submit_many(self, messages: Iterable[Message]) -> int:
+    def _submit_unique(self, message: Message, window: int | None) -> None:
+        assert message.unique_key is not None
+        holder = self.backend.submit_unique(self.envelope(message), message.unique_key, window)
+        if holder == message.uuid:
+            raise MessageAlreadyExistsError(f"{message.summary} is already queued")
+        if holder is not None:
+            raise DuplicateMessageError(
+                f"{message.summary} not queued: message {holder} holds its unique key "
+                f"{message.unique_key!r}", existing_uuid=holder,
+            )
+
+    def submit_many(self, messages: Iterable[Message], unique_for: int | None = None) -> int:
         """Enqueue many messages in as few round trips as the backend can;
         returns how many were new (a uuid already queued is skipped, and the
         difference is how a caller sees it). If one cannot be encoded, those
         before it may already be queued: submitting the same messages again
-        skips them."""
-        return self.backend.submit(self.envelope(m) for m in messages)
+        skips them. Messages with a unique key are submitted one by one (see
+        ``submit``), and one whose key is held is skipped likewise."""
+        window = checked_window(unique_for)
+        plain: list[Message] = []
+        added = 0
+        for message in messages:
+            if message.unique_key is None:
+                plain.append(message)
+                continue
+            try:
+                self._submit_unique(message, window)
+            except MessageAlreadyExistsError:
+                continue
+            added += 1
+        return added + self.backend.submit(self.envelope(m) for m in plain)
+
+    def free_unique(self, message: Message) -> bool:
+        """Free the unique key ``message`` holds (it settled for good); True if
+        it held it. Idempotent, and a key since taken by another stays."""
+        if message.unique_key is None:
+            return False
+        return self.backend.release_unique(message.queue, message.unique_key, message.uuid)
 
     # --- consuming ----------------------------------------------------------------
     # A message's life after its claim, in one vocabulary: extend its lease,
@@ -192,6 +250,8 @@ class Broker(MessageCodec):
                         settlement.delivery.uuid)
         if message is not None:
             message.delivery = None
+            if settled and settlement.ready_at is None:
+                self.free_unique(message)
         return settled
 
     def acks_pending(self) -> int:
@@ -311,9 +371,12 @@ class Broker(MessageCodec):
             payload = self.encode_lenient(message)
             if not self.backend.dead_letter(message.delivery, payload):
                 log.warning("lease of %s was lost before dead-lettering", message.summary)
+                message.delivery = None
+                return
             message.delivery = None
         else:
             self.remove(message)
+        self.free_unique(message)
 
     def extend(self, message: Message | Delivery, lease_ms: int) -> bool:
         """Hold it ``lease_ms`` longer; False if the lease was lost (or it is settled)."""
@@ -339,16 +402,44 @@ class Broker(MessageCodec):
     def purge(self, queue: str) -> int:
         return self.backend.purge(validate_queue_name(queue))
 
+    # --- pausing -------------------------------------------------------------------
+    # A paused queue keeps every message as it is; only claims skip it (see
+    # alsek_core.pause). Pools read the flags through ``claimable``.
+
+    def pause(self, queue: str) -> None:
+        """Stop claiming from ``queue`` (within ``pause.VIEW_MS`` plus one claim's
+        wait, in every pool); its messages stay queued, running ones finish."""
+        self.pauses.pause(queue)
+
+    def resume(self, queue: str) -> None:
+        self.pauses.resume(queue)
+
+    def is_paused(self, queue: str) -> bool:
+        return self.pauses.is_paused(queue)
+
+    def paused(self) -> list[str]:
+        """Every paused queue, sorted (a queue may be paused before it has messages)."""
+        return self.pauses.names()
+
+    def claimable(self, queues: Sequence[str]) -> list[str]:
+        """``queues`` without the paused ones, as this process last read them
+        (at most ``pause.VIEW_MS`` ago: no round trip per claim)."""
+        paused = self.pauses.seen()
+        return [queue for queue in queues if queue not in paused] if paused else list(queues)
+
     # --- revoking --------------------------------------------------------------------
 
     def revoke(self, message: Message | str) -> None:
         """Make sure a message (or a uuid) never runs (see
         :mod:`alsek_core.revocation`): once this returns, no worker starts it.
         The mark lasts ``REVOCATION_TTL`` past the time the message is due.
-        Statuses are the task's business (``Task.revoke``)."""
+        Statuses are the task's business (``Task.revoke``). A revoked Message
+        frees its unique key at once (it will never run)."""
         uuid = revocation_uuid(message)
         due = message.ready_at if isinstance(message, Message) else now_ms()
         self.revocations.mark(uuid, ttl=max(due - now_ms(), 0) + REVOCATION_TTL)
+        if isinstance(message, Message):
+            self.free_unique(message)
 
     def is_revoked(self, message: Message | str) -> bool:
         return self.revocations.exists(revocation_uuid(message))

@@ -16,6 +16,7 @@ from alsek_core.backoff import Backoff, LinearBackoff
 from alsek_core.broker import Broker
 from alsek_core.errors import AlsekError, SerializationError
 from alsek_core.message import Message, validate_queue_name
+from alsek_core.pause import VIEW_MS as PAUSE_VIEW_MS
 from alsek_core.ports import Delivery
 
 log = logging.getLogger(__name__)
@@ -64,18 +65,28 @@ class Consumer:
         return self._queues
 
     def claim(self, limit: int = 1) -> list[Message]:
-        """One pass: up to ``limit`` ready messages, or none after waiting/backing off."""
-        queues = self.queues()
+        """One pass: up to ``limit`` ready messages, or none after waiting/backing off.
+        Paused queues are skipped; while any is, a wait is no longer than
+        ``pause.VIEW_MS``, so that a resume (or a pause) is seen soon."""
+        wanted = self.queues()
+        queues = self.broker.claimable(wanted)
+        if wanted and not queues:  # all paused: look again once the view may have changed
+            self.stop_event.wait(PAUSE_VIEW_MS / 1000)
+            return []
         blocking = self.broker.can_wait
+        wait_ms = self.wait_ms if len(queues) == len(wanted) else min(self.wait_ms, PAUSE_VIEW_MS)
         deliveries = (
-            self.broker.claim(queues, limit, self.lease_ms, self.wait_ms if blocking else 0) if queues else []
+            self.broker.claim(queues, limit, self.lease_ms, wait_ms if blocking else 0) if queues else []
         )
         messages = [m for m in map(self._decode, deliveries) if m is not None]
         if deliveries:
             self._empty_passes = 0
         elif not blocking or not queues:
             self._empty_passes += 1
-            self.stop_event.wait(self.backoff.get(self._empty_passes) / 1000)
+            backoff_ms = self.backoff.get(self._empty_passes)
+            if len(queues) < len(wanted):
+                backoff_ms = min(backoff_ms, PAUSE_VIEW_MS)
+            self.stop_event.wait(backoff_ms / 1000)
         return messages
 
     def _decode(self, delivery: Delivery) -> Message | None:

@@ -32,6 +32,18 @@ class MessageAlreadyExistsError(AlsekError):
     """A message with this uuid is already queued."""
 
 
+class DuplicateMessageError(MessageAlreadyExistsError):
+    """A unique task's key is held by another queued message: nothing was
+    queued. ``existing_uuid`` names the message that holds the key."""
+
+    def __init__(self, text: str, existing_uuid: str) -> None:
+        super().__init__(text)
+        self.existing_uuid = existing_uuid
+
+    def __reduce__(self) -> tuple[type[DuplicateMessageError], tuple[str, str]]:
+        return type(self), (str(self), self.existing_uuid)
+
+
 class MessageDoesNotExistError(AlsekError):
     """The message is not (or no longer) queued."""
 

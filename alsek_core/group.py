@@ -154,6 +154,8 @@ def group(messages: Iterable[Message]) -> Group:
                 "submits its members itself")
         if message.uuid in seen:
             raise ValidationError(f"{message.summary} is in the group twice")
+        if message.unique_key is not None:  # a member whose key is held would never run
+            raise ValidationError(f"{message.summary} is of a unique task: it cannot join a group")
         seen.add(message.uuid)
         members.append((message, task))
     if not members:

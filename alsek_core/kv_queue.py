@@ -11,9 +11,18 @@ prefix scan of ``q1`` never sees ``q10``)::
     queues:<queue>:messages:<uuid>   {"p": priority, "r": ready_at, "s": seq, "d": deliveries, "b": payload}
     queues:<queue>:leases:<uuid>     lease token, with a TTL of the lease length
     queues:<queue>:dead:<uuid>       a message record, dead-lettered
+    unique:<queue>:<key>             {"u": holder uuid, "c": confirmed}, TTL the window
 
 Mutual exclusion comes from ``set(nx=True)`` on the lease name: whoever
-creates it holds the message until it expires or is deleted.
+creates it holds the message until it expires or is deleted. A unique key is
+taken the same way, before its message is queued: unconfirmed (``"c"``
+false) it lives at most ``PENDING_MS``, so a submitter dying between the two
+steps blocks the key no longer than that; confirmed, it is held while its
+holder is queued, and a key whose holder is gone (settled by a worker that
+died before freeing it) is taken over by the next submit. That take-over
+removes the stale key with ``delete_if``: exact where the backend makes it
+atomic (every built-in); with the base class's read-then-delete, two submits
+racing to take over the same stale key may both queue.
 """
 
 from __future__ import annotations
@@ -41,6 +50,10 @@ from alsek_core.status import status_name
 
 Record = dict[str, Any]
 
+#: How long a unique key taken by a submit that has not yet queued its
+#: message holds (a submitter dying in between frees it after this).
+PENDING_MS = 30_000
+
 
 def _messages(queue: str) -> str:
     return f"queues:{queue}:messages:"
@@ -52,6 +65,10 @@ def _leases(queue: str) -> str:
 
 def _dead(queue: str) -> str:
     return f"queues:{queue}:dead:"
+
+
+def _unique(queue: str, key: str) -> str:
+    return f"unique:{queue}:{key}"
 
 
 def _record(envelope: Envelope, seq: int) -> Record:
@@ -94,6 +111,34 @@ class KVQueue(Queue):
                 continue
             added += 1
         return added
+
+    def submit_unique(self, envelope: Envelope, key: str, window_ms: int | None) -> str | None:
+        """Two steps, as ``set(nx=True)`` allows: take the key (unconfirmed),
+        queue the message, confirm the key for the rest of its window."""
+        name, uuid = _unique(envelope.queue, key), envelope.uuid
+        deadline = None if window_ms is None else now_ms() + window_ms
+        pending = {"u": uuid, "c": False}
+        while True:
+            try:
+                self.kv.set(name, pending, nx=True, ttl=min(PENDING_MS, window_ms or PENDING_MS))
+                break
+            except KeyExistsError:
+                holder = self.kv.get(name)
+            if holder is None:  # freed or expired since: take it again
+                continue
+            if not holder["c"] or self.contains(envelope.queue, holder["u"]):
+                return str(holder["u"])
+            self.kv.delete_if(name, holder)  # its holder settled without freeing it
+        if self.contains(envelope.queue, uuid):
+            self.kv.delete_if(name, pending)
+            return uuid
+        self.submit([envelope])
+        ttl = None if deadline is None else max(1, deadline - now_ms())
+        self.kv.set(name, {"u": uuid, "c": True}, ttl=ttl)
+        return None
+
+    def release_unique(self, queue: str, key: str, uuid: str) -> bool:
+        return self.kv.delete_if(_unique(queue, key), {"u": uuid, "c": True})
 
     def _records(self, prefix: str) -> list[tuple[str, Record]]:
         found = []
@@ -243,6 +288,8 @@ class KVQueue(Queue):
         return True
 
     def purge(self, queue: str) -> int:
+        for name in list(self.kv.scan(_unique(queue, ""))):
+            self.kv.delete(name, missing_ok=True)
         removed = 0
         for name in list(self.kv.scan(_messages(queue))):
             self.ack(queue, name[len(_messages(queue)) :])

@@ -48,6 +48,7 @@ FIELDS = (
     "backoff_settings",
     "mechanism",
     "expires_at",
+    "unique_key",
 )
 
 
@@ -99,6 +100,7 @@ class Message:
         backoff_settings: dict[str, Any] | None = None,
         mechanism: str = "process",
         expires_at: int | None = None,
+        unique_key: str | None = None,
     ) -> None:
         # Plain ifs, not a helper taking the message: the messages are only
         # formatted on failure, and this runs once per message submitted.
@@ -155,6 +157,10 @@ class Message:
         if not (expires_at is None or _is_int(expires_at)):
             raise ValidationError(f"expires_at must be an int (ms since the epoch) or None, got {expires_at!r}")
         self.expires_at = expires_at
+        if not (unique_key is None or (isinstance(unique_key, str) and unique_key)):
+            raise ValidationError(f"unique_key must be a non-empty str or None, got {unique_key!r}")
+        #: The key this message holds while queued (see ``Task(unique_key=...)``).
+        self.unique_key = unique_key
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
@@ -185,6 +191,7 @@ class Message:
             "backoff_settings": self.backoff_settings,
             "mechanism": self.mechanism,
             "expires_at": self.expires_at,
+            "unique_key": self.unique_key,
         }
 
     @property

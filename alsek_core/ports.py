@@ -225,6 +225,21 @@ class Queue(Protocol):
         commits. Storage that cannot (most) keeps this default, which says so."""
         raise AlsekError(f"{type(self).__name__} cannot submit inside a caller's transaction")
 
+    def submit_unique(self, envelope: Envelope, key: str, window_ms: int | None) -> str | None:
+        """Enqueue ``envelope`` and make it the holder of ``key`` (unique within
+        its queue) for ``window_ms`` (None: no limit), unless the key is held:
+        by a message still queued (ready, delayed or in flight; a dead letter
+        holds nothing) whose window has not ended. None when it was queued;
+        otherwise the uuid of the holder, or the envelope's own uuid when
+        that is queued already (the key is then left as it was). Taking the
+        key and enqueueing are one atomic step where the storage allows."""
+        ...
+
+    def release_unique(self, queue: str, key: str, uuid: str) -> bool:
+        """Free ``key`` if ``uuid`` holds it (its message settled); True if it
+        did. Idempotent: a key taken over since by another message stays."""
+        ...
+
     def claim(
         self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
     ) -> list[Delivery]:

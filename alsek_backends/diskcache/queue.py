@@ -46,6 +46,27 @@ class SQLiteQueue(Queue):
             conn.executemany(QUERIES["submit"], self._rows(envelopes))
             return conn.total_changes - before
 
+    def submit_unique(self, envelope: Envelope, key: str, window_ms: int | None) -> str | None:
+        """One transaction: the write lock is taken first, so the holder read
+        and the enqueue see no other submit in between."""
+        conn = self._db()
+        with transaction(conn):
+            now = now_ms()
+            params = self._params(envelope.queue, key=key, uuid=envelope.uuid, now=now)
+            held = conn.execute(QUERIES["unique_holder"], params).fetchone()
+            if held is not None:
+                return str(held[0])
+            if conn.execute(QUERIES["contains"], params).fetchone()[0]:
+                return envelope.uuid
+            conn.executemany(QUERIES["submit"], self._rows([envelope]))
+            expires_at = None if window_ms is None else now + window_ms
+            conn.execute(QUERIES["take_unique"], {**params, "expires_at": expires_at})
+        return None
+
+    def release_unique(self, queue: str, key: str, uuid: str) -> bool:
+        params = self._params(queue, key=key, uuid=uuid)
+        return self._db().execute(QUERIES["release_unique"], params).rowcount == 1
+
     def _rows(self, envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
         now = now_ms()
         return [
@@ -185,4 +206,7 @@ class SQLiteQueue(Queue):
         return conn.execute(QUERIES["remove_dead"], self._params(queue, uuid=uuid)).rowcount == 1
 
     def purge(self, queue: str) -> int:
-        return int(self._db().execute(QUERIES["purge"], self._params(queue)).rowcount)
+        conn = self._db()
+        with transaction(conn):
+            conn.execute(QUERIES["purge_unique"], self._params(queue))
+            return int(conn.execute(QUERIES["purge"], self._params(queue)).rowcount)

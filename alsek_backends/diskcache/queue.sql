@@ -14,6 +14,9 @@
 --                          index prefix) - O(log n) either way.
 --                token     the lease holder's proof; NULL unless leased.
 -- dead_letters   messages a worker gave up on, per (namespace, queue, uuid).
+-- unique_keys    the message holding each unique key of a queue, until
+--                expires_at (NULL: no window). A key whose holder is no longer
+--                in messages is free, whatever the row says (version 2).
 --
 -- Every statement names its namespace, so namespaces sharing the file never
 -- see each other. Times are milliseconds since the epoch.
@@ -57,7 +60,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload    BLOB    NOT NULL,
     UNIQUE (namespace, queue, uuid)
 );
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS unique_keys (
+    namespace  TEXT    NOT NULL,
+    queue      TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    uuid       TEXT    NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (namespace, queue, key)
+);
+PRAGMA user_version = 2;
 COMMIT;
 
 -- name: submit
@@ -176,3 +187,26 @@ DELETE FROM dead_letters WHERE namespace = :namespace AND queue = :queue AND uui
 -- name: purge
 -- Drops every live message of a queue.
 DELETE FROM messages WHERE namespace = :namespace AND queue = :queue;
+
+-- name: purge_unique
+-- Frees every unique key of a queue (with purge, in its transaction).
+DELETE FROM unique_keys WHERE namespace = :namespace AND queue = :queue;
+
+-- name: unique_holder
+-- The live message holding a unique key within its window, if any.
+SELECT k.uuid
+FROM unique_keys AS k
+JOIN messages AS m ON m.namespace = k.namespace AND m.queue = k.queue AND m.uuid = k.uuid
+WHERE k.namespace = :namespace AND k.queue = :queue AND k.key = :key
+  AND (k.expires_at IS NULL OR k.expires_at > :now);
+
+-- name: take_unique
+-- Makes a message the holder of a key (the caller checked it was free).
+INSERT INTO unique_keys (namespace, queue, key, uuid, expires_at)
+VALUES (:namespace, :queue, :key, :uuid, :expires_at)
+ON CONFLICT (namespace, queue, key) DO UPDATE SET uuid = excluded.uuid, expires_at = excluded.expires_at;
+
+-- name: release_unique
+-- Frees a key only while the given message holds it.
+DELETE FROM unique_keys
+WHERE namespace = :namespace AND queue = :queue AND key = :key AND uuid = :uuid;

@@ -81,6 +81,32 @@ class PostgresQueue(Queue):
         rows = self._q.execute(connection, "submit", params)
         return int(rows[0].added) if rows else 0
 
+    def submit_unique(self, envelope: Envelope, key: str, window_ms: int | None) -> str | None:
+        """One transaction: an advisory lock on the key, then one statement
+        that reads the holder and, if there is none, queues and takes the key."""
+        params = {
+            "namespace": self.namespace, "queue": envelope.queue, "key": key,
+            "uuid": envelope.uuid, "priority": envelope.priority, "ready_at": envelope.ready_at,
+            "payload": envelope.payload, "window_ms": window_ms,
+            "channel": self._channel(envelope.queue),
+        }
+
+        def work(conn: Conn) -> Row:
+            with conn.transaction():
+                self._q.execute(conn, "lock_unique", params)
+                [row] = self._q.execute(conn, "submit_unique", params)
+                return row
+
+        row = self.db.run(work)
+        if row.holder is not None:
+            return str(row.holder)
+        return None if row.added else envelope.uuid
+
+    def release_unique(self, queue: str, key: str, uuid: str) -> bool:
+        return self._q.rowcount(
+            "release_unique", namespace=self.namespace, queue=queue, key=key, uuid=uuid
+        ) == 1
+
     def claim(
         self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
     ) -> list[Delivery]:

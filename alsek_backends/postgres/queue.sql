@@ -204,6 +204,54 @@ DELETE FROM {schema}.dead_letters
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(uuid)s;
 
 -- name: purge
--- Drops every live message of a queue.
+-- Drops every live message of a queue, and so frees its unique keys.
+WITH freed AS (
+    DELETE FROM {schema}.unique_keys WHERE namespace = %(namespace)s AND queue = %(queue)s
+)
 DELETE FROM {schema}.messages
 WHERE namespace = %(namespace)s AND queue = %(queue)s;
+
+-- name: lock_unique
+-- Serializes the submits of one unique key (to the end of their transaction),
+-- so that submit_unique, run next in the same transaction with a snapshot
+-- taken after the lock, sees the holder any earlier one committed.
+SELECT pg_advisory_xact_lock(hashtextextended(%(namespace)s || ':' || %(queue)s || ':' || %(key)s, 0));
+
+-- name: submit_unique
+-- Queues the message and makes it the key's holder, unless a live message
+-- holds the key within its window: then "holder" names that one and nothing
+-- changes. "added" is 0 as well when the uuid itself was queued already.
+WITH holder AS (
+    SELECT k.uuid
+    FROM {schema}.unique_keys AS k
+    JOIN {schema}.messages AS m
+      ON m.namespace = k.namespace AND m.queue = k.queue AND m.uuid = k.uuid
+    WHERE k.namespace = %(namespace)s AND k.queue = %(queue)s AND k.key = %(key)s
+      AND (k.expires_at IS NULL OR k.expires_at > {schema}.now_ms())
+), added AS (
+    INSERT INTO {schema}.messages (namespace, queue, uuid, priority, ready_at, waiting, payload)
+    SELECT %(namespace)s, %(queue)s, %(uuid)s, %(priority)s, %(ready_at)s,
+           %(ready_at)s > {schema}.now_ms(), %(payload)s
+    WHERE NOT EXISTS (SELECT 1 FROM holder)
+    ON CONFLICT (namespace, queue, uuid) DO NOTHING
+    RETURNING uuid
+), taken AS (
+    INSERT INTO {schema}.unique_keys (namespace, queue, key, uuid, expires_at)
+    SELECT %(namespace)s, %(queue)s, %(key)s, uuid,
+           {schema}.now_ms() + %(window_ms)s::bigint
+    FROM added
+    ON CONFLICT (namespace, queue, key)
+        DO UPDATE SET uuid = EXCLUDED.uuid, expires_at = EXCLUDED.expires_at
+    RETURNING 1
+), woken AS (
+    SELECT pg_notify(%(channel)s, '') FROM added
+)
+SELECT (SELECT uuid FROM holder) AS holder,
+       (SELECT count(*) FROM added) AS added,
+       (SELECT count(*) FROM taken) AS taken,
+       (SELECT count(*) FROM woken) AS woken;
+
+-- name: release_unique
+-- Frees a key only while the given message holds it.
+DELETE FROM {schema}.unique_keys
+WHERE namespace = %(namespace)s AND queue = %(queue)s AND key = %(key)s AND uuid = %(uuid)s;

@@ -27,6 +27,11 @@ by P and each call stays in one slot. The keys, all named from P:
                      token (only while leased), b payload.
   P:x:<uuid>  HASH   a dead letter: k its member in P:dead, r ready_at,
                      b payload.
+  P:unique    HASH   unique keys: field = key, value = "<expiry>:<uuid>" of
+                     the message holding it (expiry in ms, server clock, 0
+                     for none). A key whose window ended or whose holder is
+                     no longer live is free, whatever the field says; purge
+                     and an emptied queue drop the whole hash.
 
 A live message is in exactly one of ready, delayed and leased. Submitting and
 rescheduling PUBLISH on the channel P:wake, so that blocked claimers look
@@ -38,6 +43,7 @@ messages back to ready, so nothing else has to sweep.
 local prefix, command = KEYS[1], ARGV[1]
 local ready, delayed, leased = prefix .. ':ready', prefix .. ':delayed', prefix .. ':leased'
 local dead, seq = prefix .. ':dead', prefix .. ':seq'
+local unique = prefix .. ':unique'
 
 local function clock()
     local t = redis.call('TIME')
@@ -99,7 +105,7 @@ end
 -- an empty queue needs no counter: FIFO order only matters among messages
 local function forget_if_empty()
     if redis.call('EXISTS', ready, delayed, leased, dead) == 0 then
-        redis.call('DEL', seq)
+        redis.call('DEL', seq, unique)
     end
 end
 
@@ -140,6 +146,54 @@ function commands.submit()
         wake()
     end
     return added
+end
+
+-- the uuid holding unique key `key` now, or nil
+local function unique_holder(key, now)
+    local held = redis.call('HGET', unique, key)
+    if not held then
+        return nil
+    end
+    local sep = string.find(held, ':', 1, true)
+    local expiry, uuid = tonumber(string.sub(held, 1, sep - 1)), string.sub(held, sep + 1)
+    if (expiry == 0 or expiry > now) and redis.call('EXISTS', message_key(uuid)) == 1 then
+        return uuid
+    end
+    return nil
+end
+
+-- ARGV[2] key, ARGV[3] window ms (0: none), ARGV[4..7] uuid, priority,
+-- ready_at, payload. Queues the message and makes it the key's holder,
+-- unless a live message holds the key: returns that one's uuid, or the
+-- message's own when its uuid is live already; false when queued.
+function commands.submit_unique()
+    local now = clock()
+    local holder = unique_holder(ARGV[2], now)
+    if holder then
+        return holder
+    end
+    local uuid, priority, ready_at = ARGV[4], ARGV[5], ARGV[6]
+    local key = message_key(uuid)
+    if redis.call('EXISTS', key) == 1 then
+        return uuid
+    end
+    local s = hex(redis.call('INCR', seq))
+    redis.call('HSET', key, 'p', priority, 's', s, 'r', ready_at, 'd', 0, 'b', ARGV[7])
+    enqueue(uuid, priority, s, ready_at, now)
+    local window = tonumber(ARGV[3])
+    local expiry = window > 0 and now + window or 0
+    redis.call('HSET', unique, ARGV[2], string.format('%.0f', expiry) .. ':' .. uuid)
+    wake()
+    return false
+end
+
+-- ARGV[2] key, ARGV[3] uuid. Frees the key if that uuid holds it.
+function commands.release_unique()
+    local held = redis.call('HGET', unique, ARGV[2])
+    if held and string.sub(held, string.find(held, ':', 1, true) + 1) == ARGV[3] then
+        return redis.call('HDEL', unique, ARGV[2])
+    end
+    return 0
 end
 
 -- ARGV[2] limit, ARGV[3] lease_ms, ARGV[4] token prefix.
@@ -322,7 +376,7 @@ function commands.purge()
             n = n + 1
         end
     end
-    redis.call('DEL', ready, delayed, leased)
+    redis.call('DEL', ready, delayed, leased, unique)
     forget_if_empty()
     return n
 end

@@ -189,6 +189,23 @@ class RedisQueue(Queue):
         return int(added)
 
     @translated
+    def submit_unique(self, envelope: Envelope, key: str, window_ms: int | None) -> str | None:
+        if not -MAX_PRIORITY <= envelope.priority <= MAX_PRIORITY:
+            raise ValidationError(f"priority {envelope.priority} is beyond ±2**53")
+        if self._registry_due(envelope.queue):
+            self.conn.sadd(self.registry_key, envelope.queue)
+            self._registered[envelope.queue] = time.monotonic()
+        holder = self._run(
+            envelope.queue, "submit_unique", key, window_ms or 0,
+            envelope.uuid, envelope.priority, envelope.ready_at, envelope.payload,
+        )
+        return None if holder is None else holder.decode() if isinstance(holder, bytes) else str(holder)
+
+    @translated
+    def release_unique(self, queue: str, key: str, uuid: str) -> bool:
+        return bool(self._run(queue, "release_unique", key, uuid))
+
+    @translated
     def claim(
         self, queues: Sequence[str], limit: int, lease_ms: int, wait_ms: int = 0
     ) -> list[Delivery]:

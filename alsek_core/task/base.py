@@ -8,9 +8,12 @@ submits) a Message for it. Subclass ``Task`` and pass it as ``base_task`` to
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
+import json
 import typing
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any, TypedDict
 from weakref import WeakKeyDictionary
 
@@ -31,6 +34,11 @@ _UNSUBMITTED: WeakKeyDictionary[Message, Task] = WeakKeyDictionary()
 _UNSET: Any = object()
 
 
+#: A task's ``unique_key``: a function of the message giving its key, or True
+#: for "the same task with the same arguments".
+UniqueKey = Callable[[Message], str] | bool
+
+
 class TaskOptions(TypedDict, total=False):
     """How a task runs, as ``@task`` passes it on to the Task it makes;
     ``Task.__init__`` declares each one's default."""
@@ -42,6 +50,42 @@ class TaskOptions(TypedDict, total=False):
     priority: int
     result_store: ResultStore | None
     status_tracker: StatusTracker | None
+    unique_key: UniqueKey | None
+    unique_for: int | timedelta | None
+
+
+def args_key(message: Message) -> str:
+    """``unique_key=True``: the task's name and a digest of its arguments
+    (compared as JSON, keys sorted; what JSON cannot hold, by its repr)."""
+    text = json.dumps([list(message.args), message.kwargs], sort_keys=True, default=repr)
+    return f"{message.task_name}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def checked_unique(unique_key: Any, unique_for: Any) -> tuple[Callable[[Message], str] | None, int | None]:
+    """The key function and window (ms) of a task, or a ValidationError at declaration."""
+    if unique_key is True:
+        key: Callable[[Message], str] | None = args_key
+    elif unique_key is None:
+        key = None
+    elif callable(unique_key) and not isinstance(unique_key, bool):
+        key = unique_key
+    else:
+        raise ValidationError(
+            f"unique_key must be a function of the message returning a str, or True, got {unique_key!r}"
+        )
+    if unique_for is None:
+        return key, None
+    if key is None:
+        raise ValidationError("unique_for is the window of a unique key: give unique_key too")
+    if isinstance(unique_for, timedelta):
+        window = unique_for // timedelta(milliseconds=1)
+    elif isinstance(unique_for, int) and not isinstance(unique_for, bool):
+        window = unique_for
+    else:
+        raise ValidationError(f"unique_for must be an int (ms) or a timedelta, got {unique_for!r}")
+    if window <= 0:
+        raise ValidationError(f"unique_for must be positive, got {unique_for!r}")
+    return key, window
 
 
 def _takes_message(function: Callable[..., Any]) -> bool:
@@ -94,6 +138,8 @@ class Task:
         priority: int = 0,
         result_store: ResultStore | None = None,
         status_tracker: StatusTracker | None = None,
+        unique_key: UniqueKey | None = None,
+        unique_for: int | timedelta | None = None,
     ) -> None:
         if not callable(function):
             raise ValidationError(f"a task needs a callable, got {function!r}")
@@ -116,6 +162,9 @@ class Task:
         self.priority = priority
         self.result_store = result_store
         self.status_tracker = status_tracker
+        #: Messages of a unique task are queued only while no queued message
+        #: of their queue holds the same key (see ``Broker.submit``).
+        self.unique_key, self.unique_for = checked_unique(unique_key, unique_for)
         self._deferred = False
         self._origin: Task | None = None
         self.takes_message = _takes_message(function)
@@ -175,7 +224,11 @@ class Task:
     ) -> Message:
         """Make a message for this task and, unless deferred or ``submit=False``,
         submit it (with ``ttl``, see ``Broker.submit``; inside ``connection``'s
-        transaction when given, on PostgreSQL)."""
+        transaction when given, on PostgreSQL).
+
+        For a unique task whose key is held by a queued message, nothing is
+        queued and DuplicateMessageError (a MessageAlreadyExistsError) is
+        raised; its ``existing_uuid`` names the message holding the key."""
         if result_ttl is not None and self.result_store is None:
             self.cancel_defer()
             raise ValidationError(
@@ -198,6 +251,8 @@ class Task:
                 backoff_settings=self.backoff.settings,
                 mechanism=self.mechanism,
             )
+            if self.unique_key is not None:
+                message.unique_key = self._unique_key(message)
             if submit and not self._deferred:
                 self._submit(message, connection, ttl)
             else:
@@ -205,6 +260,13 @@ class Task:
         finally:
             self.cancel_defer()
         return message
+
+    def _unique_key(self, message: Message) -> str:
+        assert self.unique_key is not None
+        key = self.unique_key(message)
+        if not (isinstance(key, str) and key):
+            raise ValidationError(f"unique_key of task {self.name!r} must return a non-empty str, got {key!r}")
+        return key
 
     def generate_many(
         self, args_list: Iterable[list[Any] | tuple[Any, ...]], **options: Any
@@ -215,14 +277,14 @@ class Task:
         submit = options.pop("submit", True)
         messages = [self.generate(args=args, submit=False, **options) for args in args_list]
         if submit:
-            self.broker.submit_many(messages)
+            self.broker.submit_many(messages, unique_for=self.unique_for)
             if self.status_tracker is not None:
                 for message in messages:
                     self.status_tracker.set(message, TaskStatus.SUBMITTED)
         return messages
 
     def _submit(self, message: Message, connection: Any = None, ttl: int | None = None) -> None:
-        self.broker.submit(message, ttl=ttl, connection=connection)
+        self.broker.submit(message, ttl=ttl, connection=connection, unique_for=self.unique_for)
         if self.status_tracker is not None:
             self.status_tracker.set(message, TaskStatus.SUBMITTED)
 

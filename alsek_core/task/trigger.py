@@ -9,7 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alsek_core.broker import checked_ttl
-from alsek_core.errors import KeyExistsError, SchedulingError, ValidationError
+from alsek_core.errors import (
+    DuplicateMessageError,
+    KeyExistsError,
+    SchedulingError,
+    ValidationError,
+)
 from alsek_core.message import Message
 from alsek_core.task.base import Task
 
@@ -120,7 +125,12 @@ class TriggerTask(Task):
         data = progenitor.data
         data.update(uuid=None, progenitor_uuid=progenitor.uuid, created_at=None, updated_at=None)
         message = Message(**data)
-        self._submit(message, ttl=ttl)
+        try:
+            self._submit(message, ttl=ttl)
+        except DuplicateMessageError as exc:  # a unique task whose last fire is still queued
+            log.info("fire %s of %r: skipped, message %s holds its unique key", slot, self.name,
+                     exc.existing_uuid)
+            return
         log.info("fire %s of %r: submitted %s", slot, self.name, message.uuid)
 
     @property

@@ -83,3 +83,15 @@ def segfault() -> None:
     address 0 (a SIGSEGV sent with os.kill arrives a moment later, and the
     task may return first)."""
     ctypes.string_at(0)
+
+
+@task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status, unique_key=True)
+def unique_echo(i: int) -> int:
+    """One queued at a time per argument (tests/integration/core/test_unique_and_pause.py)."""
+    return i
+
+
+@task(broker, queue="canary", mechanism="thread", result_store=results, status_tracker=status)
+def canary(i: int) -> int:
+    """On a queue of its own: proof that a pool is claiming while "pools" is paused."""
+    return i

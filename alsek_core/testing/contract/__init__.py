@@ -26,10 +26,12 @@ from __future__ import annotations
 
 from alsek_core.testing.contract.kv import KeyValueContract
 from alsek_core.testing.contract.outcomes import OutcomeReadContract
+from alsek_core.testing.contract.pause import PauseContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
 from alsek_core.testing.contract.revocation import RevocationContract
 from alsek_core.testing.contract.serializer import SerializerContract
 from alsek_core.testing.contract.settle import SettleContract
+from alsek_core.testing.contract.unique import UniqueContract
 
 
 class BackendContract(
@@ -40,6 +42,8 @@ class BackendContract(
     RevocationContract,
     OutcomeReadContract,
     SettleContract,
+    UniqueContract,
+    PauseContract,
 ):
     """Every contract at once."""
 
@@ -49,8 +53,10 @@ __all__ = [
     "ConcurrencyContract",
     "KeyValueContract",
     "OutcomeReadContract",
+    "PauseContract",
     "QueueContract",
     "RevocationContract",
     "SerializerContract",
     "SettleContract",
+    "UniqueContract",
 ]

@@ -122,7 +122,8 @@ def test_queue_administration(url: str, backend: Backend) -> None:
     broker.fail(failed, ValueError("bad pixel"))
 
     counts = {row["queue"]: row for row in json.loads(alsek("queues", "--json", "--backend", url).stdout)}
-    assert counts["images"] == {"queue": "images", "ready": 4, "delayed": 0, "in_flight": 0, "dead": 0}
+    assert counts["images"] == {"queue": "images", "ready": 4, "delayed": 0, "in_flight": 0, "dead": 0,
+                                "paused": False}
     assert (counts["reports"]["delayed"], counts["broken"]["dead"]) == (1, 1)
     assert "images" in alsek("queues", "--backend", url).stdout
 
@@ -262,3 +263,18 @@ def test_demo_runs_and_summarizes(tmp_path: Path) -> None:
     lost = [line for line in demo.stdout.splitlines() if "lost" in line]
     assert lost and lost[0].split()[-2] == "0", demo.stdout
     assert list(tmp_path.iterdir()) == [], "the demo cleans up after itself"
+
+
+def test_pause_and_resume_from_the_shell(url: str, backend: Backend) -> None:
+    broker = Broker(backend)
+    broker.submit(Message("resize", queue="images"))
+    assert json.loads(alsek("pause", "images", "--json", "--backend", url).stdout) == {
+        "queue": "images", "paused": True}
+    assert "paused 'emails'" in alsek("pause", "emails", "--backend", url).stdout
+    assert broker.paused() == ["emails", "images"]
+    rows = {row["queue"]: row["paused"] for row in json.loads(alsek("queues", "--json", "--backend", url).stdout)}
+    assert rows == {"emails": True, "images": True}, "a paused queue is listed while empty"
+    assert json.loads(alsek("resume", "images", "--json", "--backend", url).stdout)["paused"] is False
+    assert broker.paused() == ["emails"] and broker.counts("images").ready == 1
+    bad = alsek("pause", "no:colons", "--backend", url)
+    assert bad.returncode == 2 and "invalid queue name 'no:colons'" in one_error_line(bad)
