@@ -83,3 +83,12 @@ def segfault() -> None:
     address 0 (a SIGSEGV sent with os.kill arrives a moment later, and the
     task may return first)."""
     ctypes.string_at(0)
+
+
+@task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status)
+def doze(seconds: float) -> float:
+    """Sleeps in short steps, in Python code: an exception raised in its thread lands at once."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)
+    return seconds
