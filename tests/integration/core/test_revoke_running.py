@@ -34,8 +34,8 @@ def status(store: Store, message: Message) -> str | None:
 def test_a_revoked_running_message_is_stopped_and_the_pool_goes_on(store: Store, pools: Start, kind: str) -> None:
     # One that an exception in its thread stops, one blocked in C that only
     # stopping its process does; each would run 30 s.
-    dozing, blocked = store.submit("doze", 30), store.submit("nap", 30)
     finished = store.submit("echo_thread", 1)
+    dozing, blocked = store.submit("doze", 30), store.submit("nap", 30)
     pool = pools(kind, store.url)
     running = [dozing, blocked]
     store.wait(lambda: all(status(store, m) == "RUNNING" for m in running) and store.done([finished]) == 1,
