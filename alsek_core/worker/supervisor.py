@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 STUCK_THREAD_GRACE_S = 5.0
 #: How long a thread may run on after its message was revoked (and
 #: RevokedError raised in it) before its whole process is stopped.
-REVOKED_THREAD_GRACE_S = 1.0
+REVOKED_THREAD_GRACE_S = 0.5
 #: A process with nothing to do for this long is let go (unless it is the last).
 IDLE_BEFORE_PRUNE_S = 10.0
 #: Cutting a lease short: the message is claimable again right away.
@@ -349,8 +349,9 @@ class Supervisor:
                 continue
             stopping = [f"{self._uuid(state)} ({self._why(s, state)})"
                         for s, state in states if state is not None and (s, state.seq) in settle]
-            log.warning("stopping worker process %d (pid %s) for %s", child.index, child.process.pid,
-                        ", ".join(stopping))
+            timed_out = any(how == self._settle_timeout for how in settle.values())
+            log.log(logging.WARNING if timed_out else logging.INFO, "stopping worker process %d (pid %s) for %s",
+                    child.index, child.process.pid, ", ".join(stopping))
             child.process.kill()
             child.process.join()
             del self._children[child.index]
