@@ -48,6 +48,8 @@ def revoke(
         return False
     broker.revoke(message)
     message.exception_details = revoked_details(message)
-    if status != TaskStatus.RUNNING:
+    # Read again: a worker may have started it before the mark reached it
+    # (its pool then stops it and records REVOKED, which FAILED must not hide).
+    if status != TaskStatus.RUNNING and status_tracker.get(message) not in {*TERMINAL_STATUSES, TaskStatus.RUNNING}:
         status_tracker.set(message, TaskStatus.FAILED)
     return True
