@@ -221,8 +221,8 @@ class Supervisor:
         in the process's batch): it never runs again. The messages it was
         stopped for (``settle``: by slot and sequence number, how to settle
         each: timed out, revoked) are settled; so is a revoked one it was
-        running when it died. What it
-        was running otherwise gets its lease cut short if the process crashed
+        running when it died. What it was running otherwise gets its lease
+        cut short if the process crashed
         (any of them may have caused it, so the delivery counts towards the
         poison limit), and is released as it was if we killed the process.
         What it had claimed but not started is released as it was. Returns how
@@ -337,21 +337,22 @@ class Supervisor:
         now = time.monotonic()
         for child in list(self._children.values()):
             states = list(zip(self.shared.slots_of(child.index), self.shared.states(child.index), strict=True))
-            settle = {(s, state.seq): how for s, state in states
-                      if state is not None and (how := self._must_go(s, state, now)) is not None}
-            if not settle:
+            going = {(s, state.seq): (state, how) for s, state in states
+                     if state is not None and (how := self._must_go(s, state, now)) is not None}
+            if not going:
                 continue
-            if any(state is not None and state.busy and (s, state.seq) not in settle for s, state in states):
+            if any(state is not None and state.busy and (s, state.seq) not in going for s, state in states):
                 if not self.shared.draining[child.index]:
                     self.shared.draining[child.index] = True
                     log.info("a message of worker process %d must be stopped; it finishes its other "
                              "messages first", child.index)
                 continue
-            stopping = [f"{self._uuid(state)} ({self._why(s, state)})"
-                        for s, state in states if state is not None and (s, state.seq) in settle]
-            timed_out = any(how == self._settle_timeout for how in settle.values())
-            log.log(logging.WARNING if timed_out else logging.INFO, "stopping worker process %d (pid %s) for %s",
-                    child.index, child.process.pid, ", ".join(stopping))
+            revoked = [how == self._settle_revoked for _, how in going.values()]
+            log.log(logging.INFO if all(revoked) else logging.WARNING, "stopping worker process %d (pid %s) for %s",
+                    child.index, child.process.pid, ", ".join(
+                        f"{self._uuid(state)} ({'revoked' if was_revoked else 'past its timeout'})"
+                        for (state, _), was_revoked in zip(going.values(), revoked, strict=True)))
+            settle = {run: how for run, (_, how) in going.items()}
             child.process.kill()
             child.process.join()
             del self._children[child.index]
@@ -371,9 +372,6 @@ class Supervisor:
         if now > state.deadline and (state.terminate or now - state.deadline >= STUCK_THREAD_GRACE_S):
             return self._settle_timeout
         return None
-
-    def _why(self, s: int, state: SlotState) -> str:
-        return "revoked" if (s, state.seq) in self._stops else "past its timeout"
 
     @staticmethod
     def _uuid(state: SlotState) -> str:
