@@ -36,6 +36,9 @@ def test_a_revoked_running_message_is_stopped_and_the_pool_goes_on(store: Store,
     # stopping its process does; each would run 30 s.
     finished = store.submit("echo_thread", 1)
     dozing, blocked = store.submit("doze", 30), store.submit("nap", 30)
+    # Runs beside them (a thread pool: in the same process, which it must
+    # finish in before that process may be stopped), or waits claimed ahead.
+    neighbour = store.submit("nap", 3)
     pool = pools(kind, store.url)
     running = [dozing, blocked]
     store.wait(lambda: all(status(store, m) == "RUNNING" for m in running) and store.done([finished]) == 1,
@@ -45,6 +48,8 @@ def test_a_revoked_running_message_is_stopped_and_the_pool_goes_on(store: Store,
     assert done.returncode == 0 and "revoked 2 message(s)" in done.stdout, done.stderr
     assert store.broker.is_revoked(dozing) and store.broker.is_revoked(blocked)
     store.wait(lambda: all(status(store, m) == "REVOKED" for m in running), 20, "both to end REVOKED", pool)
+    store.wait(lambda: store.done([neighbour]) == 1, 30, "the neighbour to finish", pool)
+    assert status(store, neighbour) == "SUCCEEDED"
 
     # Gone from the queue, not retried, not dead-lettered, no result.
     assert store.live() == 0 and store.dead_uuids() == set()
