@@ -87,6 +87,7 @@ class Supervised(Protocol):
     slots_per_process: int
     prune_interval: int
     grace_period: int
+    lease_ms: int
     stop_event: threading.Event
     hurry: threading.Event
 
@@ -285,7 +286,18 @@ class Supervisor:
         set_waiting(self.broker, self.pool.tasks, delivery)
         self._cut_lease(delivery)
 
+    def _still_held(self, delivery: Delivery) -> bool:
+        """Whether the message of a process that is gone is still held under
+        its lease. If not, the process settled it just before it was stopped
+        (or the lease ran out): its outcome stands, never overwritten."""
+        if self.broker.extend(delivery, self.pool.lease_ms):
+            return True
+        log.info("message %s was settled before its worker process was stopped; left as it is", delivery.uuid)
+        return False
+
     def _settle_timeout(self, delivery: Delivery) -> None:
+        if not self._still_held(delivery):
+            return
         message = self.broker.decode(self.broker.payload(delivery))
         message.delivery = delivery
         task = self.pool.tasks.get(message.task_name)
@@ -296,6 +308,8 @@ class Supervisor:
             f"ran past its timeout of {message.timeout} ms; its worker process was stopped"))
 
     def _settle_revoked(self, delivery: Delivery) -> None:
+        if not self._still_held(delivery):
+            return
         message = self.broker.decode(self.broker.payload(delivery))
         message.delivery = delivery
         task = self.pool.tasks.get(message.task_name)
