@@ -55,6 +55,7 @@ class RevocationMarks:
         self._stamp: Any = None
         self._revoked: frozenset[str] = frozenset()
         self._read_at = float("-inf")
+        self._expiries = 0  # a read begun before an expiry is stale at once
 
     def mark(self, uuid: str, ttl: int) -> None:
         """Revoke, and return once every process sees it."""
@@ -71,7 +72,11 @@ class RevocationMarks:
         # stamp must outlive every mark.
         self.backend.set(STAMP, new_uuid())
         self.backend.notify(STAMP)
-        self._read_at = float("-inf")  # this process sees its own change at once
+        self._expire()  # this process sees its own change at once
+
+    def _expire(self) -> None:
+        self._expiries += 1
+        self._read_at = float("-inf")
 
     def exists(self, uuid: str) -> bool:
         """Read now, from the backend."""
@@ -83,6 +88,7 @@ class RevocationMarks:
             with self._refresh:
                 started = time.monotonic()
                 if started - self._read_at >= VIEW_MS / 1000:
+                    expiries = self._expiries
                     stamp = self.backend.get(STAMP)
                     if stamp is None:  # nothing was ever revoked here
                         self._revoked = frozenset()
@@ -90,7 +96,7 @@ class RevocationMarks:
                         names = list(self.backend.scan(PREFIX))
                         self._revoked = frozenset(name[len(PREFIX) :] for name in names)
                     self._stamp = stamp
-                    self._read_at = started
+                    self._read_at = started if expiries == self._expiries else float("-inf")
         return uuid in self._revoked
 
     def among(self, uuids: Iterable[str]) -> set[str]:
@@ -112,7 +118,7 @@ class RevocationMarks:
                 return
             while not stop.is_set():
                 if listener.wait(FOLLOW_WAIT_MS):
-                    self._read_at = float("-inf")
+                    self._expire()
                     on_change()
         finally:
             listener.close()
