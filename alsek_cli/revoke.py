@@ -18,8 +18,8 @@ from alsek_core.status import tracker_for
 @log_level_option("warning")
 def revoke(uuids: tuple[str, ...], backend: str | None) -> None:
     """Revoke messages by UUID: a queued or delayed one never runs (a worker
-    dead-letters it as revoked, its status FAILED); a running one is not
-    stopped. A message whose status is already terminal is left alone."""
+    dead-letters it as revoked, its status FAILED); a running one is stopped
+    and ends REVOKED. A message whose status is already terminal is left alone."""
     store = default_backend(cli=backend)
     broker, tracker = Broker(store), tracker_for(store)
     revoked = []

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from alsek_core.ack_batch import AckBatch
@@ -443,6 +444,16 @@ class Broker(MessageCodec):
 
     def is_revoked(self, message: Message | str) -> bool:
         return self.revocations.exists(revocation_uuid(message))
+
+    def revoked_among(self, uuids: Iterable[str]) -> set[str]:
+        """Which of ``uuids`` (what a pool runs) are revoked, as this process
+        last read the revocations (see ``refuses``)."""
+        return self.revocations.among(uuids)
+
+    def follow_revocations(self, stop: threading.Event, on_change: Callable[[], None]) -> None:
+        """Block until ``stop``, calling ``on_change`` whenever the backend
+        pushes a revocation (see :meth:`RevocationMarks.follow`)."""
+        self.revocations.follow(stop, on_change)
 
     def refuses(self, message: Message) -> bool:
         """Whether a worker must not run ``message``: revoked, as this process

@@ -19,7 +19,7 @@ from typing import Any
 
 from alsek_core import outcome
 from alsek_core.broker import Broker
-from alsek_core.errors import SerializationError
+from alsek_core.errors import RevokedError, SerializationError
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.status import TaskStatus
@@ -92,6 +92,12 @@ def process(
             result = task.execute(message)
         with window:
             task.post_op(message, result)
+    except RevokedError as exc:  # raised in its thread by its pool (or by the task itself)
+        if broker.is_revoked(message):
+            settle_revoked(task, message, broker)
+        else:
+            settle_failure(task, message, exc, broker)
+        return
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: see settle_failure
         settle_failure(task, message, exc, broker)
         return
@@ -159,6 +165,16 @@ def settle_failure(task: Task, message: Message, exc: BaseException, broker: Bro
         return
     log.info("%s raised %s: retry %d", message.summary, type(exc).__name__, message.retries + 1)
     broker.settle(outcome.retrying(broker, message, task.status_tracker, exc), message)
+
+
+def settle_revoked(task: Task, message: Message, broker: Broker | None = None) -> None:
+    """End a run that was stopped because its message was revoked: status
+    REVOKED and the message removed. Pools call it however they stopped the
+    run (an exception raised in its thread, its process killed, a coroutine
+    cancelled)."""
+    log.info("%s was revoked while running; stopped", message.summary)
+    broker = broker or task.broker
+    broker.settle(outcome.revoked(broker, message, task.status_tracker), message)
 
 
 def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:

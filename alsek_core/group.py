@@ -93,6 +93,8 @@ class Group:
         status = task.status_tracker.get(message) if task.status_tracker is not None else None
         if status is TaskStatus.FAILED:
             return f"{message.summary} failed (its dead letter says why: alsek dlq)"
+        if status is TaskStatus.REVOKED:
+            return f"{message.summary} was revoked while it ran; it has no result"
         return (f"{message.summary} settled without a result: it failed, or its result "
                 "was fetched already or has expired")
 

@@ -82,3 +82,10 @@ def failed(broker: Broker, message: Message, tracker: StatusTrackerPort | None,
     if not broker.dead_letter:
         return Settlement(message.delivery, status=status)
     return Settlement(message.delivery, status=status, payload=broker.encode_lenient(message), dead=True)
+
+
+def revoked(broker: Broker, message: Message, tracker: StatusTrackerPort | None) -> Settlement:
+    """REVOKED, then removed: a revoked run was stopped on purpose, so it is
+    neither retried nor a failure to look into among the dead letters."""
+    assert message.delivery is not None
+    return Settlement(message.delivery, status=_status(broker, tracker, message, TaskStatus.REVOKED))

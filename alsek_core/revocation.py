@@ -5,7 +5,10 @@ worker checks just before running a message it claimed.
 
 A revoked message that is queued or delayed never runs: when it comes due, a
 worker dead-letters it with a ``RevokedError`` and its status (if tracked)
-is FAILED, as in Alsek. A run already under way is not stopped.
+is FAILED, as in Alsek. A run already under way is stopped by its pool
+(:mod:`alsek_core.worker.supervisor`) and ends REVOKED: removed, neither
+retried nor dead-lettered, since it was stopped on purpose and nothing
+failed (a dead letter is a message someone has to look into).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ def revoke(
     skip_if_running: bool = False,
 ) -> bool:
     """Mark ``message`` revoked; with a status tracker, its status becomes
-    FAILED at once unless a run is under way (that run's outcome is then
-    recorded). A message whose status is already terminal is left alone, and
+    FAILED at once unless a run is under way (its pool stops it and records
+    REVOKED). A message whose status is already terminal is left alone, and
     with ``skip_if_running`` one that is running. True if it was marked."""
     if status_tracker is None:
         if skip_if_running:
@@ -45,6 +48,8 @@ def revoke(
         return False
     broker.revoke(message)
     message.exception_details = revoked_details(message)
-    if status != TaskStatus.RUNNING:
+    # Read again: a worker may have started it before the mark reached it
+    # (its pool then stops it and records REVOKED, which FAILED must not hide).
+    if status != TaskStatus.RUNNING and status_tracker.get(message) not in {*TERMINAL_STATUSES, TaskStatus.RUNNING}:
         status_tracker.set(message, TaskStatus.FAILED)
     return True

@@ -35,6 +35,8 @@ class TaskStatus(IntEnum):
     RETRYING = 3
     FAILED = 4
     SUCCEEDED = 5
+    #: Stopped while running because it was revoked (``alsek_core.revocation``).
+    REVOKED = 6
 
     def __str__(self) -> str:
         """The name, not the number: printed statuses should read as words."""
@@ -44,7 +46,7 @@ class TaskStatus(IntEnum):
         return format(self.name, spec)
 
 
-TERMINAL_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.SUCCEEDED})
+TERMINAL_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.SUCCEEDED, TaskStatus.REVOKED})
 
 
 def wanted_statuses(status: Any) -> frozenset[TaskStatus]:

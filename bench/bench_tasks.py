@@ -33,3 +33,18 @@ def stamp() -> float:
 @task(broker, queue=QUEUE, result_store=results, status_tracker=statuses)
 def stored() -> bool:
     return True
+
+
+@task(broker, queue=QUEUE, mechanism="thread", status_tracker=statuses)
+def doze(seconds: float) -> None:
+    """Runs ``seconds`` in short sleeps: Python code, which a revocation interrupts
+    in its thread (bench/revoke_latency.py)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)
+
+
+@task(broker, queue=QUEUE, mechanism="thread", status_tracker=statuses)
+def block(seconds: float) -> None:
+    """One long sleep, blocked in C: in a thread pool only stopping its process ends it."""
+    time.sleep(seconds)

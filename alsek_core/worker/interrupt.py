@@ -1,5 +1,6 @@
-"""Stopping a thread whose task ran past its timeout: CPython can raise an
-exception in another thread (``PyThreadState_SetAsyncExc``).
+"""Stopping a thread whose task ran past its timeout, or whose message was
+revoked: CPython can raise an exception in another thread
+(``PyThreadState_SetAsyncExc``).
 
 The exception is only ever aimed at user code (``pre_op``, the function,
 ``post_op``): a thread is interruptible inside a *window* and never while it
@@ -7,7 +8,7 @@ records an outcome, so a timeout can not tear an ack or a result write in
 half. It lands when the thread next runs Python bytecode; a thread blocked in
 C (a long ``time.sleep``, a socket read without timeout) only sees it when the
 call returns, which is why the pools also terminate a process whose thread
-stays past its deadline for too long.
+stays past its deadline, or runs on after its revocation, for too long.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class Interruptible:
             if self.interrupted and thread_id is not None and SUPPORTED:
                 _set_async_exc(thread_id, None)  # not raised yet: it must not land outside
 
-    def interrupt(self) -> bool:
-        """Raise TaskTimeoutError in the thread if it is in user code; once per message."""
+    def interrupt(self, exc: type[BaseException] = TaskTimeoutError) -> bool:
+        """Raise ``exc`` in the thread if it is in user code; once per message
+        (a timeout and a revocation do not both land)."""
         with self._lock:
             if self._thread_id is None or self.interrupted:
                 return False
@@ -68,4 +70,4 @@ class Interruptible:
                 log.warning("cannot interrupt a thread on %s; its process will be stopped instead",
                             platform.python_implementation())
                 return False
-            return _set_async_exc(self._thread_id, TaskTimeoutError) == 1
+            return _set_async_exc(self._thread_id, exc) == 1

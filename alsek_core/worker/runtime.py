@@ -120,6 +120,15 @@ class SupervisedPool(BaseWorkerPool):
         assert self.shared is not None
         self.shared.slot_table.end(self.shared.slots_of(self.index)[local])
 
+    def stop_slot(self, local: int) -> None:
+        """Stop the run in slot ``local``: its message was revoked. Asked at
+        every ``watch()`` until the run ends. By default nothing: the
+        supervisor stops the whole process instead, as a process pool's slot
+        is its process. A pool whose slots share a process overrides it (a
+        thread: RevokedError raised in it; an event loop: the coroutine
+        cancelled) and ends the run with ``execution.settle_revoked``; a run
+        still going ``REVOKED_THREAD_GRACE_S`` later has its process stopped."""
+
     def claim_limit(self) -> int:
         """After a process died running several messages, any of which may have
         killed it, the pool runs that many messages one at a time (its
@@ -151,6 +160,10 @@ class SupervisedPool(BaseWorkerPool):
         if self.draining:
             for delivery in self.holdings.take_unstarted(older_than_s=0):
                 self.release(delivery)
+        if self.shared is not None:
+            for local, s in enumerate(self.shared.slots_of(self.index)):
+                if self.shared.slot_table.stop_requested(s):
+                    self.stop_slot(local)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop()  # the supervisor decides when the grace period is over

@@ -3,7 +3,10 @@ memory shared between a pool's processes.
 
 A child writes a slot when it starts and when it ends a message; the parent
 only reads, and only acts on what it read after the child is gone (killed for
-a timeout, or dead on its own). That way the parent can settle or release a
+a timeout, or dead on its own). The one thing the parent writes is a stop
+request (the message a slot runs was revoked), naming the record's sequence
+number, so that it can never be mistaken for a request to stop the slot's
+next message. That way the parent can settle or release a
 message a child held without a message ever crossing a pipe: the fast path
 (claim, run, ack) stays entirely inside the child.
 
@@ -33,6 +36,7 @@ class _Record(ctypes.Structure):
         ("busy", ctypes.c_bool),
         ("terminate", ctypes.c_bool),
         ("has_payload", ctypes.c_bool),
+        ("stop_seq", ctypes.c_uint64),  # written by the parent: stop the run of this seq
         ("deadline", ctypes.c_double),
         ("changed_at", ctypes.c_double),
         ("length", ctypes.c_int32),
@@ -110,6 +114,15 @@ class SlotTable:
         record.busy = False
         record.changed_at = time.monotonic()
         record.seq += 1
+
+    def request_stop(self, index: int, seq: int) -> None:
+        """Parent side: ask the child to stop the run it recorded as ``seq``."""
+        self._records[index].stop_seq = seq
+
+    def stop_requested(self, index: int) -> bool:
+        """Child side: whether the parent asked to stop what this slot runs now."""
+        record = self._records[index]
+        return bool(record.busy) and record.stop_seq == record.seq
 
     def reset(self, index: int) -> None:
         """Mark idle for a new child, even if the old one died mid-write."""

@@ -17,6 +17,15 @@
   finish what they run. Then it is killed, the message is settled with
   TimeoutError (retried if its task allows, else failed), and a fresh process
   replaces it;
+* stops what runs of a revoked message: it asks the broker which of the
+  messages its slots run are revoked (woken at once where the backend pushes
+  revocations, else within ``VIEW_MS``) and asks each such slot to stop
+  (``SlotTable.request_stop``). A worker process that runs messages in
+  threads raises RevokedError in the slot's thread itself
+  (``SupervisedPool.stop_slot``); a slot running in a process of its own (a
+  process pool, a 'process' task), or a thread still running
+  ``REVOKED_THREAD_GRACE_S`` later, has its process stopped as for a timeout,
+  and the message is settled REVOKED;
 * on SIGTERM / SIGINT tells every process to stop, waits ``grace_period``,
   then kills what is left and releases what it held.
 
@@ -31,12 +40,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any, Protocol
 
 from alsek_core.broker import Broker
-from alsek_core.execution import set_waiting, settle_failure
+from alsek_core.execution import set_waiting, settle_failure, settle_revoked
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker.base import install_signal_handlers
@@ -51,6 +60,9 @@ log = logging.getLogger(__name__)
 #: How long a thread may outlive its deadline (after TimeoutError was raised in
 #: it) before its whole process is stopped.
 STUCK_THREAD_GRACE_S = 5.0
+#: How long a thread may run on after its message was revoked (and
+#: RevokedError raised in it) before its whole process is stopped.
+REVOKED_THREAD_GRACE_S = 0.5
 #: A process with nothing to do for this long is let go (unless it is the last).
 IDLE_BEFORE_PRUNE_S = 10.0
 #: Cutting a lease short: the message is claimable again right away.
@@ -62,6 +74,10 @@ GROW_CHECK_S = 0.025
 SHUTDOWN_SLACK_S = 2.0
 
 
+#: How the supervisor settles a message whose process it stopped.
+Settle = Callable[[Delivery], None]
+
+
 class Supervised(Protocol):
     """The pool as its supervisor sees it."""
 
@@ -71,6 +87,7 @@ class Supervised(Protocol):
     slots_per_process: int
     prune_interval: int
     grace_period: int
+    lease_ms: int
     stop_event: threading.Event
     hurry: threading.Event
 
@@ -104,6 +121,10 @@ class Supervisor:
         self._children: dict[int, _Child] = {}
         self._quick_deaths = 0
         self._respawn_at = 0.0
+        #: Runs asked to stop because revoked: (slot, seq) -> when asked.
+        self._stops: dict[tuple[int, int], float] = {}
+        #: Set to start the next round at once (a revocation pushed, a signal).
+        self._wake = threading.Event()
 
     def run(self) -> None:
         """Start the worker processes and supervise them until SIGTERM / SIGINT or ``stop()``."""
@@ -113,14 +134,17 @@ class Supervisor:
                  type(pool).__name__, pool.n_processes, pool.slots_per_process, ", ".join(pool.queues))
         capacity = pool.n_processes * pool.slots_per_process
         heartbeat = Heartbeat(self.broker.backend, type(pool).__name__, pool.queues, capacity, self._busy)
+        threading.Thread(target=self._follow_revocations, name="alsek-revocations", daemon=True).start()
         try:
             while not self.stop_event.is_set():
                 heartbeat.beat()  # the workers registry (alsek_core.workers)
                 self._reap()
-                self._enforce_timeouts()
+                self._stop_revoked()
+                self._enforce()
                 self._scale()
                 tick = pool.prune_interval / 1000
-                self.stop_event.wait(min(tick, GROW_CHECK_S) if len(self._children) < pool.n_processes else tick)
+                self._wake.wait(min(tick, GROW_CHECK_S) if len(self._children) < pool.n_processes else tick)
+                self._wake.clear()
         finally:
             self._shut_down()
             heartbeat.stop()
@@ -138,6 +162,14 @@ class Supervisor:
         if self.stop_event.is_set():
             self.pool.hurry.set()
         self.stop_event.set()
+        self._wake.set()
+
+    def _follow_revocations(self) -> None:
+        try:
+            self.broker.follow_revocations(self.stop_event, self._wake.set)
+        except Exception as exc:
+            log.warning("cannot follow revocations as they happen (%s: %s); revoked messages are stopped "
+                        "within a few hundred ms instead", type(exc).__name__, exc)
 
     def _serve(self, index: int) -> None:
         """In the new worker process: leave the host's connections alone, then work."""
@@ -184,12 +216,14 @@ class Supervisor:
         if not self._children and time.monotonic() >= self._respawn_at and not self.stop_event.is_set():
             self._spawn(0)
 
-    def _recover(self, index: int, killed: bool, timed_out: tuple[int, int] | None = None) -> int:
+    def _recover(self, index: int, killed: bool, settle: Mapping[tuple[int, int], Settle] | None = None) -> int:
         """Deal with what a dead worker process held, so that none of it waits
         for its lease to end. What finished there is acked (its ack was still
-        in the process's batch): it never runs again. The message that timed
-        out (``timed_out``: its slot and sequence number) is settled. What it
-        was running otherwise gets its lease cut short if the process crashed
+        in the process's batch): it never runs again. The messages it was
+        stopped for (``settle``: by slot and sequence number, how to settle
+        each: timed out, revoked) are settled; so is a revoked one it was
+        running when it died. What it was running otherwise gets its lease
+        cut short if the process crashed
         (any of them may have caused it, so the delivery counts towards the
         poison limit), and is released as it was if we killed the process.
         What it had claimed but not started is released as it was. Returns how
@@ -201,14 +235,21 @@ class Supervisor:
                 self.broker.ack(delivery)
         self._try_acks()
         running, handled = 0, set(finished)
-        for s, state in zip(self.shared.slots_of(index), self.shared.states(index), strict=True):
+        states = list(zip(self.shared.slots_of(index), self.shared.states(index), strict=True))
+        ran = [state.delivery.uuid for _, state in states
+               if state is not None and state.busy and state.delivery is not None]
+        revoked = self._revoked(ran) if ran else set()
+        for s, state in states:
             self.shared.slot_table.reset(s)
             if state is None or not state.busy or state.delivery is None or state.delivery.uuid in finished:
                 continue
             running += 1
             handled.add(state.delivery.uuid)
-            if timed_out == (s, state.seq):
-                self._try(self._settle_timeout, state.delivery)
+            how = (settle or {}).get((s, state.seq))
+            if how is not None:
+                self._try(how, state.delivery)
+            elif state.delivery.uuid in revoked:
+                self._try(self._settle_revoked, state.delivery)
             elif killed:
                 self._try(self._release_ran, state.delivery)
             else:
@@ -245,7 +286,18 @@ class Supervisor:
         set_waiting(self.broker, self.pool.tasks, delivery)
         self._cut_lease(delivery)
 
+    def _still_held(self, delivery: Delivery) -> bool:
+        """Whether the message of a process that is gone is still held under
+        its lease. If not, the process settled it just before it was stopped
+        (or the lease ran out): its outcome stands, never overwritten."""
+        if self.broker.extend(delivery, self.pool.lease_ms):
+            return True
+        log.info("message %s was settled before its worker process was stopped; left as it is", delivery.uuid)
+        return False
+
     def _settle_timeout(self, delivery: Delivery) -> None:
+        if not self._still_held(delivery):
+            return
         message = self.broker.decode(self.broker.payload(delivery))
         message.delivery = delivery
         task = self.pool.tasks.get(message.task_name)
@@ -255,41 +307,85 @@ class Supervisor:
         settle_failure(task, message, TaskTimeoutError(
             f"ran past its timeout of {message.timeout} ms; its worker process was stopped"))
 
-    def _enforce_timeouts(self) -> None:
-        """Stop a worker process whose message must go (see the module doc), but
-        only once its other slots are idle or overdue themselves: until then it
-        drains (claims nothing more, hands back what it has not started), so
-        the messages its other threads run finish instead of running again."""
+    def _settle_revoked(self, delivery: Delivery) -> None:
+        if not self._still_held(delivery):
+            return
+        message = self.broker.decode(self.broker.payload(delivery))
+        message.delivery = delivery
+        task = self.pool.tasks.get(message.task_name)
+        if task is None:  # a pool only runs its own tasks: it cannot have run this
+            self.broker.remove(message)
+        else:
+            settle_revoked(task, message)
+
+    def _revoked(self, uuids: list[str]) -> set[str]:
+        try:
+            return self.broker.revoked_among(uuids)
+        except Exception as exc:
+            log.warning("cannot read the revocations (%s: %s); looking again shortly", type(exc).__name__, exc)
+            return set()
+
+    def _stop_revoked(self) -> None:
+        """Ask each slot running a revoked message to stop it, once per run
+        (``_enforce`` stops its process if that is how it must go)."""
+        running: dict[tuple[int, int], str] = {}
+        for child in self._children.values():
+            for s, state in zip(self.shared.slots_of(child.index), self.shared.states(child.index), strict=True):
+                if state is not None and state.busy and state.delivery is not None:
+                    running[(s, state.seq)] = state.delivery.uuid
+        self._stops = {run: asked for run, asked in self._stops.items() if run in running}
+        revoked = self._revoked(list(running.values())) if running else set()
+        now = time.monotonic()
+        for (s, seq), uuid in running.items():
+            if uuid in revoked and (s, seq) not in self._stops:
+                log.info("message %s was revoked while running; stopping it", uuid)
+                self._stops[(s, seq)] = now
+                self.shared.slot_table.request_stop(s, seq)
+
+    def _enforce(self) -> None:
+        """Stop a worker process whose message must go (past its timeout, or
+        revoked; see the module doc), but only once its other slots are idle
+        or must go themselves: until then it drains (claims nothing more,
+        hands back what it has not started), so the messages its other
+        threads run finish instead of running again."""
         now = time.monotonic()
         for child in list(self._children.values()):
-            states = self.shared.states(child.index)
-            overdue = [self._overdue(state, now) for state in states]
-            for s, state, late in zip(self.shared.slots_of(child.index), states, overdue, strict=True):
-                if not late or state is None:
-                    continue
-                if any(other is not None and other.busy and not other_late
-                       for other, other_late in zip(states, overdue, strict=True) if other is not state):
-                    if not self.shared.draining[child.index]:
-                        self.shared.draining[child.index] = True
-                        log.info("message %s ran past its timeout; worker process %d finishes its other "
-                                 "messages before it is stopped", self._uuid(state), child.index)
-                    break
-                log.warning("message %s ran past its timeout; stopping worker process %d (pid %s)",
-                            self._uuid(state), child.index, child.process.pid)
-                child.process.kill()
-                child.process.join()
-                del self._children[child.index]
-                self._recover(child.index, killed=True, timed_out=(s, state.seq))
-                self._spawn(child.index)
-                break
+            states = list(zip(self.shared.slots_of(child.index), self.shared.states(child.index), strict=True))
+            going = {(s, state.seq): (state, how) for s, state in states
+                     if state is not None and (how := self._must_go(s, state, now)) is not None}
+            if not going:
+                continue
+            if any(state is not None and state.busy and (s, state.seq) not in going for s, state in states):
+                if not self.shared.draining[child.index]:
+                    self.shared.draining[child.index] = True
+                    log.info("a message of worker process %d must be stopped; it finishes its other "
+                             "messages first", child.index)
+                continue
+            revoked = [how == self._settle_revoked for _, how in going.values()]
+            log.log(logging.INFO if all(revoked) else logging.WARNING, "stopping worker process %d (pid %s) for %s",
+                    child.index, child.process.pid, ", ".join(
+                        f"{self._uuid(state)} ({'revoked' if was_revoked else 'past its timeout'})"
+                        for (state, _), was_revoked in zip(going.values(), revoked, strict=True)))
+            settle = {run: how for run, (_, how) in going.items()}
+            child.process.kill()
+            child.process.join()
+            del self._children[child.index]
+            self._recover(child.index, killed=True, settle=settle)
+            self._spawn(child.index)
 
-    @staticmethod
-    def _overdue(state: SlotState | None, now: float) -> bool:
-        """Past its deadline, and either its task's mechanism is 'process' or
-        the TimeoutError raised in its thread did not stop it in time."""
-        if state is None or not state.busy or now <= state.deadline:
-            return False
-        return state.terminate or now - state.deadline >= STUCK_THREAD_GRACE_S
+    def _must_go(self, s: int, state: SlotState, now: float) -> Settle | None:
+        """How to settle the message in slot ``s`` once its process is stopped,
+        if it must be: revoked, or past its deadline, and either its task's
+        mechanism is 'process' or the exception raised in its thread did not
+        stop it in time. None while it may run on."""
+        if not state.busy:
+            return None
+        asked = self._stops.get((s, state.seq))
+        if asked is not None and (state.terminate or now - asked >= REVOKED_THREAD_GRACE_S):
+            return self._settle_revoked
+        if now > state.deadline and (state.terminate or now - state.deadline >= STUCK_THREAD_GRACE_S):
+            return self._settle_timeout
+        return None
 
     @staticmethod
     def _uuid(state: SlotState) -> str:

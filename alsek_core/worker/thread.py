@@ -5,6 +5,10 @@ work only when one of its threads is free; groups are added while every
 thread of every group is busy (up to ``n_processes``) and let go when idle.
 Capacity: ``n_threads * n_processes``.
 
+A revoked message that runs gets RevokedError raised in its thread and ends
+REVOKED; if its thread is blocked in C and does not stop within
+``REVOKED_THREAD_GRACE_S``, its group is stopped as for a 'process' timeout.
+
 Timeouts follow the task's mechanism. A 'thread' task gets TimeoutError
 raised in its thread (CPython), and if it is still running a few seconds
 later its group is stopped. A 'process' task in a thread pool has no process
@@ -24,6 +28,7 @@ import time
 from collections.abc import Iterable
 from typing import Unpack
 
+from alsek_core.errors import RevokedError
 from alsek_core.message import Message
 from alsek_core.task import Task
 from alsek_core.worker.interrupt import Interruptible
@@ -128,6 +133,11 @@ class ThreadWorkerPool(SupervisedPool):
 
     def _low_water(self) -> int:
         return self.holdings.claim_ahead(self.n_threads) // 2
+
+    def stop_slot(self, local: int) -> None:
+        slot = self._slots[local]
+        if slot.busy and slot.interruptible.interrupt(RevokedError):
+            log.info("%s was revoked: RevokedError raised in its thread", slot.summary)
 
     def watch(self) -> None:
         super().watch()

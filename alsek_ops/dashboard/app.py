@@ -195,7 +195,7 @@ class Dashboard:
         uuid = request.path_params["uuid"]
         await run_in_threadpool(self.broker.revoke, uuid)
         log.info("dashboard: revoked %s", uuid)
-        return self.back(f"/jobs/{uuid}", "revoked: no worker will start it")
+        return self.back(f"/jobs/{uuid}", "revoked: it never starts, and is stopped if it runs")
 
     # --- the app ------------------------------------------------------------------------
 

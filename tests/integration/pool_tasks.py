@@ -95,3 +95,12 @@ def unique_echo(i: int) -> int:
 def canary(i: int) -> int:
     """On a queue of its own: proof that a pool is claiming while "pools" is paused."""
     return i
+
+
+@task(broker, queue=QUEUE, mechanism="thread", result_store=results, status_tracker=status)
+def doze(seconds: float) -> float:
+    """Sleeps in short steps, in Python code: an exception raised in its thread lands at once."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)
+    return seconds

@@ -1,9 +1,12 @@
 """Contract: revocation, which every backend supports through its key-value
 methods. A revoked queued or delayed message never runs; it is dead-lettered
-as revoked, whichever process revoked it."""
+as revoked, whichever process revoked it. A revoked run that its pool stops
+(RevokedError raised in it) ends REVOKED and leaves its queue. Where the
+backend pushes, a revoke wakes whoever follows the revocations."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +17,7 @@ from alsek_core.ports import Backend
 from alsek_core.status import StatusTracker, TaskStatus
 from alsek_core.task import Task
 from alsek_core.testing.runner import run_until_empty
+from alsek_core.waiting import PollingListener
 
 
 def recording_task(broker: Broker, ran: list[Any], **options: Any) -> Task:
@@ -87,3 +91,49 @@ class RevocationContract:
         assert tracker.get(done) == TaskStatus.SUCCEEDED and not job.is_revoked(done)
         run_until_empty([job])
         assert ran == [1] and tracker.get(waiting) == TaskStatus.FAILED
+
+    def test_a_revoked_run_that_is_stopped_ends_revoked_and_leaves_its_queue(self, backend: Backend) -> None:
+        broker, tracker = Broker(backend), StatusTracker(backend)
+
+        def job(revoked: bool, message: Message) -> None:
+            if revoked:
+                broker.revoke(message)
+            raise RevokedError("what a pool raises in the thread of a revoked run")
+
+        stopped = Task(job, broker, queue="revocations", max_retries=0, status_tracker=tracker)
+        revoked, impostor = stopped.generate(args=[True]), stopped.generate(args=[False])
+        run_until_empty([stopped])
+        assert tracker.get(revoked) == TaskStatus.REVOKED and stopped.is_revoked(revoked)
+        assert not broker.in_dlq(revoked) and not broker.contains("revocations", revoked.uuid)
+        # Raised by a task whose message nobody revoked: a failure like any other.
+        assert tracker.get(impostor) == TaskStatus.FAILED
+        assert dead_letter_reason(broker, impostor) == RevokedError.__name__
+
+    def test_a_revoke_wakes_its_followers_where_the_backend_pushes(
+        self, backend: Backend, backend_factory: Callable[[], Backend]
+    ) -> None:
+        broker = Broker(backend)
+        probe = backend.listen(["probe"])
+        pushes = not isinstance(probe, PollingListener)
+        probe.close()
+        woken, stop = threading.Event(), threading.Event()
+        follower = threading.Thread(target=broker.follow_revocations, args=(stop, woken.set), daemon=True)
+        follower.start()
+        message = recording_task(broker, []).generate(args=[1])
+        elsewhere = backend_factory()
+        try:
+            if not pushes:  # nothing to follow: the view's age bounds the delay
+                follower.join(10)
+                assert not follower.is_alive()
+            for _ in range(50):  # the follower may not be listening yet: revoke until it hears
+                Broker(elsewhere).revoke(message.uuid)
+                if not pushes or woken.wait(0.1):
+                    break
+            assert woken.is_set() or not pushes
+            assert broker.revoked_among([message.uuid, "another"]) == {message.uuid}
+        finally:
+            stop.set()
+            follower.join(10)
+            close = getattr(elsewhere, "close", None)
+            if close is not None:
+                close()

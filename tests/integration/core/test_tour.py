@@ -487,7 +487,8 @@ def test_status_tracking(backend: Backend, status_tracker: BaseStatusTracker) ->
     assert status_tracker.get(message) == TaskStatus.SUBMITTED
     run_until_empty([sum_n])
     assert status_tracker.wait_for(message, TaskStatus.SUCCEEDED, timeout=5) == TaskStatus.SUCCEEDED
-    assert [s.value for s in TaskStatus] == [0, 1, 2, 3, 4, 5]
+    # The tour's numbers, and REVOKED after them (a run stopped by a revoke).
+    assert [s.value for s in TaskStatus] == [0, 1, 2, 3, 4, 5, 6] and TaskStatus.REVOKED.value == 6
     assert list(status_tracker.listen(message, timeout=1)) == [TaskStatus.SUCCEEDED]
     with pytest.raises(TimeoutError):
         status_tracker.wait_for(message, TaskStatus.FAILED, timeout=0.2)

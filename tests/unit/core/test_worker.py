@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from alsek_core.broker import Broker
-from alsek_core.errors import ConfigError, ValidationError
+from alsek_core.errors import ConfigError, RevokedError, ValidationError
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.result import ResultStore
@@ -95,6 +95,19 @@ def test_slot_table_is_shared_with_a_forked_child() -> None:
     assert state is not None and state.delivery == delivery
 
 
+def test_a_stop_request_names_one_run_of_a_slot_never_the_next() -> None:
+    table = SlotTable(context(), 2)
+    table.begin(0, _delivery(), timeout_ms=1_000, terminate=False)
+    state = table.read(0)
+    assert state is not None and not table.stop_requested(0)
+    table.request_stop(0, state.seq)
+    assert table.stop_requested(0) and not table.stop_requested(1)
+    table.end(0)
+    assert not table.stop_requested(0)
+    table.begin(0, _delivery(), timeout_ms=1_000, terminate=False)
+    assert not table.stop_requested(0), "the request was for the run before"
+
+
 def test_lease_book_keeps_what_a_child_holds_for_its_parent() -> None:
     book = LeaseBook(context(), 4)
     holdings = SharedHoldings(book, range(2, 4))
@@ -161,6 +174,29 @@ def test_a_thread_in_user_code_gets_task_timeout_error() -> None:
     assert not thread.is_alive()
     assert isinstance(caught[0], TimeoutError) and "past its timeout" in str(caught[0])
     assert not window.interrupt(), "once per message"
+
+
+def test_a_revoked_thread_gets_revoked_error_once() -> None:
+    window = Interruptible()
+    caught: list[BaseException] = []
+    entered = threading.Event()
+
+    def user_code() -> None:
+        try:
+            with window:
+                entered.set()
+                while True:
+                    time.sleep(0.01)  # short sleeps: the exception lands between them
+        except RevokedError as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=user_code)
+    thread.start()
+    entered.wait(5)
+    assert window.interrupt(RevokedError)
+    thread.join(5)
+    assert not thread.is_alive() and isinstance(caught[0], RevokedError)
+    assert not window.interrupt(), "a timeout does not land on top of it"
 
 
 def test_no_interrupt_outside_user_code() -> None:
