@@ -48,6 +48,7 @@ FIELDS = (
     "backoff_settings",
     "mechanism",
     "expires_at",
+    "rate_token_at",
 )
 
 
@@ -99,6 +100,7 @@ class Message:
         backoff_settings: dict[str, Any] | None = None,
         mechanism: str = "process",
         expires_at: int | None = None,
+        rate_token_at: int | None = None,
     ) -> None:
         # Plain ifs, not a helper taking the message: the messages are only
         # formatted on failure, and this runs once per message submitted.
@@ -155,6 +157,11 @@ class Message:
         if not (expires_at is None or _is_int(expires_at)):
             raise ValidationError(f"expires_at must be an int (ms since the epoch) or None, got {expires_at!r}")
         self.expires_at = expires_at
+        if not (rate_token_at is None or _is_int(rate_token_at)):
+            raise ValidationError(f"rate_token_at must be an int (ms since the epoch) or None, got {rate_token_at!r}")
+        #: When the token its task's rate limit reserved for it is due: set
+        #: when the limit delayed it, so that it runs then without another.
+        self.rate_token_at = rate_token_at
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
@@ -185,6 +192,7 @@ class Message:
             "backoff_settings": self.backoff_settings,
             "mechanism": self.mechanism,
             "expires_at": self.expires_at,
+            "rate_token_at": self.rate_token_at,
         }
 
     @property

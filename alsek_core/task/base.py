@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
 from alsek_core.broker import Broker
 from alsek_core.errors import AlsekError, MessageExpiredError, RevokedError, ValidationError
+from alsek_core.limits import KeyFunction, Limits
 from alsek_core.message import DEFAULT_QUEUE, DEFAULT_TIMEOUT, MECHANISMS, Message
 from alsek_core.ports import ResultStore, StatusTracker
 from alsek_core.revocation import revoke
@@ -42,6 +43,10 @@ class TaskOptions(TypedDict, total=False):
     priority: int
     result_store: ResultStore | None
     status_tracker: StatusTracker | None
+    rate_limit: str | None
+    rate_limit_key: KeyFunction | None
+    concurrency_limit: int | None
+    concurrency_key: KeyFunction | None
 
 
 def _takes_message(function: Callable[..., Any]) -> bool:
@@ -94,6 +99,10 @@ class Task:
         priority: int = 0,
         result_store: ResultStore | None = None,
         status_tracker: StatusTracker | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: KeyFunction | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: KeyFunction | None = None,
     ) -> None:
         if not callable(function):
             raise ValidationError(f"a task needs a callable, got {function!r}")
@@ -116,6 +125,8 @@ class Task:
         self.priority = priority
         self.result_store = result_store
         self.status_tracker = status_tracker
+        #: Rate and concurrency limits shared by every pool (alsek_core.limits).
+        self.limits = Limits.declare(rate_limit, rate_limit_key, concurrency_limit, concurrency_key)
         self._deferred = False
         self._origin: Task | None = None
         self.takes_message = _takes_message(function)
