@@ -25,6 +25,7 @@ runs the suite against every registered backend that declares a ``test_url``.
 from __future__ import annotations
 
 from alsek_core.testing.contract.kv import KeyValueContract
+from alsek_core.testing.contract.limits import LimitsContract
 from alsek_core.testing.contract.outcomes import OutcomeReadContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
 from alsek_core.testing.contract.revocation import RevocationContract
@@ -40,6 +41,7 @@ class BackendContract(
     RevocationContract,
     OutcomeReadContract,
     SettleContract,
+    LimitsContract,
 ):
     """Every contract at once."""
 
@@ -48,6 +50,7 @@ __all__ = [
     "BackendContract",
     "ConcurrencyContract",
     "KeyValueContract",
+    "LimitsContract",
     "OutcomeReadContract",
     "QueueContract",
     "RevocationContract",
