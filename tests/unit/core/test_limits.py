@@ -23,9 +23,20 @@ from tests.five_method import DictBackend
 from tests.unit.core.test_worker import ExecutorPool, _stop_when
 
 
+class CountingBroker(Broker):
+    """Counts the tokens taken: a backlog must not make workers spin on them."""
+
+    takes = 0
+
+    def take_token(self, bucket: str, rate_per_s: float, burst: int) -> int:
+        CountingBroker.takes += 1
+        return super().take_token(bucket, rate_per_s, burst)
+
+
 @pytest.fixture
 def broker() -> Broker:
-    return Broker(DictBackend(store=uuid_lib.uuid4().hex))
+    CountingBroker.takes = 0
+    return CountingBroker(DictBackend(store=uuid_lib.uuid4().hex))
 
 
 @pytest.mark.parametrize(
@@ -82,6 +93,9 @@ def test_a_rate_limited_backlog_is_delayed_not_failed_nor_retried(broker: Broker
     assert [results.get(m) for m in messages] == [0] * 25  # every one ran, none as a retry
     assert all(tracker.get(m) == TaskStatus.SUCCEEDED for m in messages)
     assert broker.dead_letters() == []
+    # One token each (reserved once, then run on it), not a try per token due:
+    # only a message coming back more than a second late takes another.
+    assert 25 <= CountingBroker.takes < 50
     # A full bucket (10) at once, then one a tenth of a second: never more
     # than 10 + 10 in any second (a slow machine only starts fewer).
     starts.sort()
