@@ -231,7 +231,6 @@ class BaseWorkerPool(ABC):
         """Whether ``message`` may run now under its task's limits (see
         :mod:`alsek_core.worker.gate`); if not, it is handed back, delayed,
         or failed when its limit key cannot be computed."""
-        assert message.delivery is not None
         try:
             retry_at = self.gate.admit(self.broker, task, message)
         except LimitKeyError as exc:
