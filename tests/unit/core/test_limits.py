@@ -24,18 +24,22 @@ from tests.unit.core.test_worker import ExecutorPool, _stop_when
 
 
 class CountingBroker(Broker):
-    """Counts the tokens taken: a backlog must not make workers spin on them."""
+    """Counts the tokens taken (a backlog must not make workers spin on them)
+    and those that were not there yet (the message was delayed)."""
 
     takes = 0
+    delays = 0
 
     def take_token(self, bucket: str, rate_per_s: float, burst: int) -> int:
+        wait_ms = super().take_token(bucket, rate_per_s, burst)
         CountingBroker.takes += 1
-        return super().take_token(bucket, rate_per_s, burst)
+        CountingBroker.delays += wait_ms > 0
+        return wait_ms
 
 
 @pytest.fixture
 def broker() -> Broker:
-    CountingBroker.takes = 0
+    CountingBroker.takes = CountingBroker.delays = 0
     return CountingBroker(DictBackend(store=uuid_lib.uuid4().hex))
 
 
@@ -100,6 +104,23 @@ def test_a_rate_limited_backlog_is_delayed_not_failed_nor_retried(broker: Broker
     # than 10 + 10 in any second (a slow machine only starts fewer).
     starts.sort()
     assert max(sum(1 for s in starts if t <= s < t + 1.0) for t in starts) <= 21
+
+
+@pytest.mark.parametrize(("key", "delays"), [(None, 6), (lambda m: m.kwargs["tenant"], 0)])
+def test_a_rate_limit_key_gives_each_key_its_own_bucket(broker: Broker, key: Any, delays: int) -> None:
+    results = ResultStore(broker.backend)
+
+    @task(broker, rate_limit="2/m", rate_limit_key=key, result_store=results)
+    def keyed(tenant: str) -> str:
+        return tenant
+
+    messages = [keyed.generate(kwargs={"tenant": t}) for t in "abcd" * 2]
+    pool = ExecutorPool([keyed], backoff=None)
+    # Two a minute: one bucket runs 2 of the 8 at once; a bucket per tenant, all 8.
+    _stop_when(pool, lambda: CountingBroker.takes == 8, timeout=30)
+    pool.run()
+    assert CountingBroker.delays == delays
+    assert sum(results.exists(m) for m in messages) == 8 - delays
 
 
 def test_concurrency_per_key_is_never_exceeded_and_its_slots_are_freed(broker: Broker) -> None:
