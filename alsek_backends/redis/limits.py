@@ -4,6 +4,8 @@ hash-tagged by namespace and bucket or group."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from alsek_backends.redis.connection import Client, translated
 from alsek_backends.redis.scripts import Script
 
@@ -15,13 +17,13 @@ class RedisLimits:
 
     namespace: str
 
-    @property
-    def conn(self) -> Client:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # what the queue it is mixed into provides
 
-    @property
-    def where(self) -> str:
-        raise NotImplementedError
+        @property
+        def conn(self) -> Client: ...
+
+        @property
+        def where(self) -> str: ...
 
     def _limit_key(self, name: str, kind: str) -> str:
         return f"{{{self.namespace}:limit:{name}}}:{kind}"
