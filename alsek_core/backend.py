@@ -36,7 +36,7 @@ DEFAULT_NAMESPACE = "alsek"
 #: leaves a name that already starts with the namespace alone (as Alsek
 #: does), a namespace spelled like one of these would swallow them.
 RESERVED_NAMESPACES = frozenset(
-    {"locks", "paused", "queues", "results", "revocations", "revoked", "status", "triggers", "unique"}
+    {"limits", "locks", "paused", "queues", "results", "revocations", "revoked", "status", "triggers", "unique"}
 )
 _ABSENT = object()
 
@@ -220,6 +220,15 @@ class Backend(ABC):
 
     def purge(self, queue: str) -> int:
         return self.queue.purge(queue)
+
+    def take_token(self, bucket: str, rate_per_s: float, burst: int) -> int:
+        return self.queue.take_token(bucket, rate_per_s, burst)
+
+    def acquire_slot(self, group: str, holder: str, limit: int, lease_ms: int) -> bool:
+        return self.queue.acquire_slot(group, holder, limit, lease_ms)
+
+    def release_slot(self, group: str, holder: str) -> None:
+        self.queue.release_slot(group, holder)
 
     # -- stores and lifetime -------------------------------------------------
 

@@ -461,6 +461,21 @@ class Broker(MessageCodec):
         per message)."""
         return self.revocations.seen(message.uuid)
 
+    # --- limits ----------------------------------------------------------------------
+    # The state of rate and concurrency limits (alsek_core.limits) lives in the
+    # backend, shared by every pool on every host; alsek_core.worker.gate uses it.
+
+    def take_token(self, bucket: str, rate_per_s: float, burst: int) -> int:
+        """Reserve a token of ``bucket``: 0 when it is there now, else the ms until it is due."""
+        return self.backend.take_token(bucket, rate_per_s, burst)
+
+    def acquire_slot(self, group: str, holder: str, limit: int, lease_ms: int) -> bool:
+        """Take (or extend) one of ``limit`` slots of ``group`` for ``lease_ms``."""
+        return self.backend.acquire_slot(group, holder, limit, lease_ms)
+
+    def release_slot(self, group: str, holder: str) -> None:
+        self.backend.release_slot(group, holder)
+
     # --- dead letters ---------------------------------------------------------------
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:

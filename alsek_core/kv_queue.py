@@ -35,6 +35,7 @@ from typing import Any
 
 from alsek_core.clock import now_ms
 from alsek_core.errors import AlsekError, KeyExistsError
+from alsek_core.kv_limits import KVLimits
 from alsek_core.ports import (
     Delivery,
     Envelope,
@@ -85,8 +86,9 @@ def _payload(record: Record) -> bytes:
     return base64.b64decode(record["b"])
 
 
-class KVQueue(Queue):
-    """The ``Queue`` port on top of any store's key-value methods."""
+class KVQueue(KVLimits, Queue):
+    """The ``Queue`` port on top of any store's key-value methods (its limit
+    operations from :class:`~alsek_core.kv_limits.KVLimits`)."""
 
     blocking_claim = False
     atomic_settle = False

@@ -1,7 +1,8 @@
 """A named lock shared by every process and host on one backend.
 
-Built on ``set(nx=True, ttl=...)``, so it works on any backend; the TTL frees
-it if its holder dies without releasing.
+Built on ``set(nx=True, ttl=...)``, so it works on any backend (any
+``KeyValue``: the generic queue's limits take one too); the TTL frees it if
+its holder dies without releasing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 from types import TracebackType
 
 from alsek_core.errors import AlsekError, KeyExistsError
-from alsek_core.ports import Backend
+from alsek_core.ports import KeyValue
 
 DEFAULT_LOCK_TTL = 60_000
 
@@ -33,7 +34,7 @@ class Lock:
     def __init__(
         self,
         name: str,
-        backend: Backend,
+        backend: KeyValue,
         ttl: int | None = DEFAULT_LOCK_TTL,
         auto_release: bool = True,
         owner_id: str | None = None,

@@ -49,6 +49,7 @@ FIELDS = (
     "mechanism",
     "expires_at",
     "unique_key",
+    "rate_token_at",
 )
 
 
@@ -101,6 +102,7 @@ class Message:
         mechanism: str = "process",
         expires_at: int | None = None,
         unique_key: str | None = None,
+        rate_token_at: int | None = None,
     ) -> None:
         # Plain ifs, not a helper taking the message: the messages are only
         # formatted on failure, and this runs once per message submitted.
@@ -161,6 +163,11 @@ class Message:
             raise ValidationError(f"unique_key must be a non-empty str or None, got {unique_key!r}")
         #: The key this message holds while queued (see ``Task(unique_key=...)``).
         self.unique_key = unique_key
+        if not (rate_token_at is None or _is_int(rate_token_at)):
+            raise ValidationError(f"rate_token_at must be an int (ms since the epoch) or None, got {rate_token_at!r}")
+        #: When the token its task's rate limit reserved for it is due: set
+        #: when the limit delayed it, so that it runs then without another.
+        self.rate_token_at = rate_token_at
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
@@ -192,6 +199,7 @@ class Message:
             "mechanism": self.mechanism,
             "expires_at": self.expires_at,
             "unique_key": self.unique_key,
+            "rate_token_at": self.rate_token_at,
         }
 
     @property

@@ -292,6 +292,25 @@ class Queue(Protocol):
         """Drop every live message of a queue; returns how many."""
         ...
 
+    # Limits (alsek_core.limits): state shared by every pool on every host.
+
+    def take_token(self, bucket: str, rate_per_s: float, burst: int) -> int:
+        """Reserve the next token of the token bucket ``bucket`` (up to
+        ``burst`` tokens, refilled at ``rate_per_s``; created full). 0: it
+        was there, taken. Otherwise the ms until the reserved token is due:
+        it is the caller's then, and later callers queue up behind it."""
+        ...
+
+    def acquire_slot(self, group: str, holder: str, limit: int, lease_ms: int) -> bool:
+        """Hold one of the ``limit`` slots of ``group`` for ``lease_ms``; True if
+        ``holder`` holds one now. A holder asking again extends its lease; a
+        lease not extended ends, freeing the slot of a holder that died."""
+        ...
+
+    def release_slot(self, group: str, holder: str) -> None:
+        """Free ``holder``'s slot of ``group``; nothing if it holds none."""
+        ...
+
 
 @runtime_checkable
 class Listener(Protocol):

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from alsek_backends.diskcache.connection import QUERIES, DiskCacheConnection, transaction
+from alsek_backends.diskcache.limits import DiskCacheLimits
 from alsek_core.clock import now_ms
 from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
 from alsek_core.result import record_names
@@ -21,8 +22,9 @@ def _seconds(ttl_ms: int | None) -> float | None:
     return None if ttl_ms is None else ttl_ms / 1000
 
 
-class SQLiteQueue(Queue):
-    """The queues of ``namespace`` in the queue file of ``connection``'s directory."""
+class SQLiteQueue(DiskCacheLimits, Queue):
+    """The queues of ``namespace`` in the queue file of ``connection``'s directory
+    (limits in the cache beside it: :mod:`.limits`)."""
 
     #: No native wake-up: SQLite cannot signal another process. The consumer
     #: backs off between empty claims, and an empty claim only reads.

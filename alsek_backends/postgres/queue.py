@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from alsek_backends.postgres.connection import Database, Row, Statements
+from alsek_backends.postgres.limits import PostgresLimits
 from alsek_backends.postgres.listen import channel_name
 from alsek_backends.postgres.schema import Conn
 from alsek_core.errors import ConfigError
@@ -31,7 +32,7 @@ from alsek_core.result import result_name
 from alsek_core.status import status_name
 
 
-class PostgresQueue(Queue):
+class PostgresQueue(PostgresLimits, Queue):
     """The queues of ``namespace`` in ``db``'s schema."""
 
     blocking_claim = True

@@ -22,6 +22,7 @@ from redis.exceptions import NoScriptError
 
 from alsek_backends.redis.connection import Client, RedisConnection, translated
 from alsek_backends.redis.keys import QueueKeys, queue_prefix
+from alsek_backends.redis.limits import RedisLimits
 from alsek_backends.redis.scripts import Script
 from alsek_backends.redis.settle import Command, commands
 from alsek_backends.redis.wakeups import PubSubListener
@@ -45,7 +46,7 @@ SUBMIT_CHUNK = 1000
 REGISTRY_REFRESH_S = 10.0
 
 
-class RedisQueue(Queue):
+class RedisQueue(RedisLimits, Queue):
     """Native queue operations on ``connection``'s client, for ``namespace``."""
 
     blocking_claim = True

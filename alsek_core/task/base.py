@@ -20,6 +20,7 @@ from weakref import WeakKeyDictionary
 from alsek_core.backoff import Backoff, ExponentialBackoff, no_backoff
 from alsek_core.broker import Broker
 from alsek_core.errors import AlsekError, MessageExpiredError, RevokedError, ValidationError
+from alsek_core.limits import KeyFunction, Limits
 from alsek_core.message import DEFAULT_QUEUE, DEFAULT_TIMEOUT, MECHANISMS, Message
 from alsek_core.ports import ResultStore, StatusTracker
 from alsek_core.revocation import revoke
@@ -52,6 +53,10 @@ class TaskOptions(TypedDict, total=False):
     status_tracker: StatusTracker | None
     unique_key: UniqueKey | None
     unique_for: int | timedelta | None
+    rate_limit: str | None
+    rate_limit_key: KeyFunction | None
+    concurrency_limit: int | None
+    concurrency_key: KeyFunction | None
 
 
 def args_key(message: Message) -> str:
@@ -140,6 +145,10 @@ class Task:
         status_tracker: StatusTracker | None = None,
         unique_key: UniqueKey | None = None,
         unique_for: int | timedelta | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: KeyFunction | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: KeyFunction | None = None,
     ) -> None:
         if not callable(function):
             raise ValidationError(f"a task needs a callable, got {function!r}")
@@ -165,6 +174,8 @@ class Task:
         #: Messages of a unique task are queued only while no queued message
         #: of their queue holds the same key (see ``Broker.submit``).
         self.unique_key, self.unique_for = checked_unique(unique_key, unique_for)
+        #: Rate and concurrency limits shared by every pool (alsek_core.limits).
+        self.limits = Limits.declare(rate_limit, rate_limit_key, concurrency_limit, concurrency_key)
         self._deferred = False
         self._origin: Task | None = None
         self.takes_message = _takes_message(function)

@@ -81,13 +81,16 @@ from typing import Any
 
 from alsek_core.backoff import Backoff, ConstantBackoff, LinearBackoff
 from alsek_core.broker import Broker
+from alsek_core.clock import now_ms
 from alsek_core.consumer import DEFAULT_LEASE_MS, Consumer
 from alsek_core.errors import ValidationError
-from alsek_core.execution import process, set_waiting
+from alsek_core.execution import fail, process, set_waiting
+from alsek_core.limits import LimitKeyError
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker import rejects
+from alsek_core.worker.gate import SLOT_WAIT_MS, Gate
 from alsek_core.worker.holdings import Holdings
 
 log = logging.getLogger(__name__)
@@ -183,6 +186,7 @@ class BaseWorkerPool(ABC):
         self.hurry = threading.Event()
         self._slot_freed = threading.Event()
         self.holdings = Holdings()
+        self.gate = Gate(lease_ms)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tasks={sorted(self.tasks)}, queues={self.queues})"
@@ -209,16 +213,44 @@ class BaseWorkerPool(ABC):
         assert message.delivery is not None
         if not self.holdings.start(message.delivery):
             return
+        if not self._within_limits(task, message):
+            return
         started = time.perf_counter()
         try:
             process(task, message, self.tasks, self.broker, user_code)
         except Exception:  # a backend error while recording: the lease runs out, it comes back
             log.exception("could not record the outcome of %s; it will be delivered again", message.summary)
         finally:
+            self.gate.release(self.broker, message.uuid)  # settled (or coming back): its slot is free
             awaiting_ack = self.broker.ack_pending(message.uuid)
             self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack)
         if self.broker.acks_pending() >= ACK_BATCH:
             self.flush_acks()
+
+    def _within_limits(self, task: Task, message: Message) -> bool:
+        """Whether ``message`` may run now under its task's limits (see
+        :mod:`alsek_core.worker.gate`); if not, it is handed back, delayed,
+        or failed when its limit key cannot be computed."""
+        try:
+            retry_at = self.gate.admit(self.broker, task, message)
+        except LimitKeyError as exc:
+            self.holdings.drop(message.uuid)
+            try:
+                fail(task, message, exc, self.broker)
+            except Exception:
+                log.exception("could not fail %s; it comes back when its lease ends", message.summary)
+            return False
+        except Exception:
+            log.exception("could not check the limits of %s; handing it back", message.summary)
+            retry_at = now_ms() + SLOT_WAIT_MS
+        if retry_at is None:
+            return True
+        self.holdings.drop(message.uuid)
+        try:
+            self.broker.release(message, retry_at)
+        except Exception:
+            log.exception("could not hand back %s; it comes back when its lease ends", message.summary)
+        return False
 
     def flush_acks(self) -> None:
         """Ack what finished, in one round trip."""
@@ -341,6 +373,7 @@ class BaseWorkerPool(ABC):
             time.sleep(min(WATCH_INTERVAL_S, every))
 
     def _extend_leases(self) -> None:
+        self.gate.extend(self.broker)
         for delivery in self.holdings.deliveries():
             if self.broker.extend(delivery, self.lease_ms):
                 continue

@@ -104,3 +104,35 @@ def doze(seconds: float) -> float:
     while time.monotonic() < end:
         time.sleep(0.05)
     return seconds
+
+
+# --- rate and concurrency limits (tests/integration/core/test_limits.py) -------------------
+
+#: What test_limits expects of ``paced``.
+PACED_RATE = 20
+
+
+@task(broker, queue=QUEUE, mechanism="thread", rate_limit=f"{PACED_RATE}/s", result_store=results)
+def paced(i: int) -> float:
+    """When it started (wall clock, shared by every process on the host)."""
+    return time.time()
+
+
+@task(broker, queue=QUEUE, mechanism="thread", concurrency_limit=2, concurrency_key=lambda m: m.kwargs["tenant"],
+      result_store=results)
+def per_tenant(tenant: str, seconds: float) -> list[float]:
+    """When it started and ended: at most 2 of a tenant may overlap."""
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]
+
+
+@task(broker, queue=QUEUE, mechanism="thread", concurrency_limit=1, result_store=results)
+def hold_once(marker: str) -> str:
+    """Holds its slot for a minute the first time (its worker is then killed),
+    at once on a rerun."""
+    if not os.path.exists(marker):
+        with open(marker, "w") as file:
+            file.write(str(os.getpid()))
+        time.sleep(60)
+    return marker

@@ -25,6 +25,7 @@ runs the suite against every registered backend that declares a ``test_url``.
 from __future__ import annotations
 
 from alsek_core.testing.contract.kv import KeyValueContract
+from alsek_core.testing.contract.limits import LimitsContract
 from alsek_core.testing.contract.outcomes import OutcomeReadContract
 from alsek_core.testing.contract.pause import PauseContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
@@ -44,6 +45,7 @@ class BackendContract(
     SettleContract,
     UniqueContract,
     PauseContract,
+    LimitsContract,
 ):
     """Every contract at once."""
 
@@ -52,6 +54,7 @@ __all__ = [
     "BackendContract",
     "ConcurrencyContract",
     "KeyValueContract",
+    "LimitsContract",
     "OutcomeReadContract",
     "PauseContract",
     "QueueContract",
