@@ -12,8 +12,8 @@ recorded, and while a task runs its lease is extended, so a worker that dies
 
 from __future__ import annotations
 
+from alsek_core.errors import TaskTimeoutError
 from alsek_core.worker.base import BaseWorkerPool
-from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.process import ProcessWorkerPool
 from alsek_core.worker.runtime import SupervisedPool
 from alsek_core.worker.thread import ThreadWorkerPool

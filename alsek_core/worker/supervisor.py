@@ -36,12 +36,12 @@ from types import FrameType
 from typing import Any, Protocol
 
 from alsek_core.broker import Broker
+from alsek_core.errors import TaskTimeoutError
 from alsek_core.execution import set_waiting, settle_failure
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker.base import install_signal_handlers
 from alsek_core.worker.fork import detach, owners, unconnected_copies
-from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.mp import context
 from alsek_core.worker.slots import SharedState, SlotState
 from alsek_core.workers import Heartbeat
