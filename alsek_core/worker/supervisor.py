@@ -12,11 +12,13 @@
   pool then runs that many messages one at a time, so the culprit dies alone);
 * enforces timeouts that need a process to go: a 'process' task past its
   deadline, or a 'thread' task that did not stop when TimeoutError was raised
-  in it (``STUCK_THREAD_GRACE_S`` later). The process first drains: it claims
+  in it, or a coroutine that did not stop when it was cancelled (both
+  ``STUCK_THREAD_GRACE_S`` later). The process first drains: it claims
   nothing more and hands back what it has not started, and its other threads
-  finish what they run. Then it is killed, the message is settled with
-  TimeoutError (retried if its task allows, else failed), and a fresh process
-  replaces it;
+  finish what they run (not its other coroutines: the stuck one blocks
+  their event loop, so they are handed back for another process to run).
+  Then it is killed, the message is settled with TimeoutError (retried if
+  its task allows, else failed), and a fresh process replaces it;
 * on SIGTERM / SIGINT tells every process to stop, waits ``grace_period``,
   then kills what is left and releases what it held.
 
@@ -69,6 +71,7 @@ class Supervised(Protocol):
     queues: list[str]
     n_processes: int
     slots_per_process: int
+    sync_slots: int
     prune_interval: int
     grace_period: int
     stop_event: threading.Event
@@ -264,11 +267,13 @@ class Supervisor:
         for child in list(self._children.values()):
             states = self.shared.states(child.index)
             overdue = [self._overdue(state, now) for state in states]
-            for s, state, late in zip(self.shared.slots_of(child.index), states, overdue, strict=True):
+            for local, (s, state, late) in enumerate(zip(self.shared.slots_of(child.index), states, overdue,
+                                                         strict=True)):
                 if not late or state is None:
                     continue
                 if any(other is not None and other.busy and not other_late
-                       for other, other_late in zip(states, overdue, strict=True) if other is not state):
+                       for i, (other, other_late) in enumerate(zip(states, overdue, strict=True))
+                       if i != local and not self._on_one_loop(local, i)):
                     if not self.shared.draining[child.index]:
                         self.shared.draining[child.index] = True
                         log.info("message %s ran past its timeout; worker process %d finishes its other "
@@ -282,6 +287,12 @@ class Supervisor:
                 self._recover(child.index, killed=True, timed_out=(s, state.seq))
                 self._spawn(child.index)
                 break
+
+    def _on_one_loop(self, local: int, other: int) -> bool:
+        """Both slots are coroutines on the process's one event loop: one that
+        outlived its cancellation blocks the loop, so the other cannot finish
+        either, and waiting for it would hold the process for nothing."""
+        return min(local, other) >= self.pool.sync_slots
 
     @staticmethod
     def _overdue(state: SlotState | None, now: float) -> bool:

@@ -6,6 +6,7 @@ tasks gets async slots, which the other pool tests do not expect."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from alsek_core.broker import Broker
 from alsek_core.message import Message
@@ -54,3 +55,9 @@ async def async_slow_first(seconds: float, i: int, message: Message) -> int:
     if message.delivery.deliveries <= 1:
         await asyncio.sleep(seconds)
     return i
+
+
+@task(broker, queue=QUEUE, max_retries=0, result_store=results, status_tracker=status)
+async def async_block(seconds: float) -> None:
+    """Blocks its event loop (a sync sleep): cancelling it cannot stop it."""
+    time.sleep(seconds)

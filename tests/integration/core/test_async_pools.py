@@ -107,3 +107,14 @@ def test_revoke_cancels_a_running_coroutine(store: Store, pools: Start) -> None:
     store.wait(lambda: store.results.exists(after), 30, "the next task", pool)
     assert pool.terminate() == 0
     assert dead_error(store, doomed) == "RevokedError"
+
+
+def test_a_coroutine_blocking_its_loop_past_its_timeout_has_its_process_stopped(store: Store, pools: Start) -> None:
+    other = store.submit("async_nap", 1, 5, mechanism="process")
+    blocker = store.submit("async_block", 600, mechanism="process", timeout=300)
+    pool = start(pools, store)
+    store.wait(lambda: store.status.get(blocker) == TaskStatus.FAILED, 60, "the blocker's process to go", pool)
+    store.wait(lambda: store.results.exists(other), 60, "the other coroutine to run again", pool)
+    assert pool.terminate() == 0
+    assert dead_error(store, blocker) == "TaskTimeoutError"
+    assert store.results.get(other) == 5

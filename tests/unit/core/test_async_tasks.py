@@ -54,7 +54,7 @@ def test_an_async_generator_method_is_refused_too(broker: Broker) -> None:
 
 
 def test_a_coroutine_with_the_thread_mechanism_is_refused(broker: Broker) -> None:
-    with pytest.raises(ValidationError, match="'double' is a coroutine function: .*mechanism='thread' does not apply"):
+    with pytest.raises(ValidationError, match=r"'double' is a coroutine function: .*mechanism='thread' does not apply"):
         task(broker, mechanism="thread")(double)
 
 
