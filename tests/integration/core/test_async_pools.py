@@ -118,3 +118,13 @@ def test_a_coroutine_blocking_its_loop_past_its_timeout_has_its_process_stopped(
     assert pool.terminate() == 0
     assert dead_error(store, blocker) == "TaskTimeoutError"
     assert store.results.get(other) == 5
+
+
+def test_sigterm_hands_back_running_coroutines_and_exits_zero(store: Store, pools: Start) -> None:
+    messages = [store.submit("async_hang", 600, mechanism="process") for _ in range(20)]
+    pool = pools("process-pool", store.url, *ONE_PROCESS, "--grace_period", "300", tasks=TASKS)
+    running = lambda: sum(store.status.get(m) == TaskStatus.RUNNING for m in messages)  # noqa: E731
+    store.wait(lambda: running() == 20, 60, "every coroutine to run", pool)
+    assert pool.terminate() == 0
+    assert {store.status.get(m) for m in messages} == {TaskStatus.SUBMITTED}
+    assert store.broker.counts(QUEUE).ready == 20
