@@ -227,12 +227,10 @@ class CoroutineRunner:
         except asyncio.CancelledError:
             if not run.revoked:
                 raise  # the pool is stopping: the message was handed back already
-            log.warning("%s was revoked while it ran; cancelled", message.summary)
             return lambda: settle_revoked(task, message, host.broker)
         except BaseException as exc:
             if isinstance(exc, TimeoutError) and deadline.expired():
                 exc = TaskTimeoutError(f"ran past its timeout of {message.timeout} ms; cancelled")
-                log.warning("%s ran past its timeout; cancelled", message.summary)
             failure = exc
             return lambda: settle_failure(task, message, failure, host.broker)
         return lambda: settle_success(task, message, result, host.tasks, host.broker)
