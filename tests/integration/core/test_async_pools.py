@@ -23,6 +23,7 @@ pytestmark = [
 ]
 Start = Callable[..., Pool]
 TASKS = str(Path(__file__).parents[1] / "async_pool_tasks.py")
+MIXED = str(Path(__file__).parents[1] / "mixed_pool_tasks.py")
 ONE_PROCESS = ("--n_processes", "1", "--n-async", "100")
 
 
@@ -48,6 +49,16 @@ def test_200_coroutines_complete_on_one_process(store: Store, pools: Start, kind
     assert pool.terminate() == 0
     assert [store.results.get(m) for m in messages] == list(range(200))
     assert {store.status.get(m) for m in messages} == {TaskStatus.SUCCEEDED}
+    assert store.dead_uuids() == set()
+
+
+@pytest.mark.parametrize("kind", ["process-pool", "thread-pool"])
+def test_plain_and_async_tasks_share_a_pool(store: Store, pools: Start, kind: str) -> None:
+    messages = [store.submit("plain_echo" if i % 2 else "async_echo", i, mechanism="process") for i in range(200)]
+    pool = pools(kind, store.url, *ONE_PROCESS, tasks=MIXED)
+    store.wait(lambda: store.live() == 0, 90, "the queue to drain", pool)
+    assert pool.terminate() == 0
+    assert [store.results.get(m) for m in messages] == list(range(200))
     assert store.dead_uuids() == set()
 
 
