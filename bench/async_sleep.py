@@ -13,7 +13,8 @@ up to C coroutines each:
           per CLI call), arq's defaults otherwise
 
 Wall time is from worker spawn to the N-th completion, so it includes start-
-up; the ideal is N * S / (2 * C), as if every slot were always busy. Logging
+up (the time the first task finished is printed too); the ideal is
+N * S / (2 * C), as if every slot were always busy. Logging
 at WARNING, results off.
 
 Usage: python bench/async_sleep.py [N] [--sleep S] [--n-async C]
@@ -119,23 +120,25 @@ def redis_url_with_namespace(namespace: str) -> str:
 
 
 def run_peer(name: str, python: str, module_text: str, workers: list[list[str]], n: int,
-             scratch: Path, client: redis.Redis, timeout: float) -> float | None:
-    """Enqueue ``n``, spawn ``workers``, return seconds from spawn to the n-th completion."""
+             scratch: Path, client: redis.Redis, timeout: float) -> tuple[float, float] | None:
+    """Enqueue ``n``, spawn ``workers``; seconds from spawn to the first and
+    to the n-th completion."""
     module = f"bench_async_{name}"
     (scratch / f"{module}.py").write_text(module_text)
     env = {**os.environ, "BENCH_REDIS_URL": REDIS_URL,
            "PYTHONPATH": os.pathsep.join([str(scratch), str(PEERS), str(ROOT)])}
     client.delete(DONE_KEY, FIRST_KEY)
     subprocess.run([python, "-c", f"import {module}; {module}.enqueue({n})"], env=env, check=True, cwd=scratch)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     procs = [subprocess.Popen([arg.replace("MODULE", module) for arg in argv], env=env, cwd=scratch,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
              for argv in workers]
-    elapsed: float | None = None
+    elapsed: tuple[float, float] | None = None
     try:
         while time.perf_counter() - started < timeout:
             if int(client.get(DONE_KEY) or 0) >= n:
-                elapsed = time.perf_counter() - started
+                first = float(client.get(FIRST_KEY) or started_at) - started_at
+                elapsed = first, time.perf_counter() - started
                 break
             if any(p.poll() is not None for p in procs):
                 print(f"  {name}: a worker exited early", file=sys.stderr)
@@ -194,12 +197,13 @@ def main() -> None:
         try:
             for name in args.peers.split(","):
                 python, text, workers = plans[name]
-                elapsed = run_peer(name, python, text, workers, n, Path(scratch), client, args.timeout)
-                if elapsed is None:
+                timing = run_peer(name, python, text, workers, n, Path(scratch), client, args.timeout)
+                if timing is None:
                     print(f"{name:7s} did not finish within {args.timeout:.0f}s", flush=True)
                     continue
-                print(f"{name:7s} {elapsed:6.2f}s  {n / elapsed:7.0f} tasks/s  {elapsed / ideal:5.2f}x ideal",
-                      flush=True)
+                first, elapsed = timing
+                print(f"{name:7s} {elapsed:6.2f}s  {n / elapsed:7.0f} tasks/s  {elapsed / ideal:5.2f}x ideal  "
+                      f"(first task done at {first:.2f}s)", flush=True)
         finally:
             remove_keys(client, f"*{namespace}*", f"*{taskiq_queue}*", f"*{arq_queue}*", "arq:*", DONE_KEY, FIRST_KEY)
 
