@@ -14,7 +14,9 @@ up to C coroutines each:
 
 Wall time is from worker spawn to the N-th completion, so it includes start-
 up (the time the first task finished is printed too); the ideal is
-N * S / (2 * C), as if every slot were always busy. Logging
+N * S / (2 * C), as if every slot were always busy. The workers' CPU time per
+task (start-up included, read when the last task is done) says what wall
+time cannot on a loaded machine. Logging
 at WARNING, results off.
 
 Usage: python bench/async_sleep.py [N] [--sleep S] [--n-async C]
@@ -120,9 +122,9 @@ def redis_url_with_namespace(namespace: str) -> str:
 
 
 def run_peer(name: str, python: str, module_text: str, workers: list[list[str]], n: int,
-             scratch: Path, client: redis.Redis, timeout: float) -> tuple[float, float] | None:
+             scratch: Path, client: redis.Redis, timeout: float) -> tuple[float, float, float] | None:
     """Enqueue ``n``, spawn ``workers``; seconds from spawn to the first and
-    to the n-th completion."""
+    to the n-th completion, and the CPU seconds the workers used in all."""
     module = f"bench_async_{name}"
     (scratch / f"{module}.py").write_text(module_text)
     env = {**os.environ, "BENCH_REDIS_URL": REDIS_URL,
@@ -133,12 +135,13 @@ def run_peer(name: str, python: str, module_text: str, workers: list[list[str]],
     procs = [subprocess.Popen([arg.replace("MODULE", module) for arg in argv], env=env, cwd=scratch,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
              for argv in workers]
-    elapsed: tuple[float, float] | None = None
+    elapsed: tuple[float, float, float] | None = None
     try:
         while time.perf_counter() - started < timeout:
             if int(client.get(DONE_KEY) or 0) >= n:
                 first = float(client.get(FIRST_KEY) or started_at) - started_at
-                elapsed = first, time.perf_counter() - started
+                cpu = sum(cpu_of_session(p.pid) for p in procs)
+                elapsed = first, time.perf_counter() - started, cpu
                 break
             if any(p.poll() is not None for p in procs):
                 print(f"  {name}: a worker exited early", file=sys.stderr)
@@ -155,6 +158,21 @@ def run_peer(name: str, python: str, module_text: str, workers: list[list[str]],
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
     return elapsed
+
+
+def cpu_of_session(session: int) -> float:
+    """CPU seconds used so far by the live processes of ``session`` (a worker
+    command and every process it started): less at the mercy of a loaded
+    machine than wall time."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[3]) == session:  # fields[0] is the state: session is stat's 6th field
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def remove_keys(client: redis.Redis, *patterns: str) -> None:
@@ -201,9 +219,9 @@ def main() -> None:
                 if timing is None:
                     print(f"{name:7s} did not finish within {args.timeout:.0f}s", flush=True)
                     continue
-                first, elapsed = timing
+                first, elapsed, cpu = timing
                 print(f"{name:7s} {elapsed:6.2f}s  {n / elapsed:7.0f} tasks/s  {elapsed / ideal:5.2f}x ideal  "
-                      f"(first task done at {first:.2f}s)", flush=True)
+                      f"(first task done at {first:.2f}s; workers' CPU {1000 * cpu / n:.2f} ms/task)", flush=True)
         finally:
             remove_keys(client, f"*{namespace}*", f"*{taskiq_queue}*", f"*{arq_queue}*", "arq:*", DONE_KEY, FIRST_KEY)
 
