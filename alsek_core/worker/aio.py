@@ -36,9 +36,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from alsek_core.broker import Broker
 from alsek_core.errors import TaskTimeoutError
@@ -47,10 +46,10 @@ from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker.holdings import Holdings
+from alsek_core.worker.offload import Offload
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 #: Coroutines a worker process runs at once by default.
 DEFAULT_N_ASYNC = 100
@@ -115,7 +114,7 @@ class CoroutineRunner:
         self._running: dict[str, _Run] = {}
         self._jobs: set[asyncio.Task[None]] = set()
         self.loop = asyncio.new_event_loop()
-        self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="alsek-async-io")
+        self._io = Offload(self.loop, IO_THREADS, "alsek-async-io")
         self._thread = threading.Thread(target=self._serve, name="alsek-async-loop", daemon=True)
 
     def start(self) -> None:
@@ -149,7 +148,7 @@ class CoroutineRunner:
             log.warning("the event loop did not stop in time (a coroutine blocks it)")
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(STOP_WAIT_S)
-        self._io.shutdown(wait=False, cancel_futures=True)
+        self._io.stop()
 
     # --- on the loop ------------------------------------------------------------------
 
@@ -178,9 +177,6 @@ class CoroutineRunner:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
-    async def _in_io(self, function: Callable[..., T], *args: Any) -> T:
-        return await self.loop.run_in_executor(self._io, function, *args)
-
     async def _run(self, slot: int, task: Task, message: Message) -> None:
         host = self.host
         delivery = message.delivery
@@ -190,11 +186,11 @@ class CoroutineRunner:
                 return  # handed back while it waited for a slot
             host.begin_slot(slot, delivery, message.timeout, terminate=False)
             started = time.perf_counter()
-            if not await self._in_io(self._admit, task, message, started):
+            if not await self._io.call(self._admit, task, message, started):
                 return
             run = self._running[message.uuid] = _Run(message)
             settle = await self._call(run, task, message)
-            await self._in_io(host.record, message, started, settle)
+            await self._io.call(host.record, message, started, settle)
         finally:
             self._running.pop(message.uuid, None)
             host.end_slot(slot)
@@ -249,7 +245,7 @@ class CoroutineRunner:
             if not runs:
                 continue
             try:
-                refused = await self._in_io(self._refused, [run.message for run in runs])
+                refused = await self._io.call(self._refused, [run.message for run in runs])
             except Exception:
                 log.exception("could not read the revocations; looking again")
                 continue
