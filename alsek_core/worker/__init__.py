@@ -5,6 +5,9 @@
 * :class:`BaseWorkerPool`: subclass it to run messages your own way;
 * ``WorkerPool``: the name the seed's older API uses; it is a ThreadWorkerPool.
 
+Either pool runs ``async def`` tasks too: up to ``n_async`` at once per worker
+process, on an event loop of its own (:mod:`alsek_core.worker.aio`).
+
 Delivery is at-least-once: a message leaves its queue only once its outcome is
 recorded, and while a task runs its lease is extended, so a worker that dies
 (SIGKILL, OOM, power) only delays its messages until their leases run out.
