@@ -140,14 +140,13 @@ class CoroutineRunner:
 
     def stop(self) -> None:
         """Cancel what still runs (the pool released it already) and end the loop."""
-        if not self._thread.is_alive():
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._cancel_all(), self.loop).result(STOP_WAIT_S)
-        except Exception:
-            log.warning("the event loop did not stop in time (a coroutine blocks it)")
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(STOP_WAIT_S)
+        if self._thread.is_alive():
+            try:
+                asyncio.run_coroutine_threadsafe(self._cancel_all(), self.loop).result(STOP_WAIT_S)
+            except Exception:
+                log.warning("the event loop did not stop in time (a coroutine blocks it)")
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(STOP_WAIT_S)
         self._io.stop()
 
     # --- on the loop ------------------------------------------------------------------
