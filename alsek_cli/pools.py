@@ -15,6 +15,7 @@ from alsek_cli.targets import find_tasks
 from alsek_core.concurrency import split_concurrency
 from alsek_core.consumer import DEFAULT_LEASE_MS
 from alsek_core.settings import ENV_BACKEND
+from alsek_core.worker.aio import DEFAULT_N_ASYNC
 from alsek_core.worker.base import DEFAULT_GRACE_MS, DEFAULT_SLOT_WAIT_MS
 from alsek_core.worker.mp import multiprocessing_module
 from alsek_core.worker.runtime import DEFAULT_PRUNE_MS
@@ -32,7 +33,7 @@ def _queues(value: str | None) -> list[str] | None:
 
 def pool_options(function: F) -> F:
     """Options both pools take, in the order ``--help`` shows them. The last
-    four are the pools' own ``PoolOptions`` (alsek_core.worker.options), with
+    five are the pools' own ``PoolOptions`` (alsek_core.worker.options), with
     the same defaults, and reach the pool as they are (``**options``)."""
     for decorate in reversed([
         click.argument("target"),
@@ -54,6 +55,8 @@ def pool_options(function: F) -> F:
         option("--grace_period", type=click.IntRange(min=0), default=DEFAULT_GRACE_MS, show_default=True,
                help="ms that running tasks get to finish after SIGTERM/SIGINT before "
                     "they are released to the queue."),
+        option("--n_async", type=click.IntRange(min=1), default=DEFAULT_N_ASYNC, show_default=True,
+               help="'async def' tasks each worker process runs at once, on its event loop."),
         backend_option,
         log_level_option("info"),
     ]):

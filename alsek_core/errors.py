@@ -74,3 +74,11 @@ class MessageInFlightError(AlsekError):
 class GroupMemberFailedError(AlsekError):
     """A group member settled without a result to give: it failed, or its
     result was fetched already or has expired."""
+
+
+class TaskTimeoutError(AlsekError, TimeoutError):
+    """A task that ran past its timeout: raised inside its thread, or the
+    cancellation of its coroutine, or recorded when its process was stopped."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(args or ("the task ran past its timeout",)))

@@ -12,14 +12,16 @@ when its lease ends.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from alsek_core import outcome
 from alsek_core.broker import Broker
-from alsek_core.errors import RevokedError, SerializationError
+from alsek_core.errors import RevokedError, SerializationError, TaskTimeoutError
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.status import TaskStatus
@@ -62,6 +64,23 @@ def is_poison(task: Task, message: Message) -> bool:
     return delivery is not None and delivery.deliveries > task.broker.max_deliveries
 
 
+def admit(task: Task, message: Message, broker: Broker | None = None) -> bool:
+    """Whether ``message`` may run now; if not (a poison message, a revoked
+    or expired one) it is settled here. If so, its status becomes RUNNING."""
+    broker = broker or task.broker
+    if is_poison(task, message):
+        deliveries = message.delivery.deliveries if message.delivery else 0
+        fail(task, message, PoisonMessageError(
+            f"delivered {deliveries} times without finishing (its workers died); not retried"), broker)
+        return False
+    # A revoked or expired message is failed here, never run.
+    if (refusal := task.refusal(message)) is not None:
+        fail(task, message, refusal, broker)
+        return False
+    set_status(task, message, TaskStatus.RUNNING)
+    return True
+
+
 def process(
     task: Task,
     message: Message,
@@ -72,24 +91,20 @@ def process(
     """Run ``message`` on ``task`` here and now, then settle it through
     ``broker`` (the task's own by default; a pool passes its batching one).
     ``user_code`` is entered around each piece of the task's own code (a
-    thread pool's interrupt window for timeouts)."""
+    thread pool's interrupt window for timeouts). An ``async def`` task runs
+    to its end on an event loop of its own, here (pools run them many at
+    once instead: :mod:`alsek_core.worker.aio`)."""
     broker = broker or task.broker
     window = user_code or nullcontext()
-    if is_poison(task, message):
-        deliveries = message.delivery.deliveries if message.delivery else 0
-        fail(task, message, PoisonMessageError(
-            f"delivered {deliveries} times without finishing (its workers died); not retried"), broker)
+    if not admit(task, message, broker):
         return
-    # A revoked or expired message is failed here, never run.
-    if (refusal := task.refusal(message)) is not None:
-        fail(task, message, refusal, broker)
-        return
-    set_status(task, message, TaskStatus.RUNNING)
     try:
         with window:
             task.pre_op(message)
         with window:
             result = task.execute(message)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_within_timeout(result, message.timeout))
         with window:
             task.post_op(message, result)
     except RevokedError as exc:  # raised in its thread by its pool (or by the task itself)
@@ -102,6 +117,14 @@ def process(
         settle_failure(task, message, exc, broker)
         return
     settle_success(task, message, result, tasks, broker)
+
+
+async def _within_timeout(awaitable: Awaitable[Any], timeout_ms: int) -> Any:
+    try:
+        async with asyncio.timeout(timeout_ms / 1000):
+            return await awaitable
+    except TimeoutError as exc:
+        raise TaskTimeoutError(f"ran past its timeout of {timeout_ms} ms; cancelled") from exc
 
 
 def settle_success(

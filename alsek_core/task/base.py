@@ -113,6 +113,26 @@ def _takes_message(function: Callable[..., Any]) -> bool:
     return annotation is Message
 
 
+def is_coroutine_function(function: Callable[..., Any]) -> bool:
+    """Whether calling ``function`` makes a coroutine: an ``async def``
+    (through ``functools.partial`` too) or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None))  # noqa: B004 - the method, not callability
+
+
+def _check_coroutine_options(function: Callable[..., Any], mechanism: str) -> None:
+    """Refuse, at declaration, what a worker could only fail at run time."""
+    if inspect.isasyncgenfunction(function) or inspect.isasyncgenfunction(getattr(function, "__call__", None)):  # noqa: B004
+        raise ValidationError(
+            f"{getattr(function, '__name__', function)!r} is an async generator: a task returns one "
+            "result; collect the items in a list (or write an 'async def' that returns them)")
+    if mechanism == "thread" and is_coroutine_function(function):
+        raise ValidationError(
+            f"{getattr(function, '__name__', function)!r} is a coroutine function: it runs on its worker "
+            "process's event loop and its timeout cancels it there, so mechanism='thread' does not "
+            "apply; leave mechanism at its default")
+
+
 def nest_callbacks(callback: Message | tuple[Message, ...]) -> Message:
     """Turn a flat tuple of callbacks into the nested chain it stands for,
     updating each message's ``callback_message_data`` in place."""
@@ -158,6 +178,7 @@ class Task:
             raise ValidationError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
         if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
             raise ValidationError(f"max_retries must be an int >= 0 or None, got {max_retries!r}")
+        _check_coroutine_options(function, mechanism)
         self.function = function
         self.broker = broker
         self.name: str = name or str(getattr(function, "__name__", "task"))
@@ -179,6 +200,9 @@ class Task:
         self._deferred = False
         self._origin: Task | None = None
         self.takes_message = _takes_message(function)
+        #: An ``async def`` task: pools run it on an event loop, many at once
+        #: per worker process (``n_async``); called directly it returns a coroutine.
+        self.is_async = is_coroutine_function(function)
         Message(
             self.name, queue=self.queue, timeout=timeout, priority=priority, mechanism=mechanism
         )
@@ -342,7 +366,8 @@ class Task:
 
     def op(self, message: Message) -> Any:
         """Call the function with the message's arguments (and the message itself
-        when the function asks for it and kwargs do not already say ``message``)."""
+        when the function asks for it and kwargs do not already say ``message``).
+        For an ``async def`` task this returns the coroutine, not yet run."""
         kwargs = dict(message.kwargs)
         if self.takes_message and "message" not in kwargs:
             kwargs["message"] = message

@@ -216,14 +216,25 @@ class BaseWorkerPool(ABC):
         if not self._within_limits(task, message):
             return
         started = time.perf_counter()
+        self.record(message, started, lambda: process(task, message, self.tasks, self.broker, user_code))
+
+    def record(self, message: Message, started: float, settle: Callable[[], None]) -> None:
+        """Run ``settle`` (what records the outcome of ``message``, which
+        started running at ``started``), then let go of the message. A
+        backend error while recording is logged: the lease runs out, and
+        the message comes back."""
         try:
-            process(task, message, self.tasks, self.broker, user_code)
-        except Exception:  # a backend error while recording: the lease runs out, it comes back
+            settle()
+        except Exception:
             log.exception("could not record the outcome of %s; it will be delivered again", message.summary)
         finally:
-            self.gate.release(self.broker, message.uuid)  # settled (or coming back): its slot is free
-            awaiting_ack = self.broker.ack_pending(message.uuid)
-            self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack)
+            self.finished(message, started)
+
+    def finished(self, message: Message, started: float) -> None:
+        """``message`` is no longer running here, whatever its outcome."""
+        self.gate.release(self.broker, message.uuid)  # settled (or coming back): its slot is free
+        awaiting_ack = self.broker.ack_pending(message.uuid)
+        self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack)
         if self.broker.acks_pending() >= ACK_BATCH:
             self.flush_acks()
 

@@ -18,16 +18,11 @@ import logging
 import platform
 import threading
 
+from alsek_core.errors import TaskTimeoutError
+
 log = logging.getLogger(__name__)
 
 SUPPORTED = platform.python_implementation() == "CPython"
-
-
-class TaskTimeoutError(TimeoutError):
-    """Raised inside a task that ran past its timeout."""
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*(args or ("the task ran past its timeout",)))
 
 
 def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> int:

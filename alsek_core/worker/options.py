@@ -27,6 +27,8 @@ class WorkerOptions(TypedDict, total=False):
 class PoolOptions(WorkerOptions, total=False):
     """What a pool of worker processes takes besides its tasks and its size:
     ``prune_interval``, the ms between the supervisor's rounds (timeouts,
-    scaling, restarts)."""
+    scaling, restarts); ``n_async``, how many ``async def`` tasks each worker
+    process runs at once on its event loop."""
 
     prune_interval: int
+    n_async: int

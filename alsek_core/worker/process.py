@@ -6,6 +6,10 @@ another task; the parent adds children while all are busy and lets idle ones
 go. A task past its timeout, whatever its mechanism, has its process killed
 (it harms nobody else) and is then retried if eligible or failed; a fresh
 process takes its place.
+
+``async def`` tasks are the exception: each process runs up to ``n_async``
+of them at once on an event loop (:mod:`alsek_core.worker.aio`), next to the
+one plain task it may be running, and a timeout cancels the coroutine.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ class ProcessWorkerPool(SupervisedPool):
         )
 
     def free_slots(self) -> int:
-        # Messages run one after another, to the end, before the next claim.
-        return 1 + self.holdings.claim_ahead(1)
+        # Plain messages run one after another, to the end, before the next claim.
+        plain = 1 + self.holdings.claim_ahead(1) if self.sync_slots else 0
+        return plain + self.coroutine_slots()
 
     def submit_to_executor(self, task: Task, message: Message) -> None:
         assert message.delivery is not None
+        if self.submit_coroutine(task, message):
+            return
         self.begin_slot(0, message.delivery, message.timeout, terminate=True)
         try:
             self.execute(task, message)

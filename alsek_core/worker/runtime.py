@@ -16,13 +16,13 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from typing import Any, Unpack
 
 from alsek_core.errors import AlsekError
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
+from alsek_core.worker.aio import DEFAULT_N_ASYNC, CoroutineRunner
 from alsek_core.worker.base import BaseWorkerPool
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Entry, Holdings
 from alsek_core.worker.options import WorkerOptions
@@ -60,9 +60,13 @@ class SharedHoldings(Holdings):
 
 class SupervisedPool(BaseWorkerPool):
     """A :class:`BaseWorkerPool` run as up to ``n_processes`` worker processes
-    of ``slots_per_process`` slots each, under a :class:`Supervisor`.
-    Subclasses implement the engine every process runs (``free_slots`` /
-    ``submit_to_executor``) and report each message they run with
+    under a :class:`Supervisor`. Each process has ``slots_per_process`` slots
+    for plain tasks (none if the pool has no plain task) and, if the pool has
+    ``async def`` tasks, ``n_async`` more for them, run by a
+    :class:`~alsek_core.worker.aio.CoroutineRunner` (``self.coroutines``).
+    Subclasses implement the engine every process runs for plain tasks
+    (``free_slots`` / ``submit_to_executor``, handing coroutine tasks to
+    ``self.coroutines``) and report each message they run with
     ``begin_slot`` / ``end_slot``."""
 
     def __init__(
@@ -71,15 +75,20 @@ class SupervisedPool(BaseWorkerPool):
         n_processes: int,
         slots_per_process: int,
         prune_interval: int = DEFAULT_PRUNE_MS,
+        n_async: int = DEFAULT_N_ASYNC,
         **options: Unpack[WorkerOptions],
     ) -> None:
         super().__init__(tasks, **options)
-        if n_processes < 1 or slots_per_process < 1:
-            raise AlsekError(f"need at least one process and one slot, got {n_processes} and {slots_per_process}")
+        if n_processes < 1 or slots_per_process < 1 or n_async < 1:
+            raise AlsekError(f"need at least one process, one slot and one async slot, got "
+                             f"{n_processes}, {slots_per_process} and {n_async}")
         self.n_processes = n_processes
-        self.slots_per_process = slots_per_process
+        self.sync_slots = slots_per_process if any(not t.is_async for t in self.tasks.values()) else 0
+        self.n_async = n_async if any(t.is_async for t in self.tasks.values()) else 0
+        self.slots_per_process = self.sync_slots + self.n_async
         self.prune_interval = prune_interval
         self.shared: SharedState | None = None
+        self.coroutines: CoroutineRunner | None = None
         self.index = -1  # which worker process this is, once one
         self._parent_pid = os.getpid()
 
@@ -102,12 +111,31 @@ class SupervisedPool(BaseWorkerPool):
         self.holdings = SharedHoldings(shared.lease_book, shared.leases_of(index))
         self.broker = self.broker.batching()  # an ack batch of its own
         try:
+            if self.n_async:
+                self.coroutines = CoroutineRunner(self, range(self.sync_slots, self.slots_per_process))
+                self.coroutines.start()
             self.start_engine()
             self.consume()
         except Exception as exc:
             log.error("worker process %d failed: %s: %s", index, type(exc).__name__, exc,
                       exc_info=log.isEnabledFor(logging.DEBUG))
             sys.exit(1)
+        finally:
+            if self.coroutines is not None:
+                self.coroutines.stop()
+
+    def submit_coroutine(self, task: Task, message: Message) -> bool:
+        """Hand ``message`` to the event loop if its task is ``async def``;
+        False if it is a plain task, for the subclass's own engine."""
+        if not task.is_async:
+            return False
+        assert self.coroutines is not None
+        self.coroutines.submit(task, message)
+        return True
+
+    def coroutine_slots(self) -> int:
+        """What the event loop accepts now (0 when the pool has no async task)."""
+        return self.coroutines.free_slots() if self.coroutines is not None else 0
 
     def start_engine(self) -> None:
         """Set up what a worker process needs before it consumes (threads, ...)."""
@@ -141,8 +169,8 @@ class SupervisedPool(BaseWorkerPool):
             return free
         return 0 if len(self.holdings) else 1
 
-    def execute(self, task: Task, message: Message, user_code: AbstractContextManager[Any] | None = None) -> None:
-        super().execute(task, message, user_code)
+    def finished(self, message: Message, started: float) -> None:
+        super().finished(message, started)
         careful = self.shared.careful if self.shared is not None else None
         if careful is not None and careful.value > 0:
             with careful.get_lock():
@@ -161,7 +189,8 @@ class SupervisedPool(BaseWorkerPool):
             for delivery in self.holdings.take_unstarted(older_than_s=0):
                 self.release(delivery)
         if self.shared is not None:
-            for local, s in enumerate(self.shared.slots_of(self.index)):
+            # Coroutine slots are left out: the coroutine runner cancels its own revoked runs.
+            for local, s in enumerate(self.shared.slots_of(self.index)[:self.sync_slots]):
                 if self.shared.slot_table.stop_requested(s):
                     self.stop_slot(local)
 

@@ -12,11 +12,13 @@
   pool then runs that many messages one at a time, so the culprit dies alone);
 * enforces timeouts that need a process to go: a 'process' task past its
   deadline, or a 'thread' task that did not stop when TimeoutError was raised
-  in it (``STUCK_THREAD_GRACE_S`` later). The process first drains: it claims
+  in it, or a coroutine that did not stop when it was cancelled (both
+  ``STUCK_THREAD_GRACE_S`` later). The process first drains: it claims
   nothing more and hands back what it has not started, and its other threads
-  finish what they run. Then it is killed, the message is settled with
-  TimeoutError (retried if its task allows, else failed), and a fresh process
-  replaces it;
+  finish what they run (not its other coroutines: the stuck one blocks
+  their event loop, so they are handed back for another process to run).
+  Then it is killed, the message is settled with TimeoutError (retried if
+  its task allows, else failed), and a fresh process replaces it;
 * stops what runs of a revoked message: it asks the broker which of the
   messages its slots run are revoked (woken at once where the backend pushes
   revocations, else within ``VIEW_MS``) and asks each such slot to stop
@@ -45,12 +47,12 @@ from types import FrameType
 from typing import Any, Protocol
 
 from alsek_core.broker import Broker
+from alsek_core.errors import TaskTimeoutError
 from alsek_core.execution import set_waiting, settle_failure, settle_revoked
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
 from alsek_core.worker.base import install_signal_handlers
 from alsek_core.worker.fork import detach, owners, unconnected_copies
-from alsek_core.worker.interrupt import TaskTimeoutError
 from alsek_core.worker.mp import context
 from alsek_core.worker.slots import SharedState, SlotState
 from alsek_core.workers import Heartbeat
@@ -85,6 +87,7 @@ class Supervised(Protocol):
     queues: list[str]
     n_processes: int
     slots_per_process: int
+    sync_slots: int
     prune_interval: int
     grace_period: int
     lease_ms: int
@@ -351,11 +354,15 @@ class Supervisor:
         now = time.monotonic()
         for child in list(self._children.values()):
             states = list(zip(self.shared.slots_of(child.index), self.shared.states(child.index), strict=True))
-            going = {(s, state.seq): (state, how) for s, state in states
-                     if state is not None and (how := self._must_go(s, state, now)) is not None}
+            going = {(s, state.seq): (state, how) for local, (s, state) in enumerate(states)
+                     if state is not None and (how := self._must_go(local, s, state, now)) is not None}
             if not going:
                 continue
-            if any(state is not None and state.busy and (s, state.seq) not in going for s, state in states):
+            stuck = [local for local, (s, state) in enumerate(states)
+                     if state is not None and (s, state.seq) in going]
+            if any(state is not None and state.busy and (s, state.seq) not in going
+                   and not any(self._on_one_loop(local, other) for other in stuck)
+                   for local, (s, state) in enumerate(states)):
                 if not self.shared.draining[child.index]:
                     self.shared.draining[child.index] = True
                     log.info("a message of worker process %d must be stopped; it finishes its other "
@@ -373,19 +380,28 @@ class Supervisor:
             self._recover(child.index, killed=True, settle=settle)
             self._spawn(child.index)
 
-    def _must_go(self, s: int, state: SlotState, now: float) -> Settle | None:
-        """How to settle the message in slot ``s`` once its process is stopped,
-        if it must be: revoked, or past its deadline, and either its task's
-        mechanism is 'process' or the exception raised in its thread did not
-        stop it in time. None while it may run on."""
+    def _must_go(self, local: int, s: int, state: SlotState, now: float) -> Settle | None:
+        """How to settle the message in slot ``s`` (``local`` in its process)
+        once its process is stopped, if it must be: revoked, or past its
+        deadline, and either its task's mechanism is 'process' or the
+        exception raised in its thread did not stop it in time. None while it
+        may run on. A revoked coroutine is cancelled by its own event loop,
+        never by stopping the process its neighbours run in."""
         if not state.busy:
             return None
         asked = self._stops.get((s, state.seq))
-        if asked is not None and (state.terminate or now - asked >= REVOKED_THREAD_GRACE_S):
+        if asked is not None and local < self.pool.sync_slots and (
+                state.terminate or now - asked >= REVOKED_THREAD_GRACE_S):
             return self._settle_revoked
         if now > state.deadline and (state.terminate or now - state.deadline >= STUCK_THREAD_GRACE_S):
             return self._settle_timeout
         return None
+
+    def _on_one_loop(self, local: int, other: int) -> bool:
+        """Both slots are coroutines on the process's one event loop: one that
+        outlived its cancellation blocks the loop, so the other cannot finish
+        either, and waiting for it would hold the process for nothing."""
+        return min(local, other) >= self.pool.sync_slots
 
     @staticmethod
     def _uuid(state: SlotState) -> str:

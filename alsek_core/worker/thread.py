@@ -16,6 +16,10 @@ of its own: at its deadline its group stops taking work, its other threads
 finish what they run, and then the group is stopped (so the task runs on
 until they do). Give such tasks a ProcessWorkerPool (or a queue of their
 own) if that matters.
+
+``async def`` tasks do not take a thread: each process group runs up to
+``n_async`` of them at once on an event loop (:mod:`alsek_core.worker.aio`),
+and a timeout cancels the coroutine.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ class ThreadWorkerPool(SupervisedPool):
         self._slots: list[_Slot] = []
 
     def start_engine(self) -> None:
-        self._slots = [_Slot(i) for i in range(self.n_threads)]
+        self._slots = [_Slot(i) for i in range(self.sync_slots)]
         self._inbox: queue.SimpleQueue[tuple[Task, Message]] = queue.SimpleQueue()
         if not self.complete_only_on_thread_exit:
             for slot in self._slots:
@@ -92,6 +96,11 @@ class ThreadWorkerPool(SupervisedPool):
         return not (self.complete_only_on_thread_exit and slot.thread is not None and slot.thread.is_alive())
 
     def free_slots(self) -> int:
+        return self._free_threads() + self.coroutine_slots()
+
+    def _free_threads(self) -> int:
+        if not self._slots:
+            return 0  # no plain task: the threads are not started
         idle = sum(1 for slot in self._slots if self._available(slot))
         if self.complete_only_on_thread_exit:
             return idle
@@ -101,6 +110,8 @@ class ThreadWorkerPool(SupervisedPool):
         return max(0, idle + self.holdings.claim_ahead(self.n_threads) - waiting)
 
     def submit_to_executor(self, task: Task, message: Message) -> None:
+        if self.submit_coroutine(task, message):
+            return
         if not self.complete_only_on_thread_exit:
             self._inbox.put((task, message))  # the next free thread takes it
             return

@@ -89,9 +89,9 @@ class Pool:
     """``alsek <kind> pool_tasks.py`` in a session of its own (so a SIGKILL of
     the session takes its children too)."""
 
-    def __init__(self, kind: str, url: str, *extra: str) -> None:
+    def __init__(self, kind: str, url: str, *extra: str, tasks: str = TASKS) -> None:
         self._log: IO[str] = tempfile.NamedTemporaryFile("w+", prefix="alsek-pool-", suffix=".log")  # noqa: SIM115
-        argv = [sys.executable, "-m", "alsek_cli", *POOLS[kind], TASKS, "--backend", url,
+        argv = [sys.executable, "-m", "alsek_cli", *POOLS[kind], tasks, "--backend", url,
                 "--lease_ms", str(LEASE_MS), "--log-level", "info", *extra]
         self.process = subprocess.Popen(argv, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
@@ -153,8 +153,8 @@ def pools() -> Iterator[Callable[..., Pool]]:
     """Start pools; whatever a test leaves running is killed."""
     started: list[Pool] = []
 
-    def start(kind: str, url: str, *extra: str) -> Pool:
-        started.append(Pool(kind, url, *extra))
+    def start(kind: str, url: str, *extra: str, tasks: str = TASKS) -> Pool:
+        started.append(Pool(kind, url, *extra, tasks=tasks))
         return started[-1]
 
     yield start
