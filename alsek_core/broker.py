@@ -26,6 +26,7 @@ from alsek_core.errors import (
 )
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import (
+    PARKED,
     Backend,
     Delivery,
     Envelope,
@@ -124,6 +125,21 @@ class Broker(MessageCodec):
         before it may already be queued: submitting the same messages again
         skips them."""
         return self.backend.submit(self.envelope(m) for m in messages)
+
+    def park(self, message: Message) -> None:
+        """Enqueue ``message`` parked: delayed until a chord's last member
+        settles and releases it (``ports.ChordJoin``)."""
+        envelope = self.envelope(message)
+        envelope.ready_at = PARKED
+        if not self.backend.submit([envelope]):
+            raise MessageAlreadyExistsError(f"{message.summary} is already queued")
+
+    def joined(self, callback: Message) -> dict[int, bytes]:
+        """What the members of the chord of ``callback`` recorded, by index."""
+        return self.backend.joined(callback.queue, callback.uuid)
+
+    def forget_join(self, callback: Message) -> None:
+        self.backend.forget_join(callback.queue, callback.uuid)
 
     # --- consuming ----------------------------------------------------------------
     # A message's life after its claim, in one vocabulary: extend its lease,

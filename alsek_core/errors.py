@@ -62,3 +62,7 @@ class MessageInFlightError(AlsekError):
 class GroupMemberFailedError(AlsekError):
     """A group member settled without a result to give: it failed, or its
     result was fetched already or has expired."""
+
+
+class ChordFailedError(AlsekError):
+    """A chord whose callback will not run: a member failed (``on_failure="fail"``)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from alsek_core import outcome
 from alsek_core.broker import Broker
+from alsek_core.chord import gather, is_callback
 from alsek_core.errors import SerializationError
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
@@ -86,6 +87,8 @@ def process(
         return
     set_status(task, message, TaskStatus.RUNNING)
     try:
+        if is_callback(message):
+            message.previous_result = gather(broker, message)
         with window:
             task.pre_op(message)
         with window:
@@ -119,6 +122,21 @@ def settle_success(
     if callback is not None:
         mark_submitted((tasks or {}).get(callback.task_name), callback)
     broker.settle(settlement, message)
+    forget_join(broker, message)
+
+
+def forget_join(broker: Broker, message: Message) -> None:
+    """A chord's callback that settled for good needs its join no more. Best
+    effort: one left behind (this worker died first) only takes space. Never
+    before the callback has left its queue: a batched ack is sent first."""
+    if not is_callback(message):
+        return
+    try:
+        if broker.ack_pending(message.uuid):
+            broker.flush_acks()
+        broker.forget_join(message)
+    except Exception:
+        log.exception("could not remove the chord join of %s", message.summary)
 
 
 def callback_of(message: Message, result: Any) -> Message:
@@ -165,3 +183,4 @@ def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None
     log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
     broker = broker or task.broker
     broker.settle(outcome.failed(broker, message, task.status_tracker, exc), message)
+    forget_join(broker, message)

@@ -48,6 +48,7 @@ FIELDS = (
     "backoff_settings",
     "mechanism",
     "expires_at",
+    "chord",
 )
 
 
@@ -99,6 +100,7 @@ class Message:
         backoff_settings: dict[str, Any] | None = None,
         mechanism: str = "process",
         expires_at: int | None = None,
+        chord: dict[str, Any] | None = None,
     ) -> None:
         # Plain ifs, not a helper taking the message: the messages are only
         # formatted on failure, and this runs once per message submitted.
@@ -155,6 +157,10 @@ class Message:
         if not (expires_at is None or _is_int(expires_at)):
             raise ValidationError(f"expires_at must be an int (ms since the epoch) or None, got {expires_at!r}")
         self.expires_at = expires_at
+        if not (chord is None or isinstance(chord, dict)):
+            raise ValidationError("chord must be a dict (set by chord()) or None")
+        #: Set by :func:`alsek_core.chord.chord` on its members and callback.
+        self.chord = chord
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
@@ -185,6 +191,7 @@ class Message:
             "backoff_settings": self.backoff_settings,
             "mechanism": self.mechanism,
             "expires_at": self.expires_at,
+            "chord": self.chord,
         }
 
     @property

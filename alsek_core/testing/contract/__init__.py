@@ -24,6 +24,7 @@ runs the suite against every registered backend that declares a ``test_url``.
 
 from __future__ import annotations
 
+from alsek_core.testing.contract.chord import ChordJoinContract
 from alsek_core.testing.contract.kv import KeyValueContract
 from alsek_core.testing.contract.outcomes import OutcomeReadContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
@@ -34,6 +35,7 @@ from alsek_core.testing.contract.settle import SettleContract
 
 class BackendContract(
     KeyValueContract,
+    ChordJoinContract,
     SerializerContract,
     QueueContract,
     ConcurrencyContract,
@@ -46,6 +48,7 @@ class BackendContract(
 
 __all__ = [
     "BackendContract",
+    "ChordJoinContract",
     "ConcurrencyContract",
     "KeyValueContract",
     "OutcomeReadContract",
