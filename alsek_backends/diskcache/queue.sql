@@ -14,6 +14,9 @@
 --                          index prefix) - O(log n) either way.
 --                token     the lease holder's proof; NULL unless leased.
 -- dead_letters   messages a worker gave up on, per (namespace, queue, uuid).
+-- chord_joins    per chord (its callback's queue and uuid), each settled
+--                member's outcome by index: the primary key counts a member
+--                once however often it settles.
 --
 -- Every statement names its namespace, so namespaces sharing the file never
 -- see each other. Times are milliseconds since the epoch.
@@ -57,7 +60,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload    BLOB    NOT NULL,
     UNIQUE (namespace, queue, uuid)
 );
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS chord_joins (
+    namespace  TEXT    NOT NULL,
+    queue      TEXT    NOT NULL,
+    callback   TEXT    NOT NULL,
+    idx        INTEGER NOT NULL,
+    data       BLOB    NOT NULL,
+    PRIMARY KEY (namespace, queue, callback, idx)
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
 COMMIT;
 
 -- name: submit
@@ -114,6 +125,32 @@ RETURNING priority, ready_at;
 -- Writes a message taken by take_leased into the dead letters.
 INSERT OR REPLACE INTO dead_letters (namespace, queue, uuid, priority, ready_at, payload)
 VALUES (:namespace, :queue, :uuid, :priority, :ready_at, :payload);
+
+-- name: join_record
+-- A chord member's outcome; one already recorded (a rerun's) is kept.
+INSERT OR IGNORE INTO chord_joins (namespace, queue, callback, idx, data)
+VALUES (:namespace, :queue, :callback, :idx, :data);
+
+-- name: joined
+-- A chord's recorded outcomes.
+SELECT idx, data FROM chord_joins
+WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
+
+-- name: join_count
+-- How many members of a chord have recorded their outcome.
+SELECT count(*) FROM chord_joins
+WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
+
+-- name: release
+-- A parked chord callback becomes claimable (one no longer parked is left alone).
+UPDATE messages SET ready_at = :now, waiting = 0, wake_at = :now
+WHERE namespace = :namespace AND queue = :queue AND uuid = :callback
+  AND ready_at = :parked AND token IS NULL;
+
+-- name: forget_join
+-- Drops a chord's join once its callback has settled.
+DELETE FROM chord_joins
+WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
 
 -- name: contains
 -- Whether a message is live in the queue.
