@@ -26,7 +26,16 @@ from alsek_backends.postgres.connection import Database, Row, Statements
 from alsek_backends.postgres.listen import channel_name
 from alsek_backends.postgres.schema import Conn
 from alsek_core.errors import ConfigError
-from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
+from alsek_core.ports import (
+    PARKED,
+    ChordJoin,
+    Delivery,
+    Envelope,
+    Queue,
+    QueueCounts,
+    QueuedMessage,
+    Settlement,
+)
 from alsek_core.result import result_name
 from alsek_core.status import status_name
 
@@ -178,6 +187,8 @@ class PostgresQueue(Queue):
                 "namespace": self.namespace, "uuid": status.uuid, "ttl": status.ttl, "durable": True,
                 "channel": self._store_channel(status_name(status.uuid)), **status.record,
             })
+        if settlement.join is not None:
+            self._q.execute(conn, "join", self._join_params(settlement.join))
         delivery = settlement.delivery
         if settlement.ready_at is not None:
             [row] = self._q.execute(conn, "reschedule", {
@@ -189,6 +200,18 @@ class PostgresQueue(Queue):
             return conn.execute(self._q.sql["dead_letter"], params).rowcount == 1
         conn.execute(self._q.sql["ack"], {"namespace": self.namespace, "queue": delivery.queue, "uuid": delivery.uuid})
         return True
+
+    def _join_params(self, join: ChordJoin) -> dict[str, Any]:
+        return {"namespace": self.namespace, "queue": join.queue, "callback": join.callback, "idx": join.index,
+                "data": join.data, "size": join.size, "drop": join.drop, "parked": PARKED,
+                "channel": self._channel(join.queue)}
+
+    def joined(self, queue: str, callback: str) -> dict[int, bytes]:
+        rows = self._q.rows("joined", namespace=self.namespace, queue=queue, callback=callback)
+        return {row.idx: bytes(row.data) for row in rows}
+
+    def forget_join(self, queue: str, callback: str) -> None:
+        self._q.rowcount("forget_join", namespace=self.namespace, queue=queue, callback=callback)
 
     def _store_channel(self, name: str) -> str:
         return channel_name(self.db.schema, self.namespace, name)
