@@ -17,6 +17,7 @@ from alsek_core.result import ResultStore, store_for
 from alsek_core.task import Task
 from alsek_core.testing.runner import run_until_empty
 
+
 @pytest.fixture
 def broker(backend: Backend) -> Broker:
     return Broker(backend)
@@ -119,7 +120,9 @@ def test_failures_can_be_passed_on(tasks: dict[str, Task], seen: list[Any], star
     assert not made.failed
 
 
-def test_a_retried_member_counts_when_it_finally_settles(tasks: dict[str, Task], seen: list[Any], start: Callable[..., Chord]) -> None:
+def test_a_retried_member_counts_when_it_finally_settles(
+    tasks: dict[str, Task], seen: list[Any], start: Callable[..., Chord]
+) -> None:
     start([tasks["flaky"].generate(args=(i,), submit=False) for i in range(10)],
           tasks["total"].generate(submit=False))
     run_until_empty(tasks.values())
