@@ -87,8 +87,10 @@ def segfault() -> None:
 
 
 @task(broker, queue=QUEUE, mechanism="process", backoff=None)
-def chord_member(i: int, fail_first: bool, message: Message) -> int:
-    """A chord member; with ``fail_first``, every fifth fails its first try."""
+def chord_member(i: int, fail_first: bool, seconds: float, message: Message) -> int:
+    """A chord member taking ``seconds``; with ``fail_first``, every fifth
+    fails its first try."""
+    time.sleep(seconds)
     if fail_first and i % 5 == 0 and message.retries == 0:
         raise RuntimeError("fails once, then succeeds")
     return i
