@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from alsek_core.broker import Broker
+from alsek_core.message import Message
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker
 from alsek_core.task import task
@@ -33,3 +34,9 @@ def stamp() -> float:
 @task(broker, queue=QUEUE, result_store=results, status_tracker=statuses)
 def stored() -> bool:
     return True
+
+
+@task(broker, queue=QUEUE, result_store=results)
+def gathered(message: Message) -> int:
+    """A chord's callback (bench/chord.py): how many results it was given."""
+    return len(message.previous_result)
