@@ -143,7 +143,10 @@ class SQLiteQueue(Queue):
         return {idx: bytes(data) for idx, data in rows}
 
     def forget_join(self, queue: str, callback: str) -> None:
-        self._db().execute(QUERIES["forget_join"], self._params(queue, callback=callback))
+        conn = self._db()
+        with transaction(conn):
+            conn.execute(QUERIES["forget_join"], self._params(queue, callback=callback))
+            conn.execute(QUERIES["forget_count"], self._params(queue, callback=callback))
 
     #: See ``settle``: what readers see together is one transaction.
     atomic_settle = True

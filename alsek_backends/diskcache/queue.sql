@@ -17,6 +17,8 @@
 -- chord_joins    per chord (its callback's queue and uuid), each settled
 --                member's outcome by index: the primary key counts a member
 --                once however often it settles.
+-- chord_counts   per chord, how many members chord_joins holds (so the
+--                settle that records one need not count them all).
 --
 -- Every statement names its namespace, so namespaces sharing the file never
 -- see each other. Times are milliseconds since the epoch.
@@ -67,6 +69,13 @@ CREATE TABLE IF NOT EXISTS chord_joins (
     idx        INTEGER NOT NULL,
     data       BLOB    NOT NULL,
     PRIMARY KEY (namespace, queue, callback, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chord_counts (
+    namespace  TEXT    NOT NULL,
+    queue      TEXT    NOT NULL,
+    callback   TEXT    NOT NULL,
+    recorded   INTEGER NOT NULL,
+    PRIMARY KEY (namespace, queue, callback)
 ) WITHOUT ROWID;
 PRAGMA user_version = 2;
 COMMIT;
@@ -137,9 +146,11 @@ SELECT idx, data FROM chord_joins
 WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
 
 -- name: join_count
--- How many members of a chord have recorded their outcome.
-SELECT count(*) FROM chord_joins
-WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
+-- Counts a member join_record just recorded; how many the chord has now.
+INSERT INTO chord_counts (namespace, queue, callback, recorded)
+VALUES (:namespace, :queue, :callback, 1)
+ON CONFLICT (namespace, queue, callback) DO UPDATE SET recorded = recorded + 1
+RETURNING recorded;
 
 -- name: release
 -- A parked chord callback becomes claimable (one no longer parked is left alone).
@@ -150,6 +161,11 @@ WHERE namespace = :namespace AND queue = :queue AND uuid = :callback
 -- name: forget_join
 -- Drops a chord's join once its callback has settled.
 DELETE FROM chord_joins
+WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
+
+-- name: forget_count
+-- Drops a chord's count with its join.
+DELETE FROM chord_counts
 WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
 
 -- name: contains
