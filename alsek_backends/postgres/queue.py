@@ -164,10 +164,15 @@ class PostgresQueue(Queue):
         to the statuses/results tables (their home on PostgreSQL), each
         NOTIFYing its waiters on commit. A lease step makes the transaction
         commit asynchronously, as queue.sql says: a server crash can forget
-        it whole, outcome and removal together, and the message runs again."""
+        it whole, outcome and removal together, and the message runs again.
+        Chord joins come last: counting one locks its chord's count until the
+        commit, and every member of the chord waits on that lock."""
         def work(conn: Conn) -> list[bool]:
             with conn.transaction():
-                return [self._settle(conn, settlement) for settlement in settlements]
+                settled = [self._settle(conn, settlement) for settlement in settlements]
+                for join in (s.join for s in settlements if s.join is not None):
+                    self._q.execute(conn, "join", self._join_params(join))
+                return settled
 
         return self.db.run(work)
 
@@ -187,8 +192,6 @@ class PostgresQueue(Queue):
                 "namespace": self.namespace, "uuid": status.uuid, "ttl": status.ttl, "durable": True,
                 "channel": self._store_channel(status_name(status.uuid)), **status.record,
             })
-        if settlement.join is not None:
-            self._q.execute(conn, "join", self._join_params(settlement.join))
         delivery = settlement.delivery
         if settlement.ready_at is not None:
             [row] = self._q.execute(conn, "reschedule", {
