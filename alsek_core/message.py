@@ -76,6 +76,23 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: A chord member's share, and a chord callback's (see alsek_core/chord.py).
+CHORD_MEMBER = {"queue": str, "callback": str, "index": int, "size": int, "on_failure": str}
+CHORD_CALLBACK = {"size": int, "on_failure": str}
+
+
+def checked_chord(chord: Any) -> dict[str, Any]:
+    """A message's ``chord`` field as ``chord()`` writes it, or a clear error:
+    a worker settling a member trusts its shape."""
+    shape = CHORD_MEMBER if isinstance(chord, dict) and "index" in chord else CHORD_CALLBACK
+    if (not isinstance(chord, dict) or chord.keys() != shape.keys()
+            or not all(isinstance(chord[k], t) and not isinstance(chord[k], bool) for k, t in shape.items())
+            or chord["on_failure"] not in ("fail", "pass") or chord["size"] < 1
+            or not 0 <= chord.get("index", 0) < chord["size"]):
+        raise ValidationError(f"chord must be what chord() sets on its messages, got {chord!r}")
+    return chord
+
+
 class Message:
     def __init__(
         self,
@@ -157,10 +174,8 @@ class Message:
         if not (expires_at is None or _is_int(expires_at)):
             raise ValidationError(f"expires_at must be an int (ms since the epoch) or None, got {expires_at!r}")
         self.expires_at = expires_at
-        if not (chord is None or isinstance(chord, dict)):
-            raise ValidationError("chord must be a dict (set by chord()) or None")
         #: Set by :func:`alsek_core.chord.chord` on its members and callback.
-        self.chord = chord
+        self.chord = chord if chord is None else checked_chord(chord)
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
