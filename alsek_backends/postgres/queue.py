@@ -170,7 +170,9 @@ class PostgresQueue(Queue):
         def work(conn: Conn) -> list[bool]:
             with conn.transaction():
                 settled = [self._settle(conn, settlement) for settlement in settlements]
-                for join in (s.join for s in settlements if s.join is not None):
+                joins = sorted((s.join for s in settlements if s.join is not None),
+                               key=lambda join: (join.queue, join.callback))  # one lock order: no deadlock
+                for join in joins:
                     self._q.execute(conn, "join", self._join_params(join))
                 return settled
 
