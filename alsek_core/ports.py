@@ -112,7 +112,11 @@ class ChordJoin:
     rerun counts once. If ``drop`` (the member failed and the chord fails with
     it), the parked callback is removed. When the recorded indexes number
     ``size``, the callback, if still parked, is made ready: it runs once,
-    after every member settled, and reads the data with ``Queue.joined``."""
+    after every member settled, and reads the data with ``Queue.joined``.
+    The first final outcome recorded stands: a failure counts even when its
+    lease was lost to another delivery of the member (whose outcome then
+    changes nothing), as on every backend the join is taken whatever the
+    removal step finds."""
 
     queue: str
     callback: str
