@@ -121,14 +121,15 @@ def settle_success(
         return
     if callback is not None:
         mark_submitted((tasks or {}).get(callback.task_name), callback)
-    broker.settle(settlement, message)
-    forget_join(broker, message)
+    if broker.settle(settlement, message):
+        forget_join(broker, message)
 
 
 def forget_join(broker: Broker, message: Message) -> None:
-    """A chord's callback that settled for good needs its join no more. Best
-    effort: one left behind (this worker died first) only takes space. Never
-    before the callback has left its queue: a batched ack is sent first."""
+    """A chord's callback that settled for good (its lease held: no other
+    delivery of it will read the join) needs its join no more. Best effort:
+    one left behind (this worker died first) only takes space. Never before
+    the callback has left its queue: a batched ack is sent first."""
     if not is_callback(message):
         return
     try:
@@ -182,5 +183,5 @@ def settle_failure(task: Task, message: Message, exc: BaseException, broker: Bro
 def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
     log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
     broker = broker or task.broker
-    broker.settle(outcome.failed(broker, message, task.status_tracker, exc), message)
-    forget_join(broker, message)
+    if broker.settle(outcome.failed(broker, message, task.status_tracker, exc), message):
+        forget_join(broker, message)
