@@ -192,13 +192,14 @@ class Broker(MessageCodec):
         if isinstance(message, Message):
             message.delivery = None
 
-    def settle(self, settlement: Settlement, message: Message | None = None) -> bool:
+    def settle(self, settlement: Settlement, message: Message | None = None, batch: bool = True) -> bool:
         """Apply a claimed message's outcome (built by :mod:`alsek_core.outcome`)
         in one step where the backend can. One that writes nothing is an ack,
-        and joins the batch of a ``batching()`` broker; one that writes is
+        and joins the batch of a ``batching()`` broker unless ``batch`` is
+        False (the caller acts on its removal next); one that writes is
         applied at once, so a worker dying afterwards loses nothing it
         finished. False when a retry or failure found its lease lost."""
-        if settlement.removal_only and self._acks is not None:
+        if settlement.removal_only and self._acks is not None and batch:
             self._acks.add(settlement.delivery)
             settled = True
         else:

@@ -121,20 +121,19 @@ def settle_success(
         return
     if callback is not None:
         mark_submitted((tasks or {}).get(callback.task_name), callback)
-    if broker.settle(settlement, message):
+    if broker.settle(settlement, message, batch=not is_callback(message)):
         forget_join(broker, message)
 
 
 def forget_join(broker: Broker, message: Message) -> None:
     """A chord's callback that settled for good (its lease held: no other
     delivery of it will read the join) needs its join no more. Best effort:
-    one left behind (this worker died first) only takes space. Never before
-    the callback has left its queue: a batched ack is sent first."""
+    one left behind (this worker died first) only takes space. Its settle was
+    not batched: the callback has left its queue, so it never runs again
+    without its join."""
     if not is_callback(message):
         return
     try:
-        if broker.ack_pending(message.uuid):
-            broker.flush_acks()
         broker.forget_join(message)
     except Exception:
         log.exception("could not remove the chord join of %s", message.summary)
@@ -183,5 +182,6 @@ def settle_failure(task: Task, message: Message, exc: BaseException, broker: Bro
 def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
     log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
     broker = broker or task.broker
-    if broker.settle(outcome.failed(broker, message, task.status_tracker, exc), message):
+    settlement = outcome.failed(broker, message, task.status_tracker, exc)
+    if broker.settle(settlement, message, batch=not is_callback(message)):
         forget_join(broker, message)

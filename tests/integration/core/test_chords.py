@@ -101,6 +101,21 @@ def test_the_callback_runs_once_with_results_in_member_order(tasks: dict[str, Ta
     assert broker.backend.joined("callbacks", made.callback.uuid) == {}, "the join goes with its callback"
 
 
+def test_a_callback_keeping_nothing_drops_the_join_in_a_batching_worker(
+    tasks: dict[str, Task], broker: Broker, seen: list[Any], start: Callable[..., Chord]
+) -> None:
+    """A pool's broker batches acks; the callback's removal is not batched, so
+    its join can go at once (and never before the callback left its queue)."""
+    @task(broker, queue="callbacks")
+    def bare(message: Message) -> None:
+        seen.append(message.previous_result)
+
+    made = start([tasks["double"].generate(args=(i,), submit=False) for i in range(3)], bare.generate(submit=False))
+    run_until_empty([*tasks.values(), bare], broker=broker.batching())
+    assert seen == [[0, 2, 4]] and made.done
+    assert broker.backend.joined("callbacks", made.callback.uuid) == {}
+
+
 def test_a_failed_member_fails_the_chord(tasks: dict[str, Task], seen: list[Any], start: Callable[..., Chord]) -> None:
     made = start([tasks["fragile"].generate(args=(i,), submit=False) for i in range(6)],
                  tasks["collect"].generate(submit=False))
