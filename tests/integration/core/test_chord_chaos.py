@@ -83,8 +83,8 @@ def test_a_1000_member_chord_survives_sigkilled_workers(
     made.wait(timeout=60_000)
     assert pool.terminate() == 0
     assert kills > 0
-    print(f"{kills} workers killed")
     assert runs.read_text().splitlines() == [str(MEMBERS)], "the callback ran once, given every result"
     assert made.get(timeout=0) == list(range(MEMBERS))
+    assert store.broker.joined(made.callback) == {}, "the join went with the callback"
     assert store.dead_uuids() == set()
     assert store.live() == 0
