@@ -87,9 +87,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    scratch = tempfile.mkdtemp(prefix="alsek-chord-bench-")
-    rows = [measure(name, url, args.n, args.timeout, scratch)
-            for name, url in targets([b for b in args.backends.split(",") if b], scratch)]
+    with tempfile.TemporaryDirectory(prefix="alsek-chord-bench-") as scratch:
+        rows = [measure(name, url, args.n, args.timeout, scratch)
+                for name, url in targets([b for b in args.backends.split(",") if b], scratch)]
     print(f"{'backend':<10} {'plain s':>9} {'chord s':>9} {'overhead ms/member':>19}  (N={args.n}, {KIND})")
     for row in rows:
         if row["status"] != "ok":
