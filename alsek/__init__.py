@@ -4,6 +4,7 @@ code lives in alsek_core and the adapters."""
 from __future__ import annotations
 
 from alsek_core.broker import Broker
+from alsek_core.chord import Chord, chord
 from alsek_core.group import Group, group
 from alsek_core.lock import Lock
 from alsek_core.message import Message
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Broker",
+    "Chord",
     "Group",
     "Lock",
     "Message",
@@ -21,6 +23,7 @@ __all__ = [
     "Task",
     "TaskStatus",
     "__version__",
+    "chord",
     "group",
     "task",
 ]

@@ -203,6 +203,12 @@ class Backend(ABC):
     def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
         return self.queue.dead_letter(delivery, payload)
 
+    def joined(self, queue: str, callback: str) -> dict[int, bytes]:
+        return self.queue.joined(queue, callback)
+
+    def forget_join(self, queue: str, callback: str) -> None:
+        self.queue.forget_join(queue, callback)
+
     def contains(self, queue: str, uuid: str) -> bool:
         return self.queue.contains(queue, uuid)
 

@@ -29,6 +29,7 @@ from alsek_core.errors import (
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.pause import PausedQueues
 from alsek_core.ports import (
+    PARKED,
     Backend,
     Delivery,
     Envelope,
@@ -184,6 +185,21 @@ class Broker(MessageCodec):
             return False
         return self.backend.release_unique(message.queue, message.unique_key, message.uuid)
 
+    def park(self, message: Message) -> None:
+        """Enqueue ``message`` parked: delayed until a chord's last member
+        settles and releases it (``ports.ChordJoin``)."""
+        envelope = self.envelope(message)
+        envelope.ready_at = PARKED
+        if not self.backend.submit([envelope]):
+            raise MessageAlreadyExistsError(f"{message.summary} is already queued")
+
+    def joined(self, callback: Message) -> dict[int, bytes]:
+        """What the members of the chord of ``callback`` recorded, by index."""
+        return self.backend.joined(callback.queue, callback.uuid)
+
+    def forget_join(self, callback: Message) -> None:
+        self.backend.forget_join(callback.queue, callback.uuid)
+
     # --- consuming ----------------------------------------------------------------
     # A message's life after its claim, in one vocabulary: extend its lease,
     # release it (untouched) or retry it (counted, after its backoff), ack it
@@ -235,13 +251,14 @@ class Broker(MessageCodec):
         if isinstance(message, Message):
             message.delivery = None
 
-    def settle(self, settlement: Settlement, message: Message | None = None) -> bool:
+    def settle(self, settlement: Settlement, message: Message | None = None, batch: bool = True) -> bool:
         """Apply a claimed message's outcome (built by :mod:`alsek_core.outcome`)
         in one step where the backend can. One that writes nothing is an ack,
-        and joins the batch of a ``batching()`` broker; one that writes is
+        and joins the batch of a ``batching()`` broker unless ``batch`` is
+        False (the caller acts on its removal next); one that writes is
         applied at once, so a worker dying afterwards loses nothing it
         finished. False when a retry or failure found its lease lost."""
-        if settlement.removal_only and self._acks is not None:
+        if settlement.removal_only and self._acks is not None and batch:
             self._acks.add(settlement.delivery)
             settled = True
         else:

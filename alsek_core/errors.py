@@ -82,3 +82,7 @@ class TaskTimeoutError(AlsekError, TimeoutError):
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(args or ("the task ran past its timeout",)))
+
+
+class ChordFailedError(AlsekError):
+    """A chord whose callback will not run: a member failed (``on_failure="fail"``)."""

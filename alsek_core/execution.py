@@ -21,6 +21,7 @@ from typing import Any
 
 from alsek_core import outcome
 from alsek_core.broker import Broker
+from alsek_core.chord import gather, is_callback
 from alsek_core.errors import RevokedError, SerializationError, TaskTimeoutError
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
@@ -99,6 +100,8 @@ def process(
     if not admit(task, message, broker):
         return
     try:
+        if is_callback(message):
+            message.previous_result = gather(broker, message)
         with window:
             task.pre_op(message)
         with window:
@@ -147,7 +150,22 @@ def settle_success(
         return
     if callback is not None:
         mark_submitted((tasks or {}).get(callback.task_name), callback)
-    broker.settle(settlement, message)
+    if broker.settle(settlement, message, batch=not is_callback(message)):
+        forget_join(broker, message)
+
+
+def forget_join(broker: Broker, message: Message) -> None:
+    """A chord's callback that settled for good (its lease held: no other
+    delivery of it will read the join) needs its join no more. Best effort:
+    one left behind (this worker died first) only takes space. Its settle was
+    not batched: the callback has left its queue, so it never runs again
+    without its join."""
+    if not is_callback(message):
+        return
+    try:
+        broker.forget_join(message)
+    except Exception:
+        log.exception("could not remove the chord join of %s", message.summary)
 
 
 def callback_of(message: Message, result: Any) -> Message:
@@ -203,4 +221,6 @@ def settle_revoked(task: Task, message: Message, broker: Broker | None = None) -
 def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
     log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
     broker = broker or task.broker
-    broker.settle(outcome.failed(broker, message, task.status_tracker, exc), message)
+    settlement = outcome.failed(broker, message, task.status_tracker, exc)
+    if broker.settle(settlement, message, batch=not is_callback(message)):
+        forget_join(broker, message)

@@ -140,35 +140,56 @@ class Group:
                 listener.close()
 
 
-def group(messages: Iterable[Message]) -> Group:
-    """Submit ``messages`` (made with ``generate(submit=False)``) as one batch."""
+def members_of(messages: Iterable[Message]) -> list[tuple[Message, Task]]:
+    """``messages`` with their tasks, checked: made by ``generate(submit=False)``,
+    each once, all for one broker's storage (a batch goes to one broker)."""
     if isinstance(messages, Message) or not isinstance(messages, Iterable):
-        raise ValidationError(f"group() takes an iterable of messages, got {messages!r}")
+        raise ValidationError(f"a group takes an iterable of messages, got {messages!r}")
     members: list[tuple[Message, Task]] = []
     seen: set[str] = set()
     for message in messages:
-        if not isinstance(message, Message):
-            raise ValidationError(f"a group member must be a Message, got {message!r}")
-        task = maker_of(message)
-        if task is None:
-            raise ValidationError(
-                f"{message.summary} was not made by a task's generate(submit=False); a group "
-                "submits its members itself")
+        members.append((message, unsubmitted(message, "a group member")))
         if message.uuid in seen:
             raise ValidationError(f"{message.summary} is in the group twice")
         if message.unique_key is not None:  # a member whose key is held would never run
             raise ValidationError(f"{message.summary} is of a unique task: it cannot join a group")
         seen.add(message.uuid)
-        members.append((message, task))
     if not members:
         raise ValidationError("a group needs at least one message")
     broker = members[0][1].broker
     for message, task in members:
-        if not _same_storage(task.broker, broker):
-            raise ValidationError(f"{message.summary} goes to {task.broker!r}, not {broker!r}: "
-                                  "a group is submitted as one batch, to one broker")
+        same_broker(task, message, broker)
+    return members
+
+
+def unsubmitted(message: Message, role: str) -> Task:
+    """The task that made ``message`` with ``generate(submit=False)``."""
+    if not isinstance(message, Message):
+        raise ValidationError(f"{role} must be a Message, got {message!r}")
+    task = maker_of(message)
+    if task is None:
+        raise ValidationError(
+            f"{message.summary} was not made by a task's generate(submit=False); a group "
+            "submits its members itself")
+    return task
+
+
+def same_broker(task: Task, message: Message, broker: Broker) -> None:
+    if not _same_storage(task.broker, broker):
+        raise ValidationError(f"{message.summary} goes to {task.broker!r}, not {broker!r}: "
+                              "a group is submitted as one batch, to one broker")
+
+
+def mark_submitted(members: list[tuple[Message, Task]]) -> None:
+    """SUBMITTED, before the submit: a fast worker's RUNNING stays the last word."""
     for message, task in members:
-        if task.status_tracker is not None:  # before the submit: a fast worker's RUNNING stays
+        if task.status_tracker is not None:
             task.status_tracker.set(message, TaskStatus.SUBMITTED)
-    broker.submit_many(message for message, _ in members)
+
+
+def group(messages: Iterable[Message]) -> Group:
+    """Submit ``messages`` (made with ``generate(submit=False)``) as one batch."""
+    members = members_of(messages)
+    mark_submitted(members)
+    members[0][1].broker.submit_many(message for message, _ in members)
     return Group(members)

@@ -12,6 +12,8 @@ prefix scan of ``q1`` never sees ``q10``)::
     queues:<queue>:leases:<uuid>     lease token, with a TTL of the lease length
     queues:<queue>:dead:<uuid>       a message record, dead-lettered
     unique:<queue>:<key>             {"u": holder uuid, "c": confirmed}, TTL the window
+    chords:<queue>:<callback>:m:<index> {"b": data} a settled chord member's share
+    chords:<queue>:<callback>:done   set by whoever saw the chord complete first
 
 Mutual exclusion comes from ``set(nx=True)`` on the lease name: whoever
 creates it holds the message until it expires or is deleted. A unique key is
@@ -37,6 +39,8 @@ from alsek_core.clock import now_ms
 from alsek_core.errors import AlsekError, KeyExistsError
 from alsek_core.kv_limits import KVLimits
 from alsek_core.ports import (
+    PARKED,
+    ChordJoin,
     Delivery,
     Envelope,
     KeyValue,
@@ -70,6 +74,8 @@ def _dead(queue: str) -> str:
 
 def _unique(queue: str, key: str) -> str:
     return f"unique:{queue}:{key}"
+def _members(queue: str, callback: str) -> str:
+    return f"chords:{queue}:{callback}:m:"
 
 
 def _record(envelope: Envelope, seq: int) -> Record:
@@ -244,12 +250,56 @@ class KVQueue(KVLimits, Queue):
         if isinstance(self.kv, Wakeups):
             for channel in channels:
                 self.kv.notify(channel)
+        if settlement.join is not None:
+            self._join(settlement.join)
         if settlement.ready_at is not None:
             return self.reschedule(delivery, settlement.payload or b"", settlement.ready_at)
         if settlement.dead:
             return self.dead_letter(delivery, settlement.payload or b"")
         self.ack(delivery.queue, delivery.uuid)
         return True
+
+    def _join(self, join: ChordJoin) -> None:
+        """Drop, record, then make ready: each step safe to repeat. Dropping
+        first means no other member can complete the chord and release its
+        callback between this failure's record and its drop. Of concurrent
+        members seeing the chord complete, the one that sets ``done`` first
+        releases the callback; a rerun of a member already recorded releases
+        it too (its first run may have died before doing so): releasing only
+        touches a callback still parked, so a second release changes nothing."""
+        if join.drop:
+            self.ack(join.queue, join.callback)
+        members = _members(join.queue, join.callback)
+        try:
+            self.kv.set(members + str(join.index), {"b": base64.b64encode(join.data).decode("ascii")}, nx=True)
+            added = True
+        except KeyExistsError:
+            added = False
+        if self.kv.count(members) < join.size:
+            return
+        try:
+            self.kv.set(f"chords:{join.queue}:{join.callback}:done", True, nx=True)
+        except KeyExistsError:
+            if added:
+                return
+        name = _messages(join.queue) + join.callback
+        record = self.kv.get(name)
+        if record is not None and record["r"] == PARKED:
+            record.update(r=now_ms())
+            self.kv.set(name, record)
+
+    def joined(self, queue: str, callback: str) -> dict[int, bytes]:
+        members = _members(queue, callback)
+        found = {}
+        for name in list(self.kv.scan(members)):
+            record = self.kv.get(name)
+            if record is not None:
+                found[int(name[len(members):])] = base64.b64decode(record["b"])
+        return found
+
+    def forget_join(self, queue: str, callback: str) -> None:
+        for name in list(self.kv.scan(f"chords:{queue}:{callback}:")):
+            self.kv.delete(name, missing_ok=True)
 
     def contains(self, queue: str, uuid: str) -> bool:
         return self.kv.exists(_messages(queue) + uuid)

@@ -50,6 +50,7 @@ FIELDS = (
     "expires_at",
     "unique_key",
     "rate_token_at",
+    "chord",
 )
 
 
@@ -75,6 +76,23 @@ DEFAULT_BACKOFF_SETTINGS = ExponentialBackoff().settings
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: A chord member's share, and a chord callback's (see alsek_core/chord.py).
+CHORD_MEMBER = {"queue": str, "callback": str, "index": int, "size": int, "on_failure": str}
+CHORD_CALLBACK = {"size": int, "on_failure": str}
+
+
+def checked_chord(chord: Any) -> dict[str, Any]:
+    """A message's ``chord`` field as ``chord()`` writes it, or a clear error:
+    a worker settling a member trusts its shape."""
+    shape = CHORD_MEMBER if isinstance(chord, dict) and "index" in chord else CHORD_CALLBACK
+    if (not isinstance(chord, dict) or chord.keys() != shape.keys()
+            or not all(isinstance(chord[k], t) and not isinstance(chord[k], bool) for k, t in shape.items())
+            or chord["on_failure"] not in ("fail", "pass") or chord["size"] < 1
+            or not 0 <= chord.get("index", 0) < chord["size"]):
+        raise ValidationError(f"chord must be what chord() sets on its messages, got {chord!r}")
+    return chord
 
 
 class Message:
@@ -103,6 +121,7 @@ class Message:
         expires_at: int | None = None,
         unique_key: str | None = None,
         rate_token_at: int | None = None,
+        chord: dict[str, Any] | None = None,
     ) -> None:
         # Plain ifs, not a helper taking the message: the messages are only
         # formatted on failure, and this runs once per message submitted.
@@ -168,6 +187,8 @@ class Message:
         #: When the token its task's rate limit reserved for it is due: set
         #: when the limit delayed it, so that it runs then without another.
         self.rate_token_at = rate_token_at
+        #: Set by :func:`alsek_core.chord.chord` on its members and callback.
+        self.chord = chord if chord is None else checked_chord(chord)
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
@@ -200,6 +221,7 @@ class Message:
             "expires_at": self.expires_at,
             "unique_key": self.unique_key,
             "rate_token_at": self.rate_token_at,
+            "chord": self.chord,
         }
 
     @property

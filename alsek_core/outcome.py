@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from alsek_core.broker import Broker, exception_details
+from alsek_core.chord import join_of
+from alsek_core.errors import RevokedError
 from alsek_core.message import Message
 from alsek_core.ports import ResultStore as ResultStorePort
 from alsek_core.ports import Settlement, StatusWrite
@@ -49,8 +51,9 @@ def _status(broker: Broker, tracker: StatusTrackerPort | None, message: Message,
 def succeeded(broker: Broker, message: Message, tracker: StatusTrackerPort | None,
               store: ResultStorePort | None, result: Any, callback: Message | None) -> Settlement:
     """Result (raising SerializationError if it cannot be stored: nothing is
-    written then), callback, SUCCEEDED, removal."""
+    written then), callback, SUCCEEDED, a chord member's join, removal."""
     assert message.delivery is not None
+    join = join_of(broker, message, True, result)  # first: it may refuse the result
     result_write = None
     if store is not None:
         home = _home_store(broker, store)
@@ -60,7 +63,7 @@ def succeeded(broker: Broker, message: Message, tracker: StatusTrackerPort | Non
             result_write = home.write(message, result)
     envelope = broker.envelope(callback) if callback is not None else None
     return Settlement(message.delivery, status=_status(broker, tracker, message, TaskStatus.SUCCEEDED),
-                      result=result_write, callback=envelope)
+                      result=result_write, callback=envelope, join=join)
 
 
 def retrying(broker: Broker, message: Message, tracker: StatusTrackerPort | None,
@@ -79,13 +82,18 @@ def failed(broker: Broker, message: Message, tracker: StatusTrackerPort | None,
     assert message.delivery is not None
     message.exception_details = exception_details(exc)
     status = _status(broker, tracker, message, TaskStatus.FAILED)
+    join = join_of(broker, message, False, message.exception_details)
     if not broker.dead_letter:
-        return Settlement(message.delivery, status=status)
-    return Settlement(message.delivery, status=status, payload=broker.encode_lenient(message), dead=True)
+        return Settlement(message.delivery, status=status, join=join)
+    return Settlement(message.delivery, status=status, payload=broker.encode_lenient(message), dead=True,
+                      join=join)
 
 
 def revoked(broker: Broker, message: Message, tracker: StatusTrackerPort | None) -> Settlement:
     """REVOKED, then removed: a revoked run was stopped on purpose, so it is
-    neither retried nor a failure to look into among the dead letters."""
+    neither retried nor a failure to look into among the dead letters. A
+    chord member counts it as its failure (else its chord would wait for good)."""
     assert message.delivery is not None
-    return Settlement(message.delivery, status=_status(broker, tracker, message, TaskStatus.REVOKED))
+    revocation = exception_details(RevokedError(f"{message.summary} was revoked while it ran"))
+    return Settlement(message.delivery, status=_status(broker, tracker, message, TaskStatus.REVOKED),
+                      join=join_of(broker, message, False, revocation))

@@ -96,6 +96,36 @@ class ResultWrite:
     data: bytes
 
 
+#: The ``ready_at`` of a parked message: a chord's callback waits in its queue
+#: under it, delayed, until the member completing the chord makes it ready.
+#: The largest integer a double (a Redis score) holds exactly.
+PARKED = 2**53 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ChordJoin:
+    """A chord member's share in its chord's join, settled with the member.
+
+    A chord is known by its callback's uuid (``callback``), and its join
+    lives with the callback, in its queue (``queue``): ``data`` (the member's
+    outcome, encoded) is recorded under ``index`` unless already there, so a
+    rerun counts once. If ``drop`` (the member failed and the chord fails with
+    it), the parked callback is removed. When the recorded indexes number
+    ``size``, the callback, if still parked, is made ready: it runs once,
+    after every member settled, and reads the data with ``Queue.joined``.
+    The first final outcome recorded stands: a failure counts even when its
+    lease was lost to another delivery of the member (whose outcome then
+    changes nothing), as on every backend the join is taken whatever the
+    removal step finds."""
+
+    queue: str
+    callback: str
+    index: int
+    size: int
+    data: bytes
+    drop: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """The outcome of one claimed message, for ``Queue.settle``:
@@ -109,6 +139,10 @@ class Settlement:
     * failure (``dead``): ``status`` FAILED, then the message moves to the
       dead letters with ``payload`` (its exception recorded); without dead
       letters, a failure is settled as a removal.
+
+    A chord member's settlement carries its ``join`` (see ``ChordJoin``),
+    applied in the same atomic step, or on the ordered path right before the
+    removal, release or dead letter (drop, record, then make ready).
 
     ``status`` and ``result`` are only those the backend keeps itself (the
     Broker writes a store living elsewhere, a user's SQL table, before it
@@ -145,12 +179,13 @@ class Settlement:
     payload: bytes | None = None
     ready_at: int | None = None
     dead: bool = False
+    join: ChordJoin | None = None
 
     @property
     def removal_only(self) -> bool:
         """Nothing to write: settling it is an ack."""
         return (self.status is None and self.result is None and self.callback is None
-                and self.ready_at is None and not self.dead)
+                and self.ready_at is None and not self.dead and self.join is None)
 
 
 @runtime_checkable
@@ -272,6 +307,15 @@ class Queue(Protocol):
     def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         """Apply outcomes of claimed messages, as ``Settlement`` says; for each,
         False when a retry or failure found its lease lost, else True."""
+        ...
+
+    def joined(self, queue: str, callback: str) -> dict[int, bytes]:
+        """The data each settled member of the chord of ``callback`` recorded
+        (``ChordJoin``), by member index."""
+        ...
+
+    def forget_join(self, queue: str, callback: str) -> None:
+        """Drop a chord's join once its callback has settled. Idempotent."""
         ...
 
     def contains(self, queue: str, uuid: str) -> bool: ...

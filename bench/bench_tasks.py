@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from alsek_core.broker import Broker
+from alsek_core.message import Message
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker
 from alsek_core.task import task
@@ -48,3 +49,9 @@ def doze(seconds: float) -> None:
 def block(seconds: float) -> None:
     """One long sleep, blocked in C: in a thread pool only stopping its process ends it."""
     time.sleep(seconds)
+
+
+@task(broker, queue=QUEUE, result_store=results)
+def gathered(message: Message) -> int:
+    """A chord's callback (bench/chord.py): how many results it was given."""
+    return len(message.previous_result)

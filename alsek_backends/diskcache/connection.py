@@ -36,7 +36,7 @@ _VALUE_FILE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{28}\.val")
 _FOREIGN = "the DiskCache holds a row alsek did not write (edited on disk, or by another program)"
 
 QUERIES = load("alsek_backends.diskcache", "queue.sql")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: How long a write waits for another process's transaction to end.
 BUSY_TIMEOUT_S = 30.0
 

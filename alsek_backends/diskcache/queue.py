@@ -13,7 +13,16 @@ from typing import Any
 from alsek_backends.diskcache.connection import QUERIES, DiskCacheConnection, transaction
 from alsek_backends.diskcache.limits import DiskCacheLimits
 from alsek_core.clock import now_ms
-from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
+from alsek_core.ports import (
+    PARKED,
+    ChordJoin,
+    Delivery,
+    Envelope,
+    Queue,
+    QueueCounts,
+    QueuedMessage,
+    Settlement,
+)
 from alsek_core.result import record_names
 from alsek_core.status import status_name
 
@@ -120,14 +129,18 @@ class SQLiteQueue(DiskCacheLimits, Queue):
         with a fresh delivery count."""
         return self._take_and_write(delivery, "submit", payload, ready_at)
 
-    def dead_letter(self, delivery: Delivery, payload: bytes) -> bool:
-        return self._take_and_write(delivery, "bury", payload)
+    def dead_letter(self, delivery: Delivery, payload: bytes, join: ChordJoin | None = None) -> bool:
+        """With a chord member's ``join``, in the same transaction."""
+        return self._take_and_write(delivery, "bury", payload, join=join)
 
-    def _take_and_write(self, delivery: Delivery, query: str, payload: bytes, ready_at: int | None = None) -> bool:
+    def _take_and_write(self, delivery: Delivery, query: str, payload: bytes, ready_at: int | None = None,
+                        join: ChordJoin | None = None) -> bool:
         """In one transaction: take the message while ``delivery`` still holds it,
         then write it back with ``query`` (keeping its ready_at unless given)."""
         conn = self._db()
         with transaction(conn):
+            if join is not None:  # even with the lease lost: its holder's settle finds it recorded
+                self._join(conn, join)
             params = self._holder(delivery)
             taken = conn.execute(QUERIES["take_leased"], params).fetchall()
             if not taken:
@@ -136,6 +149,27 @@ class SQLiteQueue(DiskCacheLimits, Queue):
             params.update(priority=priority, ready_at=old_ready_at if ready_at is None else ready_at, payload=payload)
             conn.execute(QUERIES[query], params)
         return True
+
+    def _join(self, conn: sqlite3.Connection, join: ChordJoin) -> None:
+        """A chord member's share (``ports.ChordJoin``), inside the caller's
+        transaction: the write lock makes record, count and release one step."""
+        params = self._params(join.queue, callback=join.callback)
+        if join.drop:
+            conn.execute(QUERIES["ack"], self._params(join.queue, uuid=join.callback))
+        if conn.execute(QUERIES["join_record"], {**params, "idx": join.index, "data": join.data}).rowcount == 0:
+            return
+        if conn.execute(QUERIES["join_count"], params).fetchone()[0] == join.size:
+            conn.execute(QUERIES["release"], {**params, "now": now_ms(), "parked": PARKED})
+
+    def joined(self, queue: str, callback: str) -> dict[int, bytes]:
+        rows = self._db().execute(QUERIES["joined"], self._params(queue, callback=callback))
+        return {idx: bytes(data) for idx, data in rows}
+
+    def forget_join(self, queue: str, callback: str) -> None:
+        conn = self._db()
+        with transaction(conn):
+            conn.execute(QUERIES["forget_join"], self._params(queue, callback=callback))
+            conn.execute(QUERIES["forget_count"], self._params(queue, callback=callback))
 
     #: See ``settle``: what readers see together is one transaction.
     atomic_settle = True
@@ -146,8 +180,8 @@ class SQLiteQueue(DiskCacheLimits, Queue):
         readers never see them disagree and a crash never loses an outcome.
         A result and its status are written in one cache transaction (a reader
         sees both or neither); on success the callback and the removal follow
-        in the queue's transaction, so a crash in between only reruns the
-        message. A failure's dead letter is committed inside the cache
+        in the queue's transaction (with a chord member's join), so a crash in
+        between only reruns the message. A failure's dead letter is committed inside the cache
         transaction, before its status FAILED becomes visible."""
         return [self._settle(settlement) for settlement in settlements]
 
@@ -161,7 +195,7 @@ class SQLiteQueue(DiskCacheLimits, Queue):
             if status is not None:
                 cache.set(self._key(status_name(status.uuid)), status.data, expire=_seconds(status.ttl))
             if settlement.dead:
-                return self.dead_letter(settlement.delivery, settlement.payload or b"")
+                return self.dead_letter(settlement.delivery, settlement.payload or b"", settlement.join)
         delivery = settlement.delivery
         if settlement.ready_at is not None:
             return self.reschedule(delivery, settlement.payload or b"", settlement.ready_at)
@@ -169,6 +203,8 @@ class SQLiteQueue(DiskCacheLimits, Queue):
         with transaction(conn):
             if settlement.callback is not None:  # skipped if a rerun submitted it already
                 conn.executemany(QUERIES["submit"], self._rows([settlement.callback]))
+            if settlement.join is not None:
+                self._join(conn, settlement.join)
             conn.execute(QUERIES["ack"], self._params(delivery.queue, uuid=delivery.uuid))
         return True
 

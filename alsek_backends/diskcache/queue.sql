@@ -17,6 +17,11 @@
 -- unique_keys    the message holding each unique key of a queue, until
 --                expires_at (NULL: no window). A key whose holder is no longer
 --                in messages is free, whatever the row says (version 2).
+-- chord_joins    per chord (its callback's queue and uuid), each settled
+--                member's outcome by index: the primary key counts a member
+--                once however often it settles (version 3).
+-- chord_counts   per chord, how many members chord_joins holds (so the
+--                settle that records one need not count them all).
 --
 -- Every statement names its namespace, so namespaces sharing the file never
 -- see each other. Times are milliseconds since the epoch.
@@ -68,7 +73,22 @@ CREATE TABLE IF NOT EXISTS unique_keys (
     expires_at INTEGER,
     PRIMARY KEY (namespace, queue, key)
 );
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS chord_joins (
+    namespace  TEXT    NOT NULL,
+    queue      TEXT    NOT NULL,
+    callback   TEXT    NOT NULL,
+    idx        INTEGER NOT NULL,
+    data       BLOB    NOT NULL,
+    PRIMARY KEY (namespace, queue, callback, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chord_counts (
+    namespace  TEXT    NOT NULL,
+    queue      TEXT    NOT NULL,
+    callback   TEXT    NOT NULL,
+    recorded   INTEGER NOT NULL,
+    PRIMARY KEY (namespace, queue, callback)
+) WITHOUT ROWID;
+PRAGMA user_version = 3;
 COMMIT;
 
 -- name: submit
@@ -125,6 +145,39 @@ RETURNING priority, ready_at;
 -- Writes a message taken by take_leased into the dead letters.
 INSERT OR REPLACE INTO dead_letters (namespace, queue, uuid, priority, ready_at, payload)
 VALUES (:namespace, :queue, :uuid, :priority, :ready_at, :payload);
+
+-- name: join_record
+-- A chord member's outcome; one already recorded (a rerun's) is kept.
+INSERT OR IGNORE INTO chord_joins (namespace, queue, callback, idx, data)
+VALUES (:namespace, :queue, :callback, :idx, :data);
+
+-- name: joined
+-- A chord's recorded outcomes.
+SELECT idx, data FROM chord_joins
+WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
+
+-- name: join_count
+-- Counts a member join_record just recorded; how many the chord has now.
+INSERT INTO chord_counts (namespace, queue, callback, recorded)
+VALUES (:namespace, :queue, :callback, 1)
+ON CONFLICT (namespace, queue, callback) DO UPDATE SET recorded = recorded + 1
+RETURNING recorded;
+
+-- name: release
+-- A parked chord callback becomes claimable (one no longer parked is left alone).
+UPDATE messages SET ready_at = :now, waiting = 0, wake_at = :now
+WHERE namespace = :namespace AND queue = :queue AND uuid = :callback
+  AND ready_at = :parked AND token IS NULL;
+
+-- name: forget_join
+-- Drops a chord's join once its callback has settled.
+DELETE FROM chord_joins
+WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
+
+-- name: forget_count
+-- Drops a chord's count with its join.
+DELETE FROM chord_counts
+WHERE namespace = :namespace AND queue = :queue AND callback = :callback;
 
 -- name: contains
 -- Whether a message is live in the queue.

@@ -27,7 +27,16 @@ from alsek_backends.postgres.limits import PostgresLimits
 from alsek_backends.postgres.listen import channel_name
 from alsek_backends.postgres.schema import Conn
 from alsek_core.errors import ConfigError
-from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
+from alsek_core.ports import (
+    PARKED,
+    ChordJoin,
+    Delivery,
+    Envelope,
+    Queue,
+    QueueCounts,
+    QueuedMessage,
+    Settlement,
+)
 from alsek_core.result import result_name
 from alsek_core.status import status_name
 
@@ -182,10 +191,17 @@ class PostgresQueue(PostgresLimits, Queue):
         to the statuses/results tables (their home on PostgreSQL), each
         NOTIFYing its waiters on commit. A lease step makes the transaction
         commit asynchronously, as queue.sql says: a server crash can forget
-        it whole, outcome and removal together, and the message runs again."""
+        it whole, outcome and removal together, and the message runs again.
+        Chord joins come last: counting one locks its chord's count until the
+        commit, and every member of the chord waits on that lock."""
         def work(conn: Conn) -> list[bool]:
             with conn.transaction():
-                return [self._settle(conn, settlement) for settlement in settlements]
+                settled = [self._settle(conn, settlement) for settlement in settlements]
+                joins = sorted((s.join for s in settlements if s.join is not None),
+                               key=lambda join: (join.queue, join.callback))  # one lock order: no deadlock
+                for join in joins:
+                    self._q.execute(conn, "join", self._join_params(join))
+                return settled
 
         return self.db.run(work)
 
@@ -216,6 +232,18 @@ class PostgresQueue(PostgresLimits, Queue):
             return conn.execute(self._q.sql["dead_letter"], params).rowcount == 1
         conn.execute(self._q.sql["ack"], {"namespace": self.namespace, "queue": delivery.queue, "uuid": delivery.uuid})
         return True
+
+    def _join_params(self, join: ChordJoin) -> dict[str, Any]:
+        return {"namespace": self.namespace, "queue": join.queue, "callback": join.callback, "idx": join.index,
+                "data": join.data, "size": join.size, "drop": join.drop, "parked": PARKED,
+                "channel": self._channel(join.queue)}
+
+    def joined(self, queue: str, callback: str) -> dict[int, bytes]:
+        rows = self._q.rows("joined", namespace=self.namespace, queue=queue, callback=callback)
+        return {row.idx: bytes(row.data) for row in rows}
+
+    def forget_join(self, queue: str, callback: str) -> None:
+        self._q.rowcount("forget_join", namespace=self.namespace, queue=queue, callback=callback)
 
     def _store_channel(self, name: str) -> str:
         return channel_name(self.db.schema, self.namespace, name)

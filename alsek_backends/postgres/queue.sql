@@ -255,3 +255,46 @@ SELECT (SELECT uuid FROM holder) AS holder,
 -- Frees a key only while the given message holds it.
 DELETE FROM {schema}.unique_keys
 WHERE namespace = %(namespace)s AND queue = %(queue)s AND key = %(key)s AND uuid = %(uuid)s;
+
+-- name: join
+-- A chord member's share (ports.ChordJoin), in its settle's transaction:
+-- drop the callback if the member failed the chord; record the outcome
+-- unless its index is there (a rerun); count it; release the parked
+-- callback if that count completes the chord. One statement, so the CTEs
+-- never touch one row twice: a member that drops never releases.
+WITH dropped AS (
+    DELETE FROM {schema}.messages
+    WHERE %(drop)s AND namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(callback)s
+    RETURNING 1
+), recorded AS (
+    INSERT INTO {schema}.chord_joins (namespace, queue, callback, idx, data)
+    VALUES (%(namespace)s, %(queue)s, %(callback)s, %(idx)s, %(data)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), counted AS (
+    INSERT INTO {schema}.chord_counts AS c (namespace, queue, callback, recorded)
+    SELECT %(namespace)s, %(queue)s, %(callback)s, 1 FROM recorded
+    ON CONFLICT (namespace, queue, callback) DO UPDATE SET recorded = c.recorded + 1
+    RETURNING recorded
+), released AS (
+    UPDATE {schema}.messages SET ready_at = {schema}.now_ms(), waiting = false
+    WHERE NOT %(drop)s AND namespace = %(namespace)s AND queue = %(queue)s AND uuid = %(callback)s
+      AND ready_at = %(parked)s AND EXISTS (SELECT 1 FROM counted WHERE recorded = %(size)s)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM dropped) AS dropped, (SELECT count(*) FROM released) AS released,
+       (SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM released)) AS woken;
+
+-- name: joined
+-- A chord's recorded outcomes.
+SELECT idx, data FROM {schema}.chord_joins
+WHERE namespace = %(namespace)s AND queue = %(queue)s AND callback = %(callback)s;
+
+-- name: forget_join
+-- Drops a chord's join once its callback has settled.
+WITH counts AS (
+    DELETE FROM {schema}.chord_counts
+    WHERE namespace = %(namespace)s AND queue = %(queue)s AND callback = %(callback)s
+)
+DELETE FROM {schema}.chord_joins
+WHERE namespace = %(namespace)s AND queue = %(queue)s AND callback = %(callback)s;

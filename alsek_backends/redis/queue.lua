@@ -32,6 +32,9 @@ by P and each call stays in one slot. The keys, all named from P:
                      for none). A key whose window ended or whose holder is
                      no longer live is free, whatever the field says; purge
                      and an emptied queue drop the whole hash.
+  P:j:<uuid>  HASH   the join of the chord whose callback is <uuid> (a
+                     message of this queue): member index -> the member's
+                     outcome. Dropped once the callback has settled.
 
 A live message is in exactly one of ready, delayed and leased. Submitting and
 rescheduling PUBLISH on the channel P:wake, so that blocked claimers look
@@ -234,18 +237,25 @@ function commands.claim()
     return out
 end
 
+-- drops a live message; whether there was one
+local function remove(uuid)
+    local key = message_key(uuid)
+    local s = redis.call('HGET', key, 's')
+    if not s then
+        return false
+    end
+    redis.call('ZREM', ready, s .. uuid)
+    redis.call('ZREM', delayed, uuid)
+    redis.call('ZREM', leased, uuid)
+    redis.call('DEL', key)
+    return true
+end
+
 -- ARGV[2..] uuids. Idempotent; needs no lease. Returns how many were live.
 function commands.ack()
     local removed = 0
     for i = 2, #ARGV do
-        local uuid = ARGV[i]
-        local key = message_key(uuid)
-        local s = redis.call('HGET', key, 's')
-        if s then
-            redis.call('ZREM', ready, s .. uuid)
-            redis.call('ZREM', delayed, uuid)
-            redis.call('ZREM', leased, uuid)
-            redis.call('DEL', key)
+        if remove(ARGV[i]) then
             removed = removed + 1
         end
     end
@@ -253,6 +263,43 @@ function commands.ack()
         forget_if_empty()
     end
     return removed
+end
+
+-- A chord member's share (ports.ChordJoin). ARGV[2] the callback's uuid,
+-- ARGV[3] the member's index, ARGV[4] the chord's size, ARGV[5] the member's
+-- outcome, ARGV[6] '1' to drop the callback (the member failed the chord),
+-- ARGV[7] the ready_at of a parked message. An index already recorded
+-- changes nothing (a rerun); the call that records the last one makes the
+-- callback ready if it is still parked. Returns 1 if it released it.
+function commands.join()
+    local uuid, index, size, data = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+    if ARGV[6] == '1' then
+        remove(uuid)
+    end
+    local join = prefix .. ':j:' .. uuid
+    if redis.call('HSETNX', join, index, data) == 0 or redis.call('HLEN', join) < size then
+        return 0
+    end
+    local key = message_key(uuid)
+    local f = redis.call('HMGET', key, 'p', 's', 'r')
+    if f[3] ~= ARGV[7] then
+        return 0
+    end
+    redis.call('ZREM', delayed, uuid)
+    redis.call('HSET', key, 'r', clock())
+    redis.call('ZADD', ready, f[1], f[2] .. uuid)
+    wake()
+    return 1
+end
+
+-- ARGV[2] a chord callback's uuid. Returns {index, outcome, ...}.
+function commands.joined()
+    return redis.call('HGETALL', prefix .. ':j:' .. ARGV[2])
+end
+
+-- ARGV[2] a chord callback's uuid.
+function commands.forget_join()
+    return redis.call('DEL', prefix .. ':j:' .. ARGV[2])
 end
 
 -- ARGV[2] uuid, ARGV[3] token, ARGV[4] lease_ms. 0 when the lease was lost.

@@ -352,6 +352,15 @@ class RedisQueue(RedisLimits, Queue):
         )
 
     @translated
+    @translated
+    def joined(self, queue: str, callback: str) -> dict[int, bytes]:
+        flat = self._run(queue, "joined", callback)
+        return {int(flat[i]): bytes(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    @translated
+    def forget_join(self, queue: str, callback: str) -> None:
+        self._run(queue, "forget_join", callback)
+
     def contains(self, queue: str, uuid: str) -> bool:
         return bool(self.conn.exists(self.keys(queue).message(uuid)))
 

@@ -1,6 +1,7 @@
 """A settlement (``ports.Settlement``) as Redis commands, in the order the
-generic queue takes its steps: result, callback, status, notifications, then
-the message's removal, release or dead letter (``queue.lua``).
+generic queue takes its steps: result, callback, status, notifications, a
+chord member's join, then the message's removal, release or dead letter
+(``queue.lua``).
 
 On a single Redis the queue runs them as one MULTI/EXEC: one round trip, and
 no reader sees some of them without the others. The queue's own steps reuse
@@ -13,8 +14,10 @@ without knowing the queue), so they hash to other slots than its queue, and a
 callback's queue is another slot again. There the commands run one by one,
 in this order, each idempotent: a result is SET NX (a rerun's is dropped), a
 callback is submitted under its fixed uuid (a rerun's is skipped), a status
-is the same record again, and the message leaves its queue last, so a crash
-at any point only makes it run again.
+is the same record again, a chord's join is one script call in its
+callback's slot (an index already recorded changes nothing, so the release
+stays with the call that recorded the last one), and the message leaves its
+queue last, so a crash at any point only makes it run again.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alsek_core.ports import Settlement
+from alsek_core.ports import PARKED, Settlement
 from alsek_core.result import record_names, result_channels
 from alsek_core.status import status_name
 
@@ -55,6 +58,9 @@ def commands(
         out.append(("SET", key(status_name(status.uuid)), status.data, *expiring(status.ttl)))
         channels.append(status_name(status.uuid))
     out += [("PUBLISH", key(channel), b"") for channel in channels]
+    if (join := settlement.join) is not None:
+        out.append(("EVALSHA", sha, 1, prefix(join.queue), "join", join.callback, join.index, join.size,
+                    join.data, int(join.drop), PARKED))
     delivery = settlement.delivery
     message_prefix = prefix(delivery.queue)
     if settlement.ready_at is not None:

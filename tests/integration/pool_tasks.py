@@ -10,6 +10,7 @@ import sys
 import time
 
 from alsek_core.broker import Broker
+from alsek_core.message import Message
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker
 from alsek_core.task import task
@@ -136,3 +137,21 @@ def hold_once(marker: str) -> str:
             file.write(str(os.getpid()))
         time.sleep(60)
     return marker
+
+
+@task(broker, queue=QUEUE, mechanism="process", backoff=None)
+def chord_member(i: int, fail_first: bool, seconds: float, message: Message) -> int:
+    """A chord member taking ``seconds``; with ``fail_first``, every fifth
+    fails its first try."""
+    time.sleep(seconds)
+    if fail_first and i % 5 == 0 and message.retries == 0:
+        raise RuntimeError("fails once, then succeeds")
+    return i
+
+
+@task(broker, queue=QUEUE, mechanism="process", result_store=results, status_tracker=status)
+def chord_collect(path: str, message: Message) -> list[int]:
+    """A chord's callback: appends a line to ``path`` each time it starts."""
+    with open(path, "a") as runs:
+        runs.write(f"{len(message.previous_result)}\n")
+    return list(message.previous_result)

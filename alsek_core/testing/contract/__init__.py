@@ -24,6 +24,7 @@ runs the suite against every registered backend that declares a ``test_url``.
 
 from __future__ import annotations
 
+from alsek_core.testing.contract.chord import ChordJoinContract
 from alsek_core.testing.contract.kv import KeyValueContract
 from alsek_core.testing.contract.limits import LimitsContract
 from alsek_core.testing.contract.outcomes import OutcomeReadContract
@@ -37,6 +38,7 @@ from alsek_core.testing.contract.unique import UniqueContract
 
 class BackendContract(
     KeyValueContract,
+    ChordJoinContract,
     SerializerContract,
     QueueContract,
     ConcurrencyContract,
@@ -52,6 +54,7 @@ class BackendContract(
 
 __all__ = [
     "BackendContract",
+    "ChordJoinContract",
     "ConcurrencyContract",
     "KeyValueContract",
     "LimitsContract",

@@ -48,3 +48,13 @@ def test_backoff_settings_are_built_once_per_distinct_settings() -> None:
     assert settings2backoff(settings) is settings2backoff(dict(settings))
     assert settings2backoff(settings).get(1) == 7
     assert settings2backoff(ConstantBackoff(constant=8, floor=None).settings).get(1) == 8
+
+
+def test_a_chord_field_must_be_what_chord_sets() -> None:
+    member = {"queue": "q", "callback": "u", "index": 0, "size": 2, "on_failure": "fail"}
+    assert Message("t", chord=member).chord == member
+    assert Message("t", chord={"size": 2, "on_failure": "pass"}).chord is not None
+    for bad in ["x", {}, {**member, "index": 2}, {**member, "size": True}, {**member, "on_failure": "maybe"},
+                {"size": 0, "on_failure": "fail"}, {**member, "extra": 1}]:
+        with pytest.raises(ValidationError, match="chord must be"):
+            Message("t", chord=bad)
