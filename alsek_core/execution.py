@@ -13,13 +13,15 @@ when its lease ends.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from alsek_core import outcome
+from alsek_core import middleware, outcome
 from alsek_core.broker import Broker
 from alsek_core.errors import SerializationError
+from alsek_core.finished import told
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.status import TaskStatus
@@ -74,7 +76,12 @@ def process(
     ``user_code`` is entered around each piece of the task's own code (a
     thread pool's interrupt window for timeouts)."""
     broker = broker or task.broker
-    window = user_code or nullcontext()
+    with middleware.running(message):
+        _process(task, message, tasks, broker, user_code or nullcontext())
+
+
+def _process(task: Task, message: Message, tasks: Mapping[str, Task] | None, broker: Broker,
+             window: AbstractContextManager[Any]) -> None:
     if is_poison(task, message):
         deliveries = message.delivery.deliveries if message.delivery else 0
         fail(task, message, PoisonMessageError(
@@ -85,6 +92,7 @@ def process(
         fail(task, message, refusal, broker)
         return
     set_status(task, message, TaskStatus.RUNNING)
+    started = time.time()
     try:
         with window:
             task.pre_op(message)
@@ -93,9 +101,9 @@ def process(
         with window:
             task.post_op(message, result)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: see settle_failure
-        settle_failure(task, message, exc, broker)
+        settle_failure(task, message, exc, broker, started)
         return
-    settle_success(task, message, result, tasks, broker)
+    settle_success(task, message, result, tasks, broker, started)
 
 
 def settle_success(
@@ -104,9 +112,12 @@ def settle_success(
     result: Any,
     tasks: Mapping[str, Task] | None = None,
     broker: Broker | None = None,
+    started: float | None = None,
 ) -> None:
-    """Result, callback, SUCCEEDED and removal, settled in one step."""
+    """Result, callback, SUCCEEDED and removal, settled in one step.
+    ``started``: when it started running (seconds since the epoch)."""
     broker = broker or task.broker
+    attempt = message.retries + 1
     try:
         callback = None
         if message.callback_message_data and task.do_callback(message, result):
@@ -114,11 +125,12 @@ def settle_success(
         settlement = outcome.succeeded(broker, message, task.status_tracker, task.result_store, result, callback)
     except SerializationError as exc:  # retrying cannot make the result encodable
         log.error("%s: its result cannot be stored: %s", message.summary, exc)
-        fail(task, message, exc, broker)
+        fail(task, message, exc, broker, started)
         return
     if callback is not None:
         mark_submitted((tasks or {}).get(callback.task_name), callback)
-    broker.settle(settlement, message)
+    if broker.settle(settlement, message):
+        told(broker, message, "succeeded", started, attempt)
 
 
 def callback_of(message: Message, result: Any) -> Message:
@@ -143,7 +155,8 @@ def mark_submitted(task: Task | None, callback: Message) -> None:
         log.exception("could not record status SUBMITTED of %s", callback.summary)
 
 
-def settle_failure(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
+def settle_failure(task: Task, message: Message, exc: BaseException, broker: Broker | None = None,
+                   started: float | None = None) -> None:
     """Retry if the task says so, else fail. Whatever the task's code raised
     counts, ``SystemExit`` and ``KeyboardInterrupt`` included: a ``sys.exit()``
     in a task is that task's failure, never its worker's end (a worker stops
@@ -155,13 +168,18 @@ def settle_failure(task: Task, message: Message, exc: BaseException, broker: Bro
         log.exception("do_retry of %s raised; not retrying", task.name)
         retry = False
     if not retry:
-        fail(task, message, exc, broker)
+        fail(task, message, exc, broker, started)
         return
-    log.info("%s raised %s: retry %d", message.summary, type(exc).__name__, message.retries + 1)
-    broker.settle(outcome.retrying(broker, message, task.status_tracker, exc), message)
+    attempt = message.retries + 1
+    if broker.settle(outcome.retrying(broker, message, task.status_tracker, exc), message):
+        told(broker, message, "retried", started, attempt, exc)
 
 
-def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
-    log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
+def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None,
+         started: float | None = None) -> None:
+    """Failed for good: ``started`` when it ran (then it "failed"), None when
+    it is given up without running (then it is "dead")."""
     broker = broker or task.broker
-    broker.settle(outcome.failed(broker, message, task.status_tracker, exc), message)
+    attempt = message.retries + 1
+    if broker.settle(outcome.failed(broker, message, task.status_tracker, exc), message):
+        told(broker, message, "dead" if started is None else "failed", started, attempt, exc)

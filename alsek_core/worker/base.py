@@ -309,6 +309,10 @@ class BaseWorkerPool(ABC):
             self.reject_unknown(message)
             return None
         assert message.delivery is not None
+        if message.delivery.deliveries > 1:
+            log.warning("redelivered (delivery %d): task %r, queue %r, uuid %s: the lease of an earlier "
+                        "delivery was lost (its worker died or stalled)", message.delivery.deliveries,
+                        message.task_name, message.queue, message.uuid)
         self.holdings.add(message.delivery)
         return task
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
@@ -81,6 +82,7 @@ class SupervisedPool(BaseWorkerPool):
         self.prune_interval = prune_interval
         self.shared: SharedState | None = None
         self.index = -1  # which worker process this is, once one
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"  # the workers registry's, once running
         self._parent_pid = os.getpid()
 
     @property
@@ -101,6 +103,7 @@ class SupervisedPool(BaseWorkerPool):
         self.index, self.shared = index, shared
         self.holdings = SharedHoldings(shared.lease_book, shared.leases_of(index))
         self.broker = self.broker.batching()  # an ack batch of its own
+        self.broker.worker = f"{self.worker_id}/{index}"
         try:
             self.start_engine()
             self.consume()
