@@ -68,3 +68,7 @@ class HistoryDoor:
             if entry is not None:
                 return entry
         return None
+
+    def history_queues(self) -> list[str]:
+        """Every queue with history kept."""
+        return self.backend.history_queues()

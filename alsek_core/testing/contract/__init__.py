@@ -24,6 +24,7 @@ runs the suite against every registered backend that declares a ``test_url``.
 
 from __future__ import annotations
 
+from alsek_core.testing.contract.history import HistoryContract
 from alsek_core.testing.contract.kv import KeyValueContract
 from alsek_core.testing.contract.outcomes import OutcomeReadContract
 from alsek_core.testing.contract.queue import ConcurrencyContract, QueueContract
@@ -40,6 +41,7 @@ class BackendContract(
     RevocationContract,
     OutcomeReadContract,
     SettleContract,
+    HistoryContract,
 ):
     """Every contract at once."""
 
@@ -47,6 +49,7 @@ class BackendContract(
 __all__ = [
     "BackendContract",
     "ConcurrencyContract",
+    "HistoryContract",
     "KeyValueContract",
     "OutcomeReadContract",
     "QueueContract",
