@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from alsek_core.history import STATES, HistoryBatch, HistoryEntry, Retention, kind_of
+from alsek_core.errors import ValidationError
+from alsek_core.history import KINDS, STATES, HistoryBatch, HistoryEntry, Retention
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.middleware import Outcome
 from alsek_core.ports import Backend
@@ -52,12 +53,14 @@ class HistoryDoor:
         except Exception:
             log.exception("could not keep %d finished message(s) in the job history", len(entries))
 
-    def history(self, queue: str | None = None, state: str | None = None, limit: int = 50) -> list[HistoryEntry]:
-        """Finished messages (of ``queue``, in ``state``), newest first."""
+    def history(self, queue: str | None = None, kind: str | None = None, limit: int = 50) -> list[HistoryEntry]:
+        """Finished messages (of ``queue``; of ``kind``, succeeded or failed
+        (dead included)), newest first."""
+        if kind is not None and kind not in KINDS:
+            raise ValidationError(f"kind must be one of {KINDS}, got {kind!r}")
         queues = [validate_queue_name(queue)] if queue else self.backend.history_queues()
-        kinds = sorted({kind_of(state)}) if state else ["succeeded", "failed"]
-        found = [entry for q in queues for kind in kinds for entry in self.backend.history_of(q, kind, limit)
-                 if state is None or entry.state == state]
+        found = [entry for q in queues for k in ([kind] if kind else KINDS)
+                 for entry in self.backend.history_of(q, k, limit)]
         return sorted(found, key=lambda e: e.finished_at, reverse=True)[:limit]
 
     def history_entry(self, uuid: str, queue: str | None = None) -> HistoryEntry | None:
