@@ -21,7 +21,8 @@ def told(broker: Broker, message: Message, state: str, started: float | None, at
     """Tell of ``message``'s outcome ``state`` (see ``middleware.OUTCOMES``),
     settled through ``broker``; ``started`` (seconds since the epoch) is when
     it started running, None if it never ran."""
-    outcome = Outcome(state, started, time.time(), attempt, exc)
+    dead_lettered = state in ("failed", "dead") and broker.dead_letter
+    outcome = Outcome(state, started, time.time(), attempt, exc, dead_lettered)
     _log(message, outcome)
     if state != "retried":
         broker.record_finished(message, outcome)

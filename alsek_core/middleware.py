@@ -34,13 +34,16 @@ OUTCOMES = ("succeeded", "retried", "failed", "dead")
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one claimed message. Times are seconds since the
-    epoch; ``started`` is None for one that never ran."""
+    epoch; ``started`` is None for one that never ran; ``dead_lettered``:
+    it went to the dead letters (a failure or a dead one, while the broker
+    keeps dead letters)."""
 
     state: str
     started: float | None
     finished: float
     attempt: int
     exception: BaseException | None = None
+    dead_lettered: bool = False
 
     @property
     def duration(self) -> float | None:

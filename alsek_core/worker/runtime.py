@@ -84,6 +84,7 @@ class SupervisedPool(BaseWorkerPool):
         self.index = -1  # which worker process this is, once one
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"  # the workers registry's, once running
         self._parent_pid = os.getpid()
+        self._supervisor: Supervisor | None = None
 
     @property
     def leases_per_process(self) -> int:
@@ -91,10 +92,21 @@ class SupervisedPool(BaseWorkerPool):
         slack for messages finishing while the next batch arrives."""
         return 2 * (self.slots_per_process + MAX_CLAIM_AHEAD)
 
+    @property
+    def capacity(self) -> int:
+        """How many messages the pool can run at once."""
+        return self.n_processes * self.slots_per_process
+
+    def busy_slots(self) -> int:
+        """How many run now (read by the supervisor; 0 before it starts)."""
+        supervisor = self._supervisor
+        return 0 if supervisor is None else supervisor.busy()
+
     def run(self) -> None:
         """Start the worker processes and supervise them until SIGTERM / SIGINT or ``stop()``."""
         self._parent_pid = os.getpid()
-        Supervisor(self).run()
+        self._supervisor = Supervisor(self)
+        self._supervisor.run()
 
     def serve(self, index: int, shared: SharedState) -> None:
         """The worker process ``index``: consume until stopped. Its stop_event is

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from alsek_core.broker import Broker
 from alsek_core.history import Retention
+from alsek_core.message import Message
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker
 from alsek_core.task import task
@@ -43,3 +44,9 @@ def die_once(marker: str) -> str:
         os._exit(3)
     return "second time"
 
+
+
+@task(broker, queue=QUEUE, mechanism="thread", status_tracker=status)
+def fan_out(n: int) -> None:
+    """Submits ``n`` messages of ``ok`` from inside the pool."""
+    broker.submit_many(Message("ok", queue=QUEUE, args=[i]) for i in range(n))

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,66 +14,31 @@ import pytest
 from alsek_core.broker import Broker
 from alsek_core.config import backend_from_url
 from alsek_core.message import Message
-from alsek_core.ports import Backend
-from alsek_core.testing.contract.fixtures import unavailable, wipe
 from alsek_core.workers import Heartbeat
-from tests.integration.pool_harness import ROOT, backend_url
+from tests.integration.ops_harness import (
+    NO_WAIT,
+    QUEUE,
+    alsek,
+    history_size,
+    start_pool,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
-
-TASKS = str(Path(__file__).parents[1] / "ops_tasks.py")
-QUEUE = "ops"
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    url = backend_url("redis", str(tmp_path))
-    backend = backend_from_url(url)
-    try:
-        backend.exists("probe")
-    except Exception as exc:
-        unavailable(f"Redis is unreachable: {exc}")
-    yield url
-    wipe(backend)
-
-
-def start_pool(url: str, log: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "alsek_cli", "thread-pool", TASKS, "--backend", url, "--n_threads", "4",
-             "--n_processes", "1", "--lease_ms", "1000", "--log-level", "info", *extra],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-
-def alsek(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "alsek_cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def wait_for(condition: object, what: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{log.read_text()}"
-        time.sleep(0.1)
-
-
-def history_size(backend: Backend, kind: str) -> int:
-    return len(backend.history_of(QUEUE, kind, 100_000))
-
 
 def test_logs_and_history_of_each_outcome(redis_url: str, tmp_path: Path) -> None:
     broker = Broker(backend_from_url(redis_url))
     marker = tempfile.mktemp(dir=tmp_path)
-    ok = broker.submit(Message("ok", queue=QUEUE, args=[7]))
-    no_wait = {"algorithm": "ConstantBackoff",
-               "parameters": {"constant": 0, "floor": 0, "ceiling": 0, "zero_override": True}}
-    bad = broker.submit(Message("boom", queue=QUEUE, args=["kaput"], backoff_settings=no_wait))
-    again = broker.submit(Message("die_once", queue=QUEUE, args=[marker]))
     log = tmp_path / "pool.log"
     pool = start_pool(redis_url, log)
     try:
+        ok = broker.submit(Message("ok", queue=QUEUE, args=[7]))
+        # One at a time: die_once takes its process down, with the history
+        # entries it had not flushed yet and the messages it had not started.
+        wait_for(lambda: history_size(broker.backend, "succeeded") == 1, "the first finished message", log)
+        bad = broker.submit(Message("boom", queue=QUEUE, args=["kaput"], backoff_settings=NO_WAIT))
+        wait_for(lambda: history_size(broker.backend, "failed") == 1, "the failure", log)
+        again = broker.submit(Message("die_once", queue=QUEUE, args=[marker]))
         wait_for(lambda: (history_size(broker.backend, "succeeded"), history_size(broker.backend, "failed")) == (2, 1),
                  "three finished messages", log)
     finally:
