@@ -48,6 +48,7 @@ FIELDS = (
     "backoff_settings",
     "mechanism",
     "expires_at",
+    "trace_context",
 )
 
 
@@ -99,6 +100,7 @@ class Message:
         backoff_settings: dict[str, Any] | None = None,
         mechanism: str = "process",
         expires_at: int | None = None,
+        trace_context: dict[str, str] | None = None,
     ) -> None:
         # Plain ifs, not a helper taking the message: the messages are only
         # formatted on failure, and this runs once per message submitted.
@@ -155,6 +157,12 @@ class Message:
         if not (expires_at is None or _is_int(expires_at)):
             raise ValidationError(f"expires_at must be an int (ms since the epoch) or None, got {expires_at!r}")
         self.expires_at = expires_at
+        if not (trace_context is None or (isinstance(trace_context, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in trace_context.items()))):
+            raise ValidationError("trace_context must be a dict of str to str (W3C trace headers) or None")
+        #: Where its submit was traced (see alsek_ops.tracing); payloads of
+        #: untraced producers, and of older versions, have none.
+        self.trace_context = trace_context
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
@@ -162,8 +170,10 @@ class Message:
 
     @property
     def data(self) -> dict[str, Any]:
-        """Everything that is persisted: rebuild with ``Message(**data)``."""
-        return {
+        """Everything that is persisted: rebuild with ``Message(**data)``.
+        ``trace_context`` only when there is one, so the payloads of an
+        untraced deployment stay readable by versions that lack the field."""
+        data = {
             "task_name": self.task_name,
             "queue": self.queue,
             "args": list(self.args),
@@ -186,6 +196,9 @@ class Message:
             "mechanism": self.mechanism,
             "expires_at": self.expires_at,
         }
+        if self.trace_context is not None:
+            data["trace_context"] = self.trace_context
+        return data
 
     @property
     def summary(self) -> str:
