@@ -30,6 +30,9 @@ def told(broker: Broker, message: Message, state: str, started: float | None, at
 
 
 def _log(message: Message, outcome: Outcome) -> None:
+    level = logging.INFO if outcome.state in ("succeeded", "retried") else logging.ERROR
+    if not log.isEnabledFor(level):  # a busy pool logging warnings only: format nothing
+        return
     took = "" if outcome.duration is None else f" in {outcome.duration:.3f} s"
     where = f"task {message.task_name!r}, queue {message.queue!r}, uuid {message.uuid}, attempt {outcome.attempt}"
     exc = outcome.exception

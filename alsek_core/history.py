@@ -16,7 +16,7 @@ last 10,000 of each per queue. 0 for either bound of a kind keeps none.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from alsek_core.errors import ValidationError
@@ -95,7 +95,11 @@ class HistoryEntry:
         return kind_of(self.state)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """By hand: ``dataclasses.asdict`` copies deeply, and a pool makes one per message."""
+        return {"uuid": self.uuid, "queue": self.queue, "task": self.task, "state": self.state,
+                "submitted_at": self.submitted_at, "started_at": self.started_at,
+                "finished_at": self.finished_at, "attempts": self.attempts, "worker": self.worker,
+                "exception": self.exception}
 
     @classmethod
     def from_dict(cls, value: Any) -> HistoryEntry | None:

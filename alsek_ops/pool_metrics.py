@@ -29,10 +29,12 @@ Without labels, from the parent: ``alsek_pool_slots`` and
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -68,33 +70,86 @@ class SlotCounts(Protocol):
     def busy_slots(self) -> int: ...
 
 
+class _Tally:
+    """What one (task, queue) did since the last flush."""
+
+    __slots__ = ("counts", "runs", "waits")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.runs: list[float] = []
+        self.waits: list[float] = []
+
+    def count(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+
+def observe_many(histogram: Histogram, values: list[float]) -> None:
+    """``observe`` each of ``values``, writing each bucket once: in
+    multiprocess mode every write is a locked write to a mapped file, and a
+    pool observes two values per message. Reaches into the histogram's
+    buckets (prometheus_client keeps them per bound, not cumulative)."""
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    hits = [0] * len(bounds)
+    for value in values:
+        hits[bisect.bisect_left(bounds, value)] += 1
+    for bucket, n in zip(histogram._buckets, hits, strict=True):
+        if n:
+            bucket.inc(n)
+    histogram._sum.inc(sum(values))
+
+
 class TaskMetrics(Middleware):
-    """Counts and times each message's submission and outcome."""
+    """Counts and times each message's submission and outcome in memory, and
+    writes them to prometheus_client at each ``flush`` (a pool's housekeeping
+    calls it about every 100 ms), so a message costs its pool a dict update."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.submitted = Counter("alsek_task_submitted", "Messages submitted.", LABELS, registry=registry)
-        self.outcomes = {state: Counter(f"alsek_task_{state}", text, LABELS, registry=registry)
-                         for state, text in OUTCOME_COUNTERS.items()}
-        self.dead_lettered = Counter("alsek_task_dead_lettered", "Messages moved to the dead letters.",
-                                     LABELS, registry=registry)
+        self.counters = {"submitted": Counter("alsek_task_submitted", "Messages submitted.", LABELS,
+                                              registry=registry),
+                         "dead_lettered": Counter("alsek_task_dead_lettered", "Messages moved to the dead letters.",
+                                                  LABELS, registry=registry)}
+        self.counters.update({state: Counter(f"alsek_task_{state}", text, LABELS, registry=registry)
+                              for state, text in OUTCOME_COUNTERS.items()})
         self.run_seconds = Histogram("alsek_task_run_seconds", "Run time of a message.", LABELS,
                                      buckets=BUCKETS, registry=registry)
         self.wait_seconds = Histogram("alsek_task_queue_wait_seconds",
                                       "Time from a message's submission to the start of its run.", LABELS,
                                       buckets=BUCKETS, registry=registry)
+        self._lock = threading.Lock()
+        self._tallies: dict[tuple[str, str], _Tally] = {}
+
+    def _tally(self, message: Message) -> _Tally:
+        key = (message.task_name, message.queue)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = _Tally()
+        return tally
 
     def before_submit(self, message: Message) -> None:
-        self.submitted.labels(message.task_name, message.queue).inc()
+        with self._lock:
+            self._tally(message).count("submitted")
 
     def after_outcome(self, message: Message, outcome: Outcome) -> None:
-        labels = (message.task_name, message.queue)
-        self.outcomes[outcome.state].labels(*labels).inc()
-        if outcome.dead_lettered:
-            self.dead_lettered.labels(*labels).inc()
-        if outcome.started is not None:
-            self.wait_seconds.labels(*labels).observe(max(0.0, outcome.started - message.created_at / 1000))
-        if outcome.duration is not None:
-            self.run_seconds.labels(*labels).observe(outcome.duration)
+        with self._lock:
+            tally = self._tally(message)
+            tally.count(outcome.state)
+            if outcome.dead_lettered:
+                tally.count("dead_lettered")
+            if outcome.started is not None:
+                tally.waits.append(max(0.0, outcome.started - message.created_at / 1000))
+                tally.runs.append(max(0.0, outcome.finished - outcome.started))
+
+    def flush(self) -> None:
+        with self._lock:
+            tallies, self._tallies = self._tallies, {}
+        for labels, tally in tallies.items():
+            for name, n in tally.counts.items():
+                self.counters[name].labels(*labels).inc(n)
+            observe_many(self.run_seconds.labels(*labels), tally.runs)
+            observe_many(self.wait_seconds.labels(*labels), tally.waits)
 
 
 class SlotCollector(Collector):
@@ -130,6 +185,7 @@ def serving(pool: SlotCounts, host: str, port: int) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join()
+        metrics.flush()
         middleware.uninstall(metrics)
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -1,7 +1,7 @@
 """OpenTelemetry tracing, a plugin (entry point ``tracing`` of the ``alsek``
 group) that registers itself only where ``opentelemetry-api`` is installed;
 the core never imports it. Spans go wherever the application's tracer
-provider sends them (none configured: the API's no-op, nearly free).
+provider sends them (none configured: nothing is done at all).
 
 * submit: a PRODUCER span ``alsek submit <task>``, whose context is carried
   in the message (``Message.trace_context``, W3C trace headers);
@@ -20,7 +20,7 @@ the error status: the message is not lost).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from alsek_core.message import Message
@@ -45,11 +45,19 @@ def _attributes(message: Message) -> dict[str, Any]:
     }
 
 
+def _configured() -> bool:
+    """Whether the application set a tracer provider: until then every span
+    would be a no-op, and the hooks skip even making them (a pool's hot path)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 class Tracing(Middleware):
     def __init__(self) -> None:
         self.tracer = trace.get_tracer(TRACER)
 
     def before_submit(self, message: Message) -> None:
+        if not _configured():
+            return
         carrier: dict[str, str] = {}
         with self.tracer.start_as_current_span(f"alsek submit {message.task_name}", kind=SpanKind.PRODUCER,
                                                attributes=_attributes(message)):
@@ -57,7 +65,7 @@ class Tracing(Middleware):
         message.trace_context = carrier or None
 
     def running(self, message: Message) -> AbstractContextManager[None]:
-        return self._run(message)
+        return self._run(message) if _configured() else nullcontext()
 
     @contextmanager
     def _run(self, message: Message) -> Iterator[None]:
@@ -70,6 +78,8 @@ class Tracing(Middleware):
 
     def after_outcome(self, message: Message, outcome: Outcome) -> None:
         span = trace.get_current_span()
+        if not span.is_recording():
+            return
         span.set_attribute("alsek.outcome", outcome.state)
         if outcome.exception is not None:
             span.record_exception(outcome.exception)

@@ -79,6 +79,7 @@ from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
 
+from alsek_core import middleware
 from alsek_core.backoff import Backoff, ConstantBackoff, LinearBackoff
 from alsek_core.broker import Broker
 from alsek_core.consumer import DEFAULT_LEASE_MS, Consumer
@@ -221,8 +222,10 @@ class BaseWorkerPool(ABC):
             self.flush_acks()
 
     def flush_acks(self) -> None:
-        """Ack what finished, in one round trip."""
+        """Ack what finished, in one round trip (and write the job history and
+        the middleware's batches with it)."""
         self.holdings.acked(self.broker.flush_acks())
+        middleware.flush()
 
     def claim_limit(self) -> int:
         """How many messages the next claim may take."""

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any, Protocol
 
+from alsek_core import middleware
 from alsek_core.broker import Broker
 from alsek_core.execution import set_waiting, settle_failure
 from alsek_core.ports import Delivery
@@ -120,6 +121,7 @@ class Supervisor:
         try:
             while not self.stop_event.is_set():
                 heartbeat.beat()  # the workers registry (alsek_core.workers)
+                middleware.flush()  # what this process counted (a timeout's failure)
                 self._reap()
                 self._enforce_timeouts()
                 self._scale()
