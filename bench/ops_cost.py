@@ -5,7 +5,10 @@ bench/bench_tasks.py --n_processes 2``), with the job history and the pool's
 Prometheus metrics (``--metrics-port``) on, against both off
 (``ALSEK_BENCH_HISTORY=off``, no metrics port), and each alone (``--modes``). Rounds alternate off / on so
 that both see the same load; each figure is the steady rate, counted from
-the first message done to the last.
+the first message done to the last. On a machine shared with other work the
+wall-clock rates swing widely, so each drain's CPU time is also measured:
+the pool's processes (user + system, start-up included) and the Redis
+server's (``INFO cpu``), in microseconds per message.
 
 Usage: python bench/ops_cost.py [N] [--rounds R] [--modes off,history,metrics,on] [--url redis://...]
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -43,8 +47,18 @@ def free_port() -> int:
 MODES = {"off": (False, False), "history": (True, False), "metrics": (False, True), "on": (True, True)}
 
 
-def drain(url: str, n: int, mode: str, log: object) -> float:
-    """Steady drain/s of ``n`` no-op messages."""
+def redis_cpu(broker: Broker) -> float:
+    info = broker.backend.conn.info("cpu")  # type: ignore[attr-defined]
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def drain(url: str, n: int, mode: str, log: object) -> dict[str, float]:
+    """Steady drain/s of ``n`` no-op messages, and CPU µs per message (pool, Redis)."""
     broker = Broker(backend_from_url(url))
     for start in range(0, n, 5000):
         broker.submit_many(Message("noop", queue=QUEUE) for _ in range(min(5000, n - start)))
@@ -56,6 +70,7 @@ def drain(url: str, n: int, mode: str, log: object) -> float:
         argv += ["--metrics-port", str(free_port())]
     if not history:
         env["ALSEK_BENCH_HISTORY"] = "off"
+    pool_cpu, server_cpu = children_cpu(), redis_cpu(broker)
     pool = subprocess.Popen(argv, cwd=HERE.parent, stdout=log, stderr=subprocess.STDOUT, env=env)  # type: ignore[arg-type]
     first = first_left = None
     try:
@@ -66,11 +81,13 @@ def drain(url: str, n: int, mode: str, log: object) -> float:
                 raise RuntimeError(f"the pool exited with {pool.returncode}")
             time.sleep(0.005)
         ended = time.perf_counter()
+        server_cpu = redis_cpu(broker) - server_cpu
     finally:
         pool.terminate()
         pool.wait(60)
     assert first is not None and first_left is not None
-    return first_left / (ended - first)
+    return {"drain_per_s": first_left / (ended - first), "pool_cpu_us": (children_cpu() - pool_cpu) / n * 1e6,
+            "redis_cpu_us": server_cpu / n * 1e6}
 
 
 def main() -> None:
@@ -82,19 +99,27 @@ def main() -> None:
     args = parser.parse_args()
     url = f"{args.url}{'&' if '?' in args.url else '?'}namespace=bench-ops-{uuid.uuid4().hex[:8]}"
     modes = args.modes.split(",")
-    figures: dict[str, list[float]] = {mode: [] for mode in modes}
+    figures: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     with tempfile.NamedTemporaryFile("w+", prefix="alsek-ops-cost-", suffix=".log") as log:
         try:
             for _ in range(args.rounds):
                 for mode in modes:
                     figures[mode].append(drain(url, args.n, mode, log))
-                    print(f"{mode:>3}: {figures[mode][-1]:,.0f}/s", flush=True)
+                    got = figures[mode][-1]
+                    print(f"{mode:>8}: {got['drain_per_s']:,.0f}/s, CPU per message: pool {got['pool_cpu_us']:.0f} µs,"
+                          f" Redis {got['redis_cpu_us']:.0f} µs", flush=True)
         finally:
             backend_from_url(url).clear_namespace(raise_on_error=False)
-    medians = {mode: statistics.median(rates) for mode, rates in figures.items()}
-    print("median " + ", ".join(f"{mode} {rate:,.0f}/s" for mode, rate in medians.items()))
-    if "off" in medians:
-        print(", ".join(f"{mode}/off = {rate / medians['off']:.1%}" for mode, rate in medians.items() if mode != "off"))
+    medians = {mode: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+               for mode, runs in figures.items()}
+    for mode, median in medians.items():
+        line = (f"median {mode:>8}: {median['drain_per_s']:,.0f}/s, pool {median['pool_cpu_us']:.0f} µs,"
+                f" Redis {median['redis_cpu_us']:.0f} µs per message")
+        if mode != "off" and "off" in medians:
+            off = medians["off"]
+            cpu = (off["pool_cpu_us"] + off["redis_cpu_us"]) / (median["pool_cpu_us"] + median["redis_cpu_us"])
+            line += f"; drain {median['drain_per_s'] / off['drain_per_s']:.1%} of off, CPU-bound rate {cpu:.1%} of off"
+        print(line)
     print(json.dumps({"n": args.n, "figures": figures, "medians": medians}))
 
 

@@ -1,36 +1,23 @@
--- The job history of one queue and kind (succeeded or failed), kept within a
--- time and a count bound, in one atomic call.
+-- The job history of one queue and kind (succeeded or failed): a stream,
+-- kept within a count and a time bound, in one atomic call per batch.
 --
--- KEYS[1]           <ns>:history:{<ns>:<queue>}:<kind>  zset: uuid -> finished_at (ms)
--- KEYS[1] .. ':e'                                       hash: uuid -> entry (serialized)
---   (the hash is named after the zset, so both share the queue's Cluster slot)
--- ARGV[1] now (ms), ARGV[2] keep_ms, ARGV[3] keep_max,
--- then per entry: uuid, finished_at, entry.
--- Both keys expire keep_ms after the last write, so a queue whose pools
--- stopped loses its history on time too.
+-- KEYS[1]  <ns>:history:{<ns>:<queue>}:<kind>  stream; each entry: u = uuid, e = the entry (serialized)
+-- ARGV[1] keep_ms, ARGV[2] keep_max, then uuid and entry for each one.
+--
+-- Entry IDs are the server's clock, so the time bound is a trim by ID
+-- (XTRIM MINID, Redis 6.2+); the count bound is XADD's exact MAXLEN, so the
+-- stream never holds more than keep_max entries, even for an instant. The
+-- key expires keep_ms after the last write: a queue whose pools stopped
+-- loses its history on time too.
 
-local index = KEYS[1]
-local entries = index .. ':e'
-local now, keep_ms, keep_max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stream = KEYS[1]
+local keep_ms, keep_max = tonumber(ARGV[1]), ARGV[2]
 
-for i = 4, #ARGV, 3 do
-  redis.call('ZADD', index, ARGV[i + 1], ARGV[i])
-  redis.call('HSET', entries, ARGV[i], ARGV[i + 2])
+for i = 3, #ARGV, 2 do
+  redis.call('XADD', stream, 'MAXLEN', keep_max, '*', 'u', ARGV[i], 'e', ARGV[i + 1])
 end
-
-local function drop(uuids)
-  for i = 1, #uuids, 1000 do
-    local chunk = {unpack(uuids, i, math.min(i + 999, #uuids))}
-    redis.call('HDEL', entries, unpack(chunk))
-    redis.call('ZREM', index, unpack(chunk))
-  end
-end
-
-drop(redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. (now - keep_ms)))
-local excess = redis.call('ZCARD', index) - keep_max
-if excess > 0 then
-  drop(redis.call('ZRANGE', index, 0, excess - 1))
-end
-redis.call('PEXPIRE', index, keep_ms)
-redis.call('PEXPIRE', entries, keep_ms)
-return redis.call('ZCARD', index)
+local now = redis.call('TIME')
+local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - keep_ms
+redis.call('XTRIM', stream, 'MINID', oldest)
+redis.call('PEXPIRE', stream, keep_ms)
+return redis.call('XLEN', stream)

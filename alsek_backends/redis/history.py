@@ -1,7 +1,8 @@
-"""The job history (``ports.History``) on Redis: per queue and kind a sorted
-set of uuids by finish time and a hash of entries, capped in time and count
-by ``history.lua`` in the call that adds a batch (so the count never exceeds
-its cap, even for an instant).
+"""The job history (``ports.History``) on Redis: per queue and kind a stream,
+capped in time and count by ``history.lua`` in the call that adds a batch
+(so the count never exceeds its cap, even for an instant). A stream costs
+the server little per entry (appends, trims from its head); finding one
+message's entry reads it from the newest back, a page at a time.
 
 Its keys are under the namespace (``<ns>:history:...``), so a key-value scan
 of the namespace (``alsek purge``, tests' clean-up) sees and removes them,
@@ -19,13 +20,14 @@ from typing import Any, cast
 from alsek_backends.redis.connection import Client, RedisConnection, translated
 from alsek_backends.redis.keys import queue_prefix
 from alsek_backends.redis.scripts import Script
-from alsek_core.clock import now_ms
 from alsek_core.history import KINDS, HistoryEntry, Retention
 from alsek_core.ports import History, Serializer
 
 HISTORY = Script("history.lua")
 #: How often a process re-adds a queue to the set of queues with history.
 REGISTRY_REFRESH_S = 10.0
+#: Entries per read when looking for one message's.
+PAGE = 1000
 
 
 class RedisHistory(History):
@@ -60,13 +62,11 @@ class RedisHistory(History):
     def record_history(self, entries: Sequence[HistoryEntry], retention: Retention) -> None:
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for entry in entries:
-            groups[(entry.queue, entry.kind)] += [entry.uuid, entry.finished_at,
-                                                  self.serializer.dumps(entry.to_dict())]
-        now = now_ms()
+            groups[(entry.queue, entry.kind)] += [entry.uuid, self.serializer.dumps(entry.to_dict())]
         for (queue, kind), args in groups.items():
             ms, count = retention.bounds(kind)
             if ms > 0 and count > 0:
-                HISTORY(self.conn, self.key(queue, kind), now, ms, count, *args)
+                HISTORY(self.conn, self.key(queue, kind), ms, count, *args)
                 self._register(queue)
 
     def _register(self, queue: str) -> None:
@@ -74,32 +74,32 @@ class RedisHistory(History):
             self.conn.sadd(self.registry_key, queue)
             self._registered[queue] = time.monotonic()
 
-    def _entries(self, key: str, uuids: list[bytes]) -> list[HistoryEntry]:
-        if not uuids:
-            return []
-        found = []
-        for data in cast(list[bytes | None], self.conn.hmget(key + ":e", uuids)):
-            entry = None if data is None else HistoryEntry.from_dict(self.serializer.loads(data))
-            if entry is not None:
-                found.append(entry)
-        return found
+    def _entry(self, fields: dict[bytes, bytes]) -> HistoryEntry | None:
+        data = fields.get(b"e")
+        return None if data is None else HistoryEntry.from_dict(self.serializer.loads(data))
 
     @translated
     def history_of(self, queue: str, kind: str, limit: int) -> list[HistoryEntry]:
-        key = self.key(queue, kind)
-        return self._entries(key, cast(list[bytes], self.conn.zrevrange(key, 0, limit - 1)))
+        rows = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                    self.conn.xrevrange(self.key(queue, kind), count=limit))
+        return [entry for _, fields in rows if (entry := self._entry(fields)) is not None]
 
     @translated
     def history_entry(self, queue: str, uuid: str) -> HistoryEntry | None:
+        wanted = uuid.encode()
         for kind in KINDS:
-            found = self._entries(self.key(queue, kind), [uuid.encode()])
-            if found:
-                return found[0]
+            key, newest = self.key(queue, kind), "+"
+            while rows := cast(list[tuple[bytes, dict[bytes, bytes]]],
+                               self.conn.xrevrange(key, max=newest, count=PAGE)):
+                for _, fields in rows:
+                    if fields.get(b"u") == wanted:
+                        return self._entry(fields)
+                newest = "(" + rows[-1][0].decode()
         return None
 
     def count(self, queue: str, kind: str) -> int:
         """How many entries a queue's ``kind`` holds now (for inspection)."""
-        return int(self.conn.zcard(self.key(queue, kind)))
+        return int(self.conn.xlen(self.key(queue, kind)))
 
     @translated
     def history_queues(self) -> list[str]:
