@@ -77,6 +77,8 @@ class Tracing(Middleware):
             yield
 
     def after_outcome(self, message: Message, outcome: Outcome) -> None:
+        if not _configured():
+            return
         span = trace.get_current_span()
         if not span.is_recording():
             return
