@@ -17,6 +17,7 @@ from alsek_core.broker import Broker
 from alsek_core.config import existing_backend
 from alsek_core.dead_letter import DeadLetter
 from alsek_core.errors import ConfigError
+from alsek_core.history import HistoryEntry
 from alsek_core.message import Message
 from alsek_core.plugins import plugin_host
 from alsek_core.ports import Backend
@@ -24,8 +25,11 @@ from alsek_core.redact import redact_url
 from alsek_core.result import store_for
 from alsek_core.settings import resolve_backend_url
 from alsek_core.status import TaskStatus, seen_status, tracker_for
+from alsek_core.workers import holders, live_workers
 
 STATES = ("ready", "delayed", "in_flight", "dead")
+#: States ``alsek jobs`` reads from the job history (finished messages).
+FINISHED = ("succeeded", "failed")
 #: How much of a dead letter's payload ``dlq show`` prints.
 PAYLOAD_SHOWN = 1_000
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -115,6 +119,19 @@ def _jobs(broker: Broker, queue_names: list[str], state: str | None) -> Iterator
                 yield _job(queue, item_state, uuid, message)
 
 
+def _finished(entry: HistoryEntry) -> dict[str, Any]:
+    """A history entry as a row of ``alsek jobs`` (``--json``: all of it, traceback included)."""
+    took = None if entry.started_at is None else (entry.finished_at - entry.started_at) / 1000
+    error = entry.exception or {}
+    return {
+        "uuid": entry.uuid, "queue": entry.queue, "state": entry.state, "task": entry.task,
+        "attempts": entry.attempts, "submitted": _when(entry.submitted_at),
+        "started": None if entry.started_at is None else _when(entry.started_at),
+        "finished": _when(entry.finished_at), "seconds": took, "worker": entry.worker,
+        "error": f"{error.get('name')}: {error.get('text')}" if error else None,
+    }
+
+
 def _job(queue: str, state: str, uuid: str, message: Message | None) -> dict[str, Any]:
     return {
         "uuid": uuid,
@@ -129,7 +146,9 @@ def _job(queue: str, state: str, uuid: str, message: Message | None) -> dict[str
 
 @click.command()
 @click.argument("queue", required=False)
-@click.option("--state", type=click.Choice(STATES), default=None, help="Only messages in this state.")
+@click.option("--state", type=click.Choice(STATES + FINISHED), default=None,
+              help="Only messages in this state; succeeded and failed list the job history (finished "
+                   "messages, newest first; failed includes those dead-lettered without running).")
 @click.option("--task", "task_name", default=None, metavar="NAME", help="Only messages of this task.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @backend_option
@@ -137,15 +156,25 @@ def _job(queue: str, state: str, uuid: str, message: Message | None) -> dict[str
 @log_level_option("warning")
 def jobs(queue: str | None, state: str | None, task_name: str | None, limit: int,
          backend: str | None, as_json: bool) -> None:
-    """List messages (of QUEUE, or of every queue) best first, with their tracked status."""
+    """List messages (of QUEUE, or of every queue) best first, with their tracked
+    status and, in flight, the worker pool running them; or finished ones."""
     store = _backend(backend)
     broker, tracker = Broker(store), tracker_for(store)
+    if state in FINISHED:
+        entries = [e for e in broker.history(queue, state, limit=limit if task_name is None else 10_000)
+                   if task_name is None or e.task == task_name][:limit]
+        rows = [{**_finished(e), "exception": e.exception} if as_json else _finished(e) for e in entries]
+        _emit(rows, as_json, f"{state} jobs (newest {limit})", f"no {state} jobs in the history")
+        return
+    running = holders(live_workers(store)) if state in (None, "in_flight") else {}
     rows = []
     for row in _jobs(broker, [queue] if queue else broker.queues(), state):
         if task_name is not None and row["task"] != task_name:
             continue
         record = tracker.record(row["uuid"])
         row["status"] = _row_status(record, row["state"]) if record else None
+        if row["state"] == "in_flight":
+            row["worker"] = running.get(row["uuid"])
         rows.append(row)
         if len(rows) >= limit:
             break
@@ -158,30 +187,48 @@ def jobs(queue: str | None, state: str | None, task_name: str | None, limit: int
 @json_option
 @log_level_option("warning")
 def status(uuid: str, backend: str | None, as_json: bool) -> None:
-    """The tracked status of message UUID."""
+    """The tracked status of message UUID; once it finished, its job history
+    too (times, attempts, worker, and the traceback of a failure)."""
     store = _backend(backend)
+    broker = Broker(store)
     record = tracker_for(store).record(uuid)
-    if record is None:
+    queue = record.get("queue") if record else None
+    entry = broker.history_entry(uuid, queue if isinstance(queue, str) else None)
+    if record is None and entry is None:
         raise click.ClickException(f"no status recorded for {uuid} (not tracked, expired, or another backend)")
-    queued = _queued(Broker(store), record.get("queue"), uuid)
-    status_value = _status_value(record["status"])
-    record = {"uuid": uuid, **record, "status": _status_name(record["status"])}
-    if isinstance(status_value, TaskStatus):
-        seen = seen_status(status_value, queued[0] if queued else None)
-        if seen != status_value:  # its worker died holding it; it waits to run again
-            record.update(status=seen.name, redelivery=True)
-    if record["status"] == TaskStatus.RETRYING.name and queued and queued[1] is not None:
-        record["next_run_at"] = _when(queued[1].ready_at)
+    shown: dict[str, Any] = {"uuid": uuid}
+    if record is not None:
+        queued = _queued(broker, queue if isinstance(queue, str) else None, uuid)
+        recorded = _status_value(record["status"])
+        shown.update(record, status=_status_name(record["status"]))
+        seen = seen_status(recorded, queued[0] if queued else None) if isinstance(recorded, TaskStatus) else None
+        if seen is not None and seen != recorded:  # its worker died holding it: it waits to run again
+            shown.update(status=seen.name, redelivery=True)
+        if shown["status"] == TaskStatus.RETRYING.name and queued and queued[1] is not None:
+            shown["next_run_at"] = _when(queued[1].ready_at)
+        if shown["status"] == TaskStatus.RUNNING.name:
+            shown["worker"] = holders(live_workers(store)).get(uuid)
+    if entry is not None:
+        shown["history"] = entry.to_dict()
     if as_json:
-        click.echo(json.dumps(record))
+        click.echo(json.dumps(shown))
         return
-    line = (f"{record['status']}  task={record['task_name']} queue={record['queue']} "
-            f"updated={_when(record['updated_at'])}")
-    if record.get("next_run_at"):
-        line += f" next_run_at={record['next_run_at']}"
-    if record.get("redelivery"):
-        line += " (its worker was lost while it ran: waiting to run again)"
-    click.echo(printable(line))
+    if record is not None:
+        line = (f"{shown['status']}  task={shown['task_name']} queue={shown['queue']} "
+                f"updated={_when(shown['updated_at'])}")
+        for extra in ("next_run_at", "worker"):
+            if shown.get(extra):
+                line += f" {extra}={shown[extra]}"
+        if shown.get("redelivery"):
+            line += " (its worker was lost while it ran: waiting to run again)"
+        click.echo(printable(line))
+    if entry is not None:
+        row = _finished(entry)
+        click.echo(printable("history: " + " ".join(f"{k}={v}" for k, v in row.items()
+                                                    if v is not None and k not in ("uuid", "error"))))
+        if entry.exception:
+            click.echo(printable(f"{entry.exception.get('name')}: {entry.exception.get('text')}"))
+            click.echo("\n".join(printable(line) for line in str(entry.exception.get("traceback", "")).splitlines()))
 
 
 def _row_status(record: dict[str, Any], queue_state: str) -> str:

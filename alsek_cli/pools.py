@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -57,6 +58,11 @@ def pool_options(function: F) -> F:
                     "they are released to the queue."),
         option("--n_async", type=click.IntRange(min=1), default=DEFAULT_N_ASYNC, show_default=True,
                help="'async def' tasks each worker process runs at once, on its event loop."),
+        option("--metrics-port", "metrics_port", type=click.IntRange(0, 65535), default=None,
+               help="Serve per-task Prometheus metrics of this pool on this port (0: any free port, "
+                    "logged); needs the ops extra."),
+        option("--metrics-host", "metrics_host", default="127.0.0.1", show_default=True,
+               help="Address the metrics listen on (0.0.0.0 for every interface)."),
         backend_option,
         log_level_option("info"),
     ]):
@@ -64,9 +70,13 @@ def pool_options(function: F) -> F:
     return function
 
 
-def _run(make_pool: Callable[[], Any]) -> None:
+def _run(make_pool: Callable[[], Any], metrics_port: int | None, metrics_host: str) -> None:
     """Build the pool (importing TARGET may take a while) and run it; a SIGTERM
-    or SIGINT meanwhile means a clean exit, not a death by signal."""
+    or SIGINT meanwhile means a clean exit, not a death by signal. With a
+    metrics port, the pool's processes count into a directory of its own,
+    named before anything imports prometheus_client (see alsek_ops.pool_metrics)."""
+    if metrics_port is not None:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="alsek-metrics-")
     early: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, frame: early.append(number))
@@ -78,7 +88,13 @@ def _run(make_pool: Callable[[], Any]) -> None:
         pool.broker.queues()  # fail now, in one line, rather than in every worker process
     except Exception as exc:
         raise click.ClickException(f"the backend does not answer ({pool.broker.backend!r}): {one_line(exc)}") from exc
-    pool.run()
+    if metrics_port is None:
+        pool.run()
+        return
+    from alsek_ops.pool_metrics import serving  # only now: it imports prometheus_client
+
+    with serving(pool, metrics_host, metrics_port):
+        pool.run()
 
 
 def _load(target: str, backend: str | None, queues: list[str] | None) -> list[Any]:
@@ -109,7 +125,7 @@ def _only_one(concurrency: int | None, **explicit: int | None) -> None:
         help="Run each message in a thread of its own; its slot frees when the thread exits.")
 def thread_pool(target: str, queues: str | None, n_processes: int | None, concurrency: int | None,
                 backend: str | None, n_threads: int | None, complete_only_on_thread_exit: bool,
-                **options: int) -> None:
+                metrics_port: int | None, metrics_host: str, **options: int) -> None:
     """Run TARGET's tasks in process groups of threads (n_threads x n_processes).
 
     TARGET is a module file, a dotted module path, or a directory to scan."""
@@ -123,13 +139,13 @@ def thread_pool(target: str, queues: str | None, n_processes: int | None, concur
         _load(target, backend, _queues(queues)), n_threads=n_threads or DEFAULT_N_THREADS,
         n_processes=n_processes, queues=_queues(queues),
         complete_only_on_thread_exit=complete_only_on_thread_exit, **options,
-    ))
+    ), metrics_port, metrics_host)
 
 
 @click.command("process-pool")
 @pool_options
 def process_pool(target: str, queues: str | None, n_processes: int | None, concurrency: int | None,
-                 backend: str | None, **options: int) -> None:
+                 backend: str | None, metrics_port: int | None, metrics_host: str, **options: int) -> None:
     """Run TARGET's tasks each in a process of its own (up to n_processes at once).
 
     TARGET is a module file, a dotted module path, or a directory to scan."""
@@ -139,4 +155,4 @@ def process_pool(target: str, queues: str | None, n_processes: int | None, concu
     _run(lambda: ProcessWorkerPool(
         _load(target, backend, _queues(queues)), n_processes=concurrency or n_processes, queues=_queues(queues),
         **options,
-    ))
+    ), metrics_port, metrics_host)

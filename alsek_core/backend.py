@@ -15,11 +15,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from alsek_core.broker import Broker
+from alsek_core.history import HistoryEntry, Retention
+from alsek_core.kv_history import KVHistory
 from alsek_core.kv_queue import KVQueue
 from alsek_core.plugins import default_serializer
 from alsek_core.ports import (
     Delivery,
     Envelope,
+    History,
     Listener,
     Queue,
     QueueCounts,
@@ -36,7 +39,8 @@ DEFAULT_NAMESPACE = "alsek"
 #: leaves a name that already starts with the namespace alone (as Alsek
 #: does), a namespace spelled like one of these would swallow them.
 RESERVED_NAMESPACES = frozenset(
-    {"limits", "locks", "paused", "queues", "results", "revocations", "revoked", "status", "triggers", "unique"}
+    {"history", "limits", "locks", "paused", "queues", "results", "revocations", "revoked", "status", "triggers",
+     "unique"}
 )
 _ABSENT = object()
 
@@ -56,7 +60,9 @@ class Backend(ABC):
     * ``delete`` of a missing name raises ``KeyError`` unless ``missing_ok``.
 
     ``queue`` is for adapters with a native queue; a five-method backend
-    leaves it out and gets ``KVQueue(self)``.
+    leaves it out and gets ``KVQueue(self)``. Likewise ``history`` (the job
+    history, kept as ``history_store``): ``KVHistory(self)`` unless the
+    adapter brings its own.
     """
 
     #: Where ``StatusTracker(backend)`` and ``ResultStore(backend)`` keep
@@ -70,6 +76,7 @@ class Backend(ABC):
         namespace: str = DEFAULT_NAMESPACE,
         serializer: Serializer | None = None,
         queue: Queue | None = None,
+        history: History | None = None,
     ) -> None:
         if not namespace or "*" in namespace or "?" in namespace:
             raise ValueError(
@@ -80,6 +87,7 @@ class Backend(ABC):
         self.namespace = namespace
         self.serializer: Serializer = default_serializer() if serializer is None else serializer
         self.queue: Queue = KVQueue(self) if queue is None else queue
+        self.history_store: History = KVHistory(self) if history is None else history
 
     # -- the five methods an author writes ----------------------------------
 
@@ -235,6 +243,20 @@ class Backend(ABC):
 
     def release_slot(self, group: str, holder: str) -> None:
         self.queue.release_slot(group, holder)
+
+    # -- the job history, handed to ``self.history`` -------------------------
+
+    def record_history(self, entries: Sequence[HistoryEntry], retention: Retention) -> None:
+        self.history_store.record_history(entries, retention)
+
+    def history_of(self, queue: str, kind: str, limit: int) -> list[HistoryEntry]:
+        return self.history_store.history_of(queue, kind, limit)
+
+    def history_entry(self, queue: str, uuid: str) -> HistoryEntry | None:
+        return self.history_store.history_entry(queue, uuid)
+
+    def history_queues(self) -> list[str]:
+        return self.history_store.history_queues()
 
     # -- stores and lifetime -------------------------------------------------
 

@@ -13,7 +13,9 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from alsek_core import middleware
 from alsek_core.ack_batch import AckBatch
+from alsek_core.broker_history import HistoryDoor
 from alsek_core.clock import now_ms
 from alsek_core.codec import MessageCodec
 from alsek_core.config import default_backend
@@ -26,6 +28,7 @@ from alsek_core.errors import (
     SerializationError,
     ValidationError,
 )
+from alsek_core.history import HistoryBatch, Retention
 from alsek_core.message import Message, validate_queue_name
 from alsek_core.pause import PausedQueues
 from alsek_core.ports import (
@@ -69,19 +72,26 @@ def exception_details(exc: BaseException) -> dict[str, Any]:
     }
 
 
-class Broker(MessageCodec):
-    """``dead_letter=False`` makes ``fail`` simply drop the message."""
+class Broker(HistoryDoor, MessageCodec):
+    """``dead_letter=False`` makes ``fail`` simply drop the message.
+    ``history`` bounds the job history of what its pools finish
+    (:class:`~alsek_core.history.Retention`; ``NO_HISTORY`` keeps none)."""
 
     def __init__(
         self,
         backend: Backend | None = None,
         dead_letter: bool = True,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        history: Retention | None = None,
     ) -> None:
         self.backend = default_backend() if backend is None else backend
         self.dead_letter = dead_letter
         self.max_deliveries = max_deliveries
+        self.retention = Retention() if history is None else history
+        #: Who settles through this broker (a pool process), for the job history.
+        self.worker: str | None = None
         self._acks: AckBatch | None = None
+        self._history: HistoryBatch | None = None
 
     def __repr__(self) -> str:
         return f"Broker(backend={self.backend!r})"
@@ -239,6 +249,7 @@ class Broker(MessageCodec):
         before the flush is a rerun once its lease ends."""
         clone = copy.copy(self)
         clone._acks = AckBatch()
+        clone._history = HistoryBatch()
         return clone
 
     def ack(self, message: Message | Delivery) -> None:
@@ -280,8 +291,10 @@ class Broker(MessageCodec):
         return self._acks is not None and uuid in self._acks
 
     def flush_acks(self) -> list[str]:
-        """Ack the batch in one round trip per queue; the uuids it held (each
-        counted as pending until then, see ``ack_pending``)."""
+        """Ack the batch in one round trip per queue, and write the job history
+        waiting (``flush_history``); the uuids it held (each counted as
+        pending until then, see ``ack_pending``)."""
+        self.flush_history()
         if self._acks is None or not len(self._acks):
             return []
         flushed: list[str] = []
@@ -371,6 +384,11 @@ class Broker(MessageCodec):
         if isinstance(message, Message):
             message.delivery = None
         return released
+
+    def envelope(self, message: Message) -> Envelope:
+        """The middleware sees each message just before it is encoded to be queued."""
+        middleware.before_submit(message)
+        return super().envelope(message)
 
     def payload(self, delivery: Delivery) -> bytes:
         """The delivery's payload, looked up in its queue if it was not kept."""

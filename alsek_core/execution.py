@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from alsek_core import outcome
+from alsek_core import middleware, outcome
 from alsek_core.broker import Broker
 from alsek_core.chord import gather, is_callback
 from alsek_core.errors import RevokedError, SerializationError, TaskTimeoutError
+from alsek_core.finished import told
 from alsek_core.message import Message
 from alsek_core.ports import Delivery
 from alsek_core.status import TaskStatus
@@ -96,9 +98,15 @@ def process(
     to its end on an event loop of its own, here (pools run them many at
     once instead: :mod:`alsek_core.worker.aio`)."""
     broker = broker or task.broker
-    window = user_code or nullcontext()
+    with middleware.running(message):
+        _process(task, message, tasks, broker, user_code or nullcontext())
+
+
+def _process(task: Task, message: Message, tasks: Mapping[str, Task] | None, broker: Broker,
+             window: AbstractContextManager[Any]) -> None:
     if not admit(task, message, broker):
         return
+    started = time.time()
     try:
         if is_callback(message):
             message.previous_result = gather(broker, message)
@@ -112,14 +120,14 @@ def process(
             task.post_op(message, result)
     except RevokedError as exc:  # raised in its thread by its pool (or by the task itself)
         if broker.is_revoked(message):
-            settle_revoked(task, message, broker)
+            settle_revoked(task, message, broker, started)
         else:
-            settle_failure(task, message, exc, broker)
+            settle_failure(task, message, exc, broker, started)
         return
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: see settle_failure
-        settle_failure(task, message, exc, broker)
+        settle_failure(task, message, exc, broker, started)
         return
-    settle_success(task, message, result, tasks, broker)
+    settle_success(task, message, result, tasks, broker, started)
 
 
 async def _within_timeout(awaitable: Awaitable[Any], timeout_ms: int) -> Any:
@@ -136,9 +144,12 @@ def settle_success(
     result: Any,
     tasks: Mapping[str, Task] | None = None,
     broker: Broker | None = None,
+    started: float | None = None,
 ) -> None:
-    """Result, callback, SUCCEEDED and removal, settled in one step."""
+    """Result, callback, SUCCEEDED and removal, settled in one step.
+    ``started``: when it started running (seconds since the epoch)."""
     broker = broker or task.broker
+    attempt = message.retries + 1
     try:
         callback = None
         if message.callback_message_data and task.do_callback(message, result):
@@ -146,12 +157,13 @@ def settle_success(
         settlement = outcome.succeeded(broker, message, task.status_tracker, task.result_store, result, callback)
     except SerializationError as exc:  # retrying cannot make the result encodable
         log.error("%s: its result cannot be stored: %s", message.summary, exc)
-        fail(task, message, exc, broker)
+        fail(task, message, exc, broker, started)
         return
     if callback is not None:
         mark_submitted((tasks or {}).get(callback.task_name), callback)
     if broker.settle(settlement, message, batch=not is_callback(message)):
         forget_join(broker, message)
+        told(broker, message, "succeeded", started, attempt)
 
 
 def forget_join(broker: Broker, message: Message) -> None:
@@ -190,7 +202,8 @@ def mark_submitted(task: Task | None, callback: Message) -> None:
         log.exception("could not record status SUBMITTED of %s", callback.summary)
 
 
-def settle_failure(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
+def settle_failure(task: Task, message: Message, exc: BaseException, broker: Broker | None = None,
+                   started: float | None = None) -> None:
     """Retry if the task says so, else fail. Whatever the task's code raised
     counts, ``SystemExit`` and ``KeyboardInterrupt`` included: a ``sys.exit()``
     in a task is that task's failure, never its worker's end (a worker stops
@@ -202,25 +215,32 @@ def settle_failure(task: Task, message: Message, exc: BaseException, broker: Bro
         log.exception("do_retry of %s raised; not retrying", task.name)
         retry = False
     if not retry:
-        fail(task, message, exc, broker)
+        fail(task, message, exc, broker, started)
         return
-    log.info("%s raised %s: retry %d", message.summary, type(exc).__name__, message.retries + 1)
-    broker.settle(outcome.retrying(broker, message, task.status_tracker, exc), message)
+    attempt = message.retries + 1
+    if broker.settle(outcome.retrying(broker, message, task.status_tracker, exc), message):
+        told(broker, message, "retried", started, attempt, exc)
 
 
-def settle_revoked(task: Task, message: Message, broker: Broker | None = None) -> None:
+def settle_revoked(task: Task, message: Message, broker: Broker | None = None,
+                   started: float | None = None) -> None:
     """End a run that was stopped because its message was revoked: status
     REVOKED and the message removed. Pools call it however they stopped the
     run (an exception raised in its thread, its process killed, a coroutine
     cancelled)."""
-    log.info("%s was revoked while running; stopped", message.summary)
     broker = broker or task.broker
-    broker.settle(outcome.revoked(broker, message, task.status_tracker), message)
+    attempt = message.retries + 1
+    if broker.settle(outcome.revoked(broker, message, task.status_tracker), message):
+        told(broker, message, "revoked", started, attempt)
 
 
-def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None) -> None:
-    log.error("%s failed: %s: %s", message.summary, type(exc).__name__, exc)
+def fail(task: Task, message: Message, exc: BaseException, broker: Broker | None = None,
+         started: float | None = None) -> None:
+    """Failed for good: ``started`` when it ran (then it "failed"), None when
+    it is given up without running (then it is "dead")."""
     broker = broker or task.broker
+    attempt = message.retries + 1
     settlement = outcome.failed(broker, message, task.status_tracker, exc)
     if broker.settle(settlement, message, batch=not is_callback(message)):
         forget_join(broker, message)
+        told(broker, message, "dead" if started is None else "failed", started, attempt, exc)

@@ -51,6 +51,7 @@ FIELDS = (
     "unique_key",
     "rate_token_at",
     "chord",
+    "trace_context",
 )
 
 
@@ -122,6 +123,7 @@ class Message:
         unique_key: str | None = None,
         rate_token_at: int | None = None,
         chord: dict[str, Any] | None = None,
+        trace_context: dict[str, str] | None = None,
     ) -> None:
         # Plain ifs, not a helper taking the message: the messages are only
         # formatted on failure, and this runs once per message submitted.
@@ -189,6 +191,12 @@ class Message:
         self.rate_token_at = rate_token_at
         #: Set by :func:`alsek_core.chord.chord` on its members and callback.
         self.chord = chord if chord is None else checked_chord(chord)
+        if not (trace_context is None or (isinstance(trace_context, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in trace_context.items()))):
+            raise ValidationError("trace_context must be a dict of str to str (W3C trace headers) or None")
+        #: Where its submit was traced (see alsek_ops.tracing); payloads of
+        #: untraced producers, and of older versions, have none.
+        self.trace_context = trace_context
         self.delivery: Delivery | None = None
         #: The lock this message's work holds (Alsek's ``link_lock``); kept in
         #: memory only, never stored with the message.
@@ -196,8 +204,10 @@ class Message:
 
     @property
     def data(self) -> dict[str, Any]:
-        """Everything that is persisted: rebuild with ``Message(**data)``."""
-        return {
+        """Everything that is persisted: rebuild with ``Message(**data)``.
+        ``trace_context`` only when there is one, so the payloads of an
+        untraced deployment stay readable by versions that lack the field."""
+        data = {
             "task_name": self.task_name,
             "queue": self.queue,
             "args": list(self.args),
@@ -223,6 +233,9 @@ class Message:
             "rate_token_at": self.rate_token_at,
             "chord": self.chord,
         }
+        if self.trace_context is not None:
+            data["trace_context"] = self.trace_context
+        return data
 
     @property
     def summary(self) -> str:

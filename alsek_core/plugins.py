@@ -35,6 +35,7 @@ from alsek_core.settings import blocked_plugins, serializer_name
 if TYPE_CHECKING:
     import click
 
+    from alsek_core.middleware import Middleware
     from alsek_core.ports import Backend, Serializer
 
 PROJECT = "alsek"
@@ -105,6 +106,7 @@ class Registry:
         self.backends: dict[str, tuple[BackendSpec, Origin]] = {}
         self.schemes: dict[str, tuple[BackendSpec, Origin]] = {}
         self.serializers: dict[str, tuple[SerializerSpec, Origin]] = {}
+        self.middlewares: list[tuple[Middleware, Origin]] = []
         self.errors: list[PluginError] = []
         self.conflicts: dict[str, list[Origin]] = {}
         self.origin = Origin("?")
@@ -136,6 +138,9 @@ class Registry:
             return
         self.serializers[spec.name] = (spec, self.origin)
 
+    def middleware(self, middleware: Middleware) -> None:
+        self.middlewares.append((middleware, self.origin))
+
 
 class Hookspecs:
     @hookspec
@@ -148,6 +153,15 @@ class Hookspecs:
     @hookspec
     def alsek_register_serializers(self, register: Registry) -> None:
         """Offer serializers: call ``register.serializer(SerializerSpec(...))``.
+
+        :param register: the host's :class:`Registry`; it records this plugin as the origin.
+        """
+
+    @hookspec
+    def alsek_register_middleware(self, register: Registry) -> None:
+        """Offer middleware (:class:`alsek_core.middleware.Middleware`): call
+        ``register.middleware(instance)``. Register only what works here (a
+        tracing plugin whose library is missing registers nothing).
 
         :param register: the host's :class:`Registry`; it records this plugin as the origin.
         """
@@ -233,7 +247,8 @@ class PluginHost:
             raise PluginError(f"{origin}: invalid plugin: {exc}") from exc
         self.origins[origin.plugin] = origin
         hooks = self.manager.hook
-        for caller in (hooks.alsek_register_backends, hooks.alsek_register_serializers):
+        for caller in (hooks.alsek_register_backends, hooks.alsek_register_serializers,
+                       hooks.alsek_register_middleware):
             for impl in caller.get_hookimpls():
                 if impl.plugin_name != origin.plugin:
                     continue
@@ -253,6 +268,7 @@ class PluginHost:
         for table in (reg.backends, reg.schemes, reg.serializers):
             for key in [k for k, (_, o) in table.items() if o == origin]:
                 del table[key]
+        reg.middlewares = [(m, o) for m, o in reg.middlewares if o != origin]
 
     def add_commands(self, group: click.Group) -> list[str]:
         """Ask each plugin for its CLI commands on its own, so one broken plugin

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from alsek_core.errors import AlsekError
 
 if TYPE_CHECKING:
+    from alsek_core.history import HistoryEntry, Retention
     from alsek_core.message import Message
     from alsek_core.status import TaskStatus
 
@@ -379,7 +380,29 @@ class Wakeups(Protocol):
 
 
 @runtime_checkable
-class Backend(KeyValue, Queue, Wakeups, Protocol):
+class History(Protocol):
+    """The job history (:mod:`alsek_core.history`): finished messages kept
+    within a ``Retention``, per queue and kind (``succeeded`` / ``failed``).
+    ``KVHistory`` implements it on the key-value methods; Redis natively."""
+
+    def record_history(self, entries: Sequence[HistoryEntry], retention: Retention) -> None:
+        """Keep ``entries`` (a batch, any queues and kinds), then drop what the
+        retention no longer allows in the queues and kinds they touched."""
+        ...
+
+    def history_of(self, queue: str, kind: str, limit: int) -> list[HistoryEntry]:
+        """The newest ``limit`` entries of a queue's ``kind``, newest first."""
+        ...
+
+    def history_entry(self, queue: str, uuid: str) -> HistoryEntry | None: ...
+
+    def history_queues(self) -> list[str]:
+        """Every queue with history kept, sorted."""
+        ...
+
+
+@runtime_checkable
+class Backend(KeyValue, Queue, Wakeups, History, Protocol):
     """Everything the core asks of storage."""
 
 

@@ -19,7 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alsek_core.clock import now_ms
@@ -47,6 +47,8 @@ class WorkerRecord:
     busy: int
     started_at: int
     last_beat: int
+    #: The uuids of the messages it runs (records of older versions lack it).
+    running: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,9 +66,15 @@ def _record(value: Any) -> WorkerRecord | None:
     numbers = (record.pid, record.slots, record.busy, record.started_at, record.last_beat)
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
         return None
-    if not (isinstance(record.queues, list) and all(isinstance(q, str) for q in record.queues)):
-        return None
+    for names in (record.queues, record.running):
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            return None
     return record
+
+
+def holders(workers: list[WorkerRecord]) -> dict[str, str]:
+    """Which pool (its id) runs each message, by uuid, as of their last beats."""
+    return {uuid: worker.id for worker in workers for uuid in worker.running}
 
 
 def live_workers(backend: KeyValue) -> list[WorkerRecord]:
@@ -91,10 +99,12 @@ class Heartbeat:
         queues: Sequence[str],
         slots: int,
         busy: Callable[[], int],
+        running: Callable[[], list[str]] = list,
         interval_s: float = HEARTBEAT_S,
     ) -> None:
         self.backend = backend
         self.busy = busy
+        self.running = running
         self.interval_s = interval_s
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._fields: dict[str, Any] = {
@@ -119,7 +129,7 @@ class Heartbeat:
         if time.monotonic() < self._next:
             return
         self._next = time.monotonic() + self.interval_s
-        record = {**self._fields, "busy": self.busy(), "last_beat": now_ms()}
+        record = {**self._fields, "busy": self.busy(), "running": self.running(), "last_beat": now_ms()}
         try:
             self.backend.set(self.key, record, ttl=int(self.interval_s * BEATS_TO_LIVE * 1000))
         except Exception as exc:

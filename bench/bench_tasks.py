@@ -2,13 +2,16 @@
 --backend URL``). ``noop`` does nothing, so a drain measures the queue and the
 pool, not the task; ``stored`` does nothing either, with a status tracker and
 a result store, as most real users run (``bench/run.py --stores``); ``stamp``
-returns when it started, for latency."""
+returns when it started, for latency. ``ALSEK_BENCH_HISTORY=off`` keeps no
+job history (``bench/ops_cost.py`` compares it with the default)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from alsek_core.broker import Broker
+from alsek_core.history import NO_HISTORY
 from alsek_core.message import Message
 from alsek_core.result import ResultStore
 from alsek_core.status import StatusTracker
@@ -16,7 +19,7 @@ from alsek_core.task import task
 
 QUEUE = "bench"
 
-broker = Broker()
+broker = Broker(history=NO_HISTORY if os.environ.get("ALSEK_BENCH_HISTORY") == "off" else None)
 results = ResultStore(broker.backend)
 statuses = StatusTracker(broker.backend)
 

@@ -5,6 +5,7 @@ on one shared client (:mod:`.connection`)."""
 from __future__ import annotations
 
 from alsek_backends.redis.connection import Client, RedisConnection
+from alsek_backends.redis.history import RedisHistory
 from alsek_backends.redis.keys import QueueKeys
 from alsek_backends.redis.kv import RedisKeyValue
 from alsek_backends.redis.queue import RedisQueue
@@ -26,6 +27,7 @@ class RedisBackend(RedisKeyValue):
     """
 
     queue: RedisQueue
+    history_store: RedisHistory
     status_tracker_class = RedisStatusTracker
 
     def __init__(
@@ -37,6 +39,7 @@ class RedisBackend(RedisKeyValue):
         connection = RedisConnection(conn)
         queue = RedisQueue(connection, namespace)
         super().__init__(connection, namespace=namespace, serializer=serializer, queue=queue)
+        self.history_store = RedisHistory(connection, namespace, self.serializer)
 
     @property
     def registry_key(self) -> str:

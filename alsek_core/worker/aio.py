@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from alsek_core.broker import Broker
+from alsek_core.chord import gather, is_callback
 from alsek_core.errors import TaskTimeoutError
 from alsek_core.execution import admit, settle_failure, settle_revoked, settle_success
 from alsek_core.message import Message
@@ -202,9 +203,12 @@ class CoroutineRunner:
                 host.slot_freed()
 
     def _admit(self, task: Task, message: Message, started: float) -> bool:
-        """In an I/O thread: may it run (RUNNING), or was it dealt with here?"""
+        """In an I/O thread: may it run (RUNNING), or was it dealt with here?
+        A chord's callback reads its members' results here, off the loop."""
         try:
             if admit(task, message, self.host.broker):
+                if is_callback(message):
+                    message.previous_result = gather(self.host.broker, message)
                 return True
         except Exception:
             log.exception("could not start %s; it will be delivered again", message.summary)
@@ -214,6 +218,7 @@ class CoroutineRunner:
     async def _call(self, run: _Run, task: Task, message: Message) -> Callable[[], None]:
         """Run the task's code within its timeout; what records its outcome."""
         host = self.host
+        began = time.time()
         try:
             async with asyncio.timeout(message.timeout / 1000) as deadline:
                 task.pre_op(message)
@@ -229,13 +234,13 @@ class CoroutineRunner:
         except asyncio.CancelledError:
             if not run.revoked:
                 raise  # the pool is stopping: the message was handed back already
-            return lambda: settle_revoked(task, message, host.broker)
+            return lambda: settle_revoked(task, message, host.broker, began)
         except BaseException as exc:
             if isinstance(exc, TimeoutError) and deadline.expired():
                 exc = TaskTimeoutError(f"ran past its timeout of {message.timeout} ms; cancelled")
             failure = exc
-            return lambda: settle_failure(task, message, failure, host.broker)
-        return lambda: settle_success(task, message, result, host.tasks, host.broker)
+            return lambda: settle_failure(task, message, failure, host.broker, began)
+        return lambda: settle_success(task, message, result, host.tasks, host.broker, began)
 
     async def _watch_revocations(self) -> None:
         while True:

@@ -79,6 +79,7 @@ from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
 
+from alsek_core import middleware
 from alsek_core.backoff import Backoff, ConstantBackoff, LinearBackoff
 from alsek_core.broker import Broker
 from alsek_core.clock import now_ms
@@ -264,8 +265,10 @@ class BaseWorkerPool(ABC):
         return False
 
     def flush_acks(self) -> None:
-        """Ack what finished, in one round trip."""
+        """Ack what finished, in one round trip (and write the job history and
+        the middleware's batches with it)."""
         self.holdings.acked(self.broker.flush_acks())
+        middleware.flush()
 
     def claim_limit(self) -> int:
         """How many messages the next claim may take."""
@@ -352,6 +355,10 @@ class BaseWorkerPool(ABC):
             self.reject_unknown(message)
             return None
         assert message.delivery is not None
+        if message.delivery.deliveries > 1:
+            log.warning("redelivered (delivery %d): task %r, queue %r, uuid %s: the lease of an earlier "
+                        "delivery was lost (its worker died or stalled)", message.delivery.deliveries,
+                        message.task_name, message.queue, message.uuid)
         self.holdings.add(message.delivery)
         return task
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from alsek_core.broker import Broker
 from alsek_core.dead_letter import UNDECODABLE_TASK
+from alsek_core.finished import told
 from alsek_core.message import Message
 from alsek_core.ports import Delivery, StatusTracker
 from alsek_core.status import TaskStatus
@@ -38,15 +39,17 @@ def mark_failed(tasks: Mapping[str, Task], message: Message) -> None:
 
 def reject_unknown(broker: Broker, tasks: Mapping[str, Task], message: Message) -> None:
     reason = f"no task named {message.task_name!r} here (known: {', '.join(sorted(tasks))})"
-    log.error("message %s in queue %r: %s; dead-lettered", message.uuid, message.queue, reason)
     mark_failed(tasks, message)
-    broker.fail(message, LookupError(reason))
+    exc = LookupError(reason)
+    broker.fail(message, exc)
+    told(broker, message, "dead", None, message.retries + 1, exc)
 
 
 def reject_undecodable(broker: Broker, tasks: Mapping[str, Task], delivery: Delivery, exc: Exception) -> None:
     """A payload that holds no message, or one that names another message
     than its row (which would run and never be acked)."""
-    log.error("message %s in queue %r cannot run (%s: %s); dead-lettered",
-              delivery.uuid, delivery.queue, type(exc).__name__, exc)
-    mark_failed(tasks, Message(UNDECODABLE_TASK, queue=delivery.queue, uuid=delivery.uuid))
+    stand_in = Message(UNDECODABLE_TASK, queue=delivery.queue, uuid=delivery.uuid,
+                       exception_details={"name": type(exc).__name__, "text": str(exc), "traceback": ""})
+    mark_failed(tasks, stand_in)
     broker.reject(delivery)
+    told(broker, stand_in, "dead", None, delivery.deliveries, exc)

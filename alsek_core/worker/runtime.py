@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterable
 from typing import Any, Unpack
@@ -90,7 +91,9 @@ class SupervisedPool(BaseWorkerPool):
         self.shared: SharedState | None = None
         self.coroutines: CoroutineRunner | None = None
         self.index = -1  # which worker process this is, once one
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"  # the workers registry's, once running
         self._parent_pid = os.getpid()
+        self._supervisor: Supervisor | None = None
 
     @property
     def leases_per_process(self) -> int:
@@ -98,10 +101,21 @@ class SupervisedPool(BaseWorkerPool):
         slack for messages finishing while the next batch arrives."""
         return 2 * (self.slots_per_process + MAX_CLAIM_AHEAD)
 
+    @property
+    def capacity(self) -> int:
+        """How many messages the pool can run at once."""
+        return self.n_processes * self.slots_per_process
+
+    def busy_slots(self) -> int:
+        """How many run now (read by the supervisor; 0 before it starts)."""
+        supervisor = self._supervisor
+        return 0 if supervisor is None else supervisor.busy()
+
     def run(self) -> None:
         """Start the worker processes and supervise them until SIGTERM / SIGINT or ``stop()``."""
         self._parent_pid = os.getpid()
-        Supervisor(self).run()
+        self._supervisor = Supervisor(self)
+        self._supervisor.run()
 
     def serve(self, index: int, shared: SharedState) -> None:
         """The worker process ``index``: consume until stopped. Its stop_event is
@@ -110,6 +124,7 @@ class SupervisedPool(BaseWorkerPool):
         self.index, self.shared = index, shared
         self.holdings = SharedHoldings(shared.lease_book, shared.leases_of(index))
         self.broker = self.broker.batching()  # an ack batch of its own
+        self.broker.worker = f"{self.worker_id}/{index}"
         try:
             if self.n_async:
                 self.coroutines = CoroutineRunner(self, range(self.sync_slots, self.slots_per_process))

@@ -46,6 +46,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any, Protocol
 
+from alsek_core import middleware
 from alsek_core.broker import Broker
 from alsek_core.errors import TaskTimeoutError
 from alsek_core.execution import set_waiting, settle_failure, settle_revoked
@@ -93,6 +94,8 @@ class Supervised(Protocol):
     lease_ms: int
     stop_event: threading.Event
     hurry: threading.Event
+    #: The pool's id in the workers registry, set before its processes start.
+    worker_id: str
 
     @property
     def tasks(self) -> Mapping[str, Task]: ...
@@ -136,11 +139,14 @@ class Supervisor:
         log.info("%s: up to %d process(es) x %d slot(s), consuming %s",
                  type(pool).__name__, pool.n_processes, pool.slots_per_process, ", ".join(pool.queues))
         capacity = pool.n_processes * pool.slots_per_process
-        heartbeat = Heartbeat(self.broker.backend, type(pool).__name__, pool.queues, capacity, self._busy)
+        heartbeat = Heartbeat(self.broker.backend, type(pool).__name__, pool.queues, capacity, self.busy,
+                              self.running)
+        pool.worker_id = heartbeat.id  # before any worker process starts: each names itself after it
         threading.Thread(target=self._follow_revocations, name="alsek-revocations", daemon=True).start()
         try:
             while not self.stop_event.is_set():
                 heartbeat.beat()  # the workers registry (alsek_core.workers)
+                middleware.flush()  # what this process counted (a timeout's failure)
                 self._reap()
                 self._stop_revoked()
                 self._enforce()
@@ -154,11 +160,17 @@ class Supervisor:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _busy(self) -> int:
+    def busy(self) -> int:
         """Slots running a message now, across every process (for the workers registry)."""
         table = self.shared.slot_table
         return sum(1 for s in range(self.pool.n_processes * self.pool.slots_per_process)
                    if (state := table.read(s)) is not None and state.busy)
+
+    def running(self) -> list[str]:
+        """The uuids of the messages running now (for the workers registry)."""
+        table = self.shared.slot_table
+        return [state.delivery.uuid for s in range(self.pool.n_processes * self.pool.slots_per_process)
+                if (state := table.read(s)) is not None and state.busy and state.delivery is not None]
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """The first signal stops the pool; a second ends the grace period at once."""
@@ -308,7 +320,8 @@ class Supervisor:
             self.broker.fail(message, TaskTimeoutError())
             return
         settle_failure(task, message, TaskTimeoutError(
-            f"ran past its timeout of {message.timeout} ms; its worker process was stopped"))
+            f"ran past its timeout of {message.timeout} ms; its worker process was stopped"),
+            started=time.time() - message.timeout / 1000)
 
     def _settle_revoked(self, delivery: Delivery) -> None:
         if not self._still_held(delivery):

@@ -28,13 +28,15 @@ from alsek_core.message import Message
 from alsek_core.ports import Backend
 from alsek_core.result import store_for
 from alsek_core.status import TaskStatus, seen_status, tracker_for
-from alsek_core.workers import live_workers
+from alsek_core.workers import holders, live_workers
 from alsek_ops.dashboard.history import INTERVAL_S, History
 from alsek_ops.dashboard.plot import chart
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STATES = ("ready", "delayed", "in_flight", "dead")
+#: States read from the job history (finished messages).
+FINISHED = ("succeeded", "failed")
 #: A listing stops here: a page of a million rows helps nobody.
 PAGE = 200
 #: How much of an argument or result a page shows.
@@ -101,14 +103,20 @@ class Dashboard:
     def jobs(self, request: Request) -> HTMLResponse:
         params = request.query_params
         queue, task = params.get("queue") or None, params.get("task") or None
-        state = params.get("state") if params.get("state") in STATES else None
-        rows = []
-        for row in self.jobs_matching(queue, task, state):
-            rows.append(row)
-            if len(rows) >= PAGE:
-                break
-        return self.page(request, "jobs.html", rows=rows, queues=self.broker.queues(), states=STATES,
-                         queue=queue, task=task or "", state=state, limit=PAGE)
+        state = params.get("state") if params.get("state") in STATES + FINISHED else None
+        rows, finished = [], []
+        if state in FINISHED:
+            finished = [e for e in self.broker.history(queue, state, limit=PAGE if task is None else 10_000)
+                        if task is None or e.task == task][:PAGE]
+        else:
+            running = holders(live_workers(self.backend))
+            for row in self.jobs_matching(queue, task, state):
+                rows.append({**row, "worker": running.get(row["uuid"])})
+                if len(rows) >= PAGE:
+                    break
+        queues = sorted(set(self.broker.queues()) | set(self.broker.history_queues()))
+        return self.page(request, "jobs.html", rows=rows, finished=finished, queues=queues,
+                         states=STATES + FINISHED, queue=queue, task=task or "", state=state, limit=PAGE)
 
     def find(self, uuid: str) -> tuple[str, str, Message | None] | None:
         """(queue, state, message) of a queued or dead-lettered message."""
@@ -128,14 +136,20 @@ class Dashboard:
             has_result = True
         except KeyError:
             result, has_result = None, False
-        if found is None and status is None and not has_result:
+        queue = found[0] if found else status.get("queue") if status else None
+        entry = self.broker.history_entry(uuid, queue if isinstance(queue, str) else None)
+        if found is None and status is None and not has_result and entry is None:
             return self.page(request, "missing.html", status_code=404, uuid=uuid)
-        queue, state, message = found if found else (None, "finished or gone", None)
+        if found:
+            queue, state, message = found
+        else:
+            queue, state, message = entry.queue if entry else queue, entry.state if entry else "finished or gone", None
         if status is not None and status.get("status") in TaskStatus.__members__:
             seen = seen_status(TaskStatus[status["status"]], state).name
             status = {**status, "status": seen, "redelivery": seen != status["status"]}
+        worker = holders(live_workers(self.backend)).get(uuid) if state == "in_flight" else None
         return self.page(request, "job.html", uuid=uuid, queue=queue, state=state, message=message,
-                         status=status, result=result, has_result=has_result)
+                         status=status, result=result, has_result=has_result, entry=entry, worker=worker)
 
     def dead(self, request: Request) -> HTMLResponse:
         queue = request.query_params.get("queue") or None

@@ -25,6 +25,7 @@ runs the suite against every registered backend that declares a ``test_url``.
 from __future__ import annotations
 
 from alsek_core.testing.contract.chord import ChordJoinContract
+from alsek_core.testing.contract.history import HistoryContract
 from alsek_core.testing.contract.kv import KeyValueContract
 from alsek_core.testing.contract.limits import LimitsContract
 from alsek_core.testing.contract.outcomes import OutcomeReadContract
@@ -48,6 +49,7 @@ class BackendContract(
     UniqueContract,
     PauseContract,
     LimitsContract,
+    HistoryContract,
 ):
     """Every contract at once."""
 
@@ -56,6 +58,7 @@ __all__ = [
     "BackendContract",
     "ChordJoinContract",
     "ConcurrencyContract",
+    "HistoryContract",
     "KeyValueContract",
     "LimitsContract",
     "OutcomeReadContract",

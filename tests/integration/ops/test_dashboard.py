@@ -155,6 +155,17 @@ def test_an_operator_retries_a_dead_letter_from_the_page(
 
     page.goto(base + f"/jobs/{failing[0].uuid}")
     assert "'fixed'" in page.inner_text("main") and "succeeded" in page.inner_text("main").lower()
+    wait(lambda: len(store.broker.history("dash", "succeeded")) == 1, "the job history of the retried message")
+    page.goto(base + f"/jobs/{failing[0].uuid}")
+    history = page.inner_text("#history")
+    assert "succeeded" in history and "attempts\t1" in history and "ThreadWorkerPool" not in history
+    page.goto(base + "/jobs?state=failed&task=flaky")
+    assert page.locator("td.state-failed").count() == 3
+    assert "RuntimeError: the flag" in page.inner_text("main")
+    page.goto(base + "/jobs?state=succeeded")
+    assert page.locator(f"a[href='/jobs/{failing[2].uuid}']").count() == 0
+    page.click(f"a[href='/jobs/{failing[0].uuid}']")
+    assert "History" in page.inner_text("main")
     page.goto(base + "/")
     page.wait_for_selector("svg.chart", timeout=30_000)  # two samples, a few seconds apart
     screenshot(page, tmp_path, f"dashboard-queues-{store.url.split(':')[0]}")

@@ -13,9 +13,19 @@ from alsek_core.message import FIELDS, Message, new_uuid
 
 
 def test_data_holds_every_field_and_rebuilds_the_message() -> None:
-    message = Message("t", args=(1,), kwargs={"k": 2}, metadata={"m": 3}, delay=5)
+    message = Message("t", args=(1,), kwargs={"k": 2}, metadata={"m": 3}, delay=5,
+                      trace_context={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
     assert tuple(message.data) == FIELDS
     assert Message(**message.data).data == message.data
+
+
+def test_a_payload_without_a_trace_context_is_what_older_versions_wrote() -> None:
+    """Untraced, a message stores no trace field (older readers know none), and
+    a payload without one (an older writer's) reads as untraced."""
+    message = Message("t")
+    assert "trace_context" not in message.data and Message(**message.data).trace_context is None
+    with pytest.raises(ValidationError, match="trace_context"):
+        Message("t", trace_context={"traceparent": 1})  # type: ignore[dict-item]
 
 
 def test_new_uuid_is_a_random_version_4_uuid() -> None:
