@@ -113,11 +113,11 @@ def test_revoke_cancels_a_running_coroutine(store: Store, pools: Start) -> None:
     pool = start(pools, store)
     store.wait(lambda: store.status.get(doomed) == TaskStatus.RUNNING, 30, "the coroutine to run", pool)
     store.broker.revoke(doomed)
-    store.wait(lambda: store.status.get(doomed) == TaskStatus.FAILED, 30, "the revocation", pool)
+    store.wait(lambda: store.status.get(doomed) == TaskStatus.REVOKED, 30, "the revocation", pool)
     after = store.submit("async_nap", 0, 3, mechanism="process")
     store.wait(lambda: store.results.exists(after), 30, "the next task", pool)
     assert pool.terminate() == 0
-    assert dead_error(store, doomed) == "RevokedError"
+    assert not store.broker.exists(doomed) and not store.dead_uuids(), "stopped on purpose: removed, not dead"
 
 
 def test_a_coroutine_blocking_its_loop_past_its_timeout_has_its_process_stopped(store: Store, pools: Start) -> None:

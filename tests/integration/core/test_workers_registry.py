@@ -95,7 +95,7 @@ def test_alsek_workers_lists_a_running_pool(store: Store, pools: Callable[..., P
     pool = pools(kind, store.url, "--grace_period", "200")
     store.wait(lambda: bool(live_workers(store.backend)), 60, "the pool to register", pool)
     (listed,) = alsek_json("workers", "--backend", store.url)  # type: ignore[misc]
-    assert (listed["kind"], listed["slots"], listed["queues"]) == (name, slots, ["pools"])
+    assert (listed["kind"], listed["slots"]) == (name, slots) and "pools" in listed["queues"]
     for _ in range(2):
         store.submit("nap", 30.0)
     store.wait(lambda: live_workers(store.backend)[0].busy == 2, 60, "2 busy slots", pool)
