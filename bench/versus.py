@@ -29,7 +29,13 @@ from pathlib import Path
 
 import redis
 
-PEERS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "peers"
+#: The peer harness: ../shared/bench/peers from the repository, whichever
+#: folder (a clone, a worktree) holds it.
+PEERS = next(
+    (p / "shared" / "bench" / "peers" for p in Path(__file__).resolve().parents
+     if (p / "shared" / "bench" / "peers").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "bench" / "peers",
+)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_DSN = os.environ.get(
     "BENCH_PG_DSN", "postgresql://bench_peers:bench_peers@127.0.0.1:5432/bench_peers"
