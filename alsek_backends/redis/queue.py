@@ -210,7 +210,7 @@ class RedisQueue(RedisLimits, Queue):
             return int(self._run(queue, "submit", *args))
         return int(reply)
 
-    def _submitter(self) -> redis.connection.AbstractConnection | None:
+    def _submitter(self) -> Any:
         """This thread's connection for one-by-one submits, made from the
         client's own settings but kept out of its pool (a pooled one costs a
         poll and the pool's bookkeeping per command); None on a Cluster."""
@@ -222,7 +222,7 @@ class RedisQueue(RedisLimits, Queue):
             pool = conn.connection_pool
             connection = pool.connection_class(**pool.connection_kwargs)
             self._local.submitter, self._local.submitter_pid = connection, os.getpid()
-        return cast(redis.connection.AbstractConnection, connection)
+        return connection
 
     @translated
     def submit_unique(self, envelope: Envelope, key: str, window_ms: int | None) -> str | None:
