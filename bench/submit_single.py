@@ -41,29 +41,21 @@ def rate(n: int, body: Callable[[], object]) -> float:
     return n / (time.perf_counter() - started)
 
 
-def rounds(r: int, n: int, body: Callable[[], object], after: Callable[[], object]) -> list[float]:
-    out = []
-    for _ in range(r):
-        out.append(rate(n, body))
-        after()
-    return out
-
-
 def noop_task(url: str) -> tuple[Broker, Task]:
     broker = Broker(backend_from_url(url))
     return broker, task(broker, name="noop", queue=QUEUE)(lambda: None)
 
 
-def huey_rates(r: int, n: int) -> list[float]:
+def huey_round(n: int) -> float:
+    """One round of Huey's one-by-one enqueue, by the peer harness's own code."""
     sys.path.insert(0, str(PEERS))
-    import peer_huey  # the peer harness's own task and enqueue loop
+    import peer_huey  # the peer harness's task and enqueue loop
 
     peer_huey.huey.flush()
-    out = []
-    for _ in range(r):
-        out.append(n / peer_huey.enqueue_single(n))
+    try:
+        return n / peer_huey.enqueue_single(n)
+    finally:
         peer_huey.huey.flush()
-    return out
 
 
 def profile(url: str, n: int) -> None:
@@ -94,27 +86,28 @@ def main() -> None:
         [(_, url)] = targets([args.profile], scratch)
         profile(url, args.n)
         return
-    redis_rate = None
     print(f"{'backend':<11}{'submit/s':>10}{'round trip/s':>14}{'submit/rt':>11}   rounds (submit/s)")
     for name, url in targets([b for b in args.backends.split(",") if b], scratch):
         broker, noop = noop_task(url)
         backend = broker.backend
         rate(200, noop.generate)  # warm: connections, scripts, queue registry
         broker.purge(QUEUE)
-        submits = rounds(args.rounds, args.n, noop.generate, lambda b=broker: b.purge(QUEUE))
-        trips = rounds(args.rounds, args.n, lambda b=backend: b.exists("submit1-probe"), lambda: None)
+        # Rounds interleaved (alsek, a bare round trip, Huey), so that the
+        # machine's load swings hit each alike.
+        submits, trips, hueys = [], [], []
+        for _ in range(args.rounds):
+            submits.append(rate(args.n, noop.generate))
+            broker.purge(QUEUE)
+            trips.append(rate(args.n, lambda b=backend: b.exists("submit1-probe")))
+            if args.huey and name == "redis":
+                hueys.append(huey_round(args.n))
         s, t = statistics.median(submits), statistics.median(trips)
         print(f"{name:<11}{s:>10,.0f}{t:>14,.0f}{s / t:>11.2f}   {' '.join(f'{x:,.0f}' for x in submits)}",
               flush=True)
-        if name == "redis":
-            redis_rate = s
-    if args.huey:
-        hueys = huey_rates(args.rounds, args.n)
-        h = statistics.median(hueys)
-        print(f"{'huey-redis':<11}{h:>10,.0f}{'':>25}   {' '.join(f'{x:,.0f}' for x in hueys)}")
-        if redis_rate is not None:
-            print(f"alsek redis submit / huey enqueue = {redis_rate / h:.2f}x")
-
+        if hueys:
+            h = statistics.median(hueys)
+            print(f"{'huey-redis':<11}{h:>10,.0f}{'':>25}   {' '.join(f'{x:,.0f}' for x in hueys)}")
+            print(f"alsek redis submit / huey enqueue = {s / h:.2f}x")
 
 if __name__ == "__main__":
     main()
