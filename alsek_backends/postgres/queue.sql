@@ -18,7 +18,7 @@
 -- name: submit
 -- A uuid already queued is skipped. One NOTIFY per queue wakes idle claimers
 -- (inside a caller's transaction it is sent on commit, or never).
--- The arrays go in binary (placeholders ending in b): as text, psycopg spells every payload
+-- The arrays go in binary (placeholders ending in b): as text, the driver spells every payload
 -- in hex inside an array literal, which cost a batch of 20,000 more client
 -- time than the whole insert costs the server.
 WITH added AS (
