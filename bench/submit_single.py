@@ -3,7 +3,8 @@
 cannot beat: one round trip to the same server (``backend.exists``).
 
 Several rounds of N submits each, median reported, so a loaded machine's
-noise shows as the spread. With ``--huey``, Huey's one-by-one enqueue on
+noise shows as the spread; "CPU µs" is the submitting process's CPU time
+per submit (its share of the 2 cores, which the load disturbs less). With ``--huey``, Huey's one-by-one enqueue on
 Redis (the peer harness's ``peer_huey.enqueue_single``, ../shared/bench/peers)
 in the same sitting, for the ratio the issue asks about. With ``--profile
 BACKEND``, a cProfile of N submits on that backend instead (top functions by
@@ -34,10 +35,14 @@ from alsek_core.task import Task, task
 QUEUE = "submit1"
 
 
-def rate(n: int, body: Callable[[], object]) -> float:
-    started = time.perf_counter()
+def rate(n: int, body: Callable[[], object], cpu: list[float] | None = None) -> float:
+    """Calls per second; with ``cpu``, also appends this process's CPU time per
+    call (µs), which the machine's load disturbs less than the wall clock."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(n):
         body()
+    if cpu is not None:
+        cpu.append((time.process_time() - cpu_started) / n * 1e6)
     return n / (time.perf_counter() - started)
 
 
@@ -86,7 +91,7 @@ def main() -> None:
         [(_, url)] = targets([args.profile], scratch)
         profile(url, args.n)
         return
-    print(f"{'backend':<11}{'submit/s':>10}{'round trip/s':>14}{'submit/rt':>11}   rounds (submit/s)")
+    print(f"{'backend':<11}{'submit/s':>10}{'CPU µs':>8}{'round trip/s':>14}{'submit/rt':>11}   rounds (submit/s)")
     for name, url in targets([b for b in args.backends.split(",") if b], scratch):
         broker, noop = noop_task(url)
         backend = broker.backend
@@ -94,19 +99,19 @@ def main() -> None:
         broker.purge(QUEUE)
         # Rounds interleaved (alsek, a bare round trip, Huey), so that the
         # machine's load swings hit each alike.
-        submits, trips, hueys = [], [], []
+        submits, trips, hueys, cpu = [], [], [], []
         for _ in range(args.rounds):
-            submits.append(rate(args.n, noop.generate))
+            submits.append(rate(args.n, noop.generate, cpu))
             broker.purge(QUEUE)
             trips.append(rate(args.n, lambda b=backend: b.exists("submit1-probe")))
             if args.huey and name == "redis":
                 hueys.append(huey_round(args.n))
-        s, t = statistics.median(submits), statistics.median(trips)
-        print(f"{name:<11}{s:>10,.0f}{t:>14,.0f}{s / t:>11.2f}   {' '.join(f'{x:,.0f}' for x in submits)}",
-              flush=True)
+        s, t, c = statistics.median(submits), statistics.median(trips), statistics.median(cpu)
+        spread = " ".join(f"{x:,.0f}" for x in submits)
+        print(f"{name:<11}{s:>10,.0f}{c:>8.1f}{t:>14,.0f}{s / t:>11.2f}   {spread}", flush=True)
         if hueys:
             h = statistics.median(hueys)
-            print(f"{'huey-redis':<11}{h:>10,.0f}{'':>25}   {' '.join(f'{x:,.0f}' for x in hueys)}")
+            print(f"{'huey-redis':<11}{h:>10,.0f}{'':>33}   {' '.join(f'{x:,.0f}' for x in hueys)}")
             print(f"alsek redis submit / huey enqueue = {s / h:.2f}x")
 
 if __name__ == "__main__":
