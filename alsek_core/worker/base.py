@@ -214,7 +214,7 @@ class BaseWorkerPool(ABC):
         assert message.delivery is not None
         if not self.holdings.start(message.delivery):
             return
-        if not self._within_limits(task, message):
+        if not self.within_limits(task, message):
             return
         started = time.perf_counter()
         self.record(message, started, lambda: process(task, message, self.tasks, self.broker, user_code))
@@ -239,10 +239,12 @@ class BaseWorkerPool(ABC):
         if self.broker.acks_pending() >= ACK_BATCH:
             self.flush_acks()
 
-    def _within_limits(self, task: Task, message: Message) -> bool:
+    def within_limits(self, task: Task, message: Message) -> bool:
         """Whether ``message`` may run now under its task's limits (see
         :mod:`alsek_core.worker.gate`); if not, it is handed back, delayed,
-        or failed when its limit key cannot be computed."""
+        or failed when its limit key cannot be computed. Every kind of run
+        asks it just before it starts (``execute``, the coroutine runner),
+        and ``finished`` frees the slot it took."""
         try:
             retry_at = self.gate.admit(self.broker, task, message)
         except LimitKeyError as exc:
