@@ -199,6 +199,8 @@ def test_an_operator_pauses_a_queue_and_revokes_a_job(
     probe = store.broker.submit(Message("nap", queue="probe", args=(0,)))
     wait(lambda: results.exists(probe), f"the probe to run:\n{pool.log()}")
     assert not any(results.exists(m) for m in held) and store.broker.counts("dash").ready == 3
+    page.goto(base + "/")
+    assert row.locator("td").nth(1).inner_text() == "3" and row.locator("td.paused").count() == 1  # ready, held
     screenshot(page, tmp_path, f"dashboard-paused-{store.url.split(':')[0]}")
 
     row.locator("button", has_text="Resume").click()
