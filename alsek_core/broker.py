@@ -290,11 +290,12 @@ class Broker(HistoryDoor, MessageCodec):
         """Whether the message with ``uuid`` waits in the ack batch."""
         return self._acks is not None and uuid in self._acks
 
-    def flush_acks(self) -> list[str]:
+    def flush_acks(self, history: bool = True) -> list[str]:
         """Ack the batch in one round trip per queue, and write the job history
-        waiting (``flush_history``); the uuids it held (each counted as
-        pending until then, see ``ack_pending``)."""
-        self.flush_history()
+        waiting (``flush_history``) unless ``history`` is False; the uuids it
+        held (each counted as pending until then, see ``ack_pending``)."""
+        if history:
+            self.flush_history()
         if self._acks is None or not len(self._acks):
             return []
         flushed: list[str] = []
