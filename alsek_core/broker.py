@@ -109,6 +109,11 @@ class Broker(HistoryDoor, MessageCodec):
         self.revocations = RevocationMarks(backend)
         self.pauses = PausedQueues(backend)
 
+    def same_storage(self, other: Broker) -> bool:
+        """Whether ``other`` reaches the same queues (same kind of backend, same
+        namespace), though perhaps through another connection."""
+        return type(self.backend) is type(other.backend) and self.backend.namespace == other.backend.namespace
+
     @property
     def serializer(self) -> Serializer:
         return self.backend.serializer

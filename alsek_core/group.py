@@ -37,10 +37,6 @@ from alsek_core.waiting import WAKE_CHECK_MS, Deadline
 WATCHED = 256
 
 
-def _same_storage(one: Broker, other: Broker) -> bool:
-    return type(one.backend) is type(other.backend) and one.backend.namespace == other.backend.namespace
-
-
 class Group:
     """A submitted batch of messages. Made by :func:`group`."""
 
@@ -175,7 +171,7 @@ def unsubmitted(message: Message, role: str) -> Task:
 
 
 def same_broker(task: Task, message: Message, broker: Broker) -> None:
-    if not _same_storage(task.broker, broker):
+    if not task.broker.same_storage(broker):
         raise ValidationError(f"{message.summary} goes to {task.broker!r}, not {broker!r}: "
                               "a group is submitted as one batch, to one broker")
 

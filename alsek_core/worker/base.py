@@ -153,8 +153,7 @@ def common_broker(tasks: Iterable[Task]) -> Broker:
     brokers = {id(t.broker): t.broker for t in tasks}
     first = next(iter(brokers.values()))
     for broker in brokers.values():
-        same = type(broker.backend) is type(first.backend) and broker.backend.namespace == first.backend.namespace
-        if not same:
+        if not broker.same_storage(first):
             raise ValidationError(
                 f"the tasks use different brokers ({first!r} and {broker!r}); run one pool per broker"
             )
