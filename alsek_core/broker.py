@@ -34,7 +34,10 @@ from alsek_core.ports import (
     Serializer,
     Settlement,
 )
+from alsek_core.ports import StatusTracker as StatusTrackerPort
 from alsek_core.revocation_marks import REVOCATION_TTL, RevocationMarks, revocation_uuid
+from alsek_core.settle_batch import SettleBatch
+from alsek_core.status import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class Broker(MessageCodec):
         self.dead_letter = dead_letter
         self.max_deliveries = max_deliveries
         self._acks: AckBatch | None = None
+        self._settles: SettleBatch | None = None
 
     def __repr__(self) -> str:
         return f"Broker(backend={self.backend!r})"
@@ -158,12 +162,17 @@ class Broker(MessageCodec):
         return self.backend.contains(queue, uuid)
 
     def batching(self) -> Broker:
-        """This broker, except that ``ack`` waits for ``flush_acks``: a worker
-        pool acks many finished messages in one round trip. An ack only removes
-        a message whose outcome is already recorded, so the cost of a crash
-        before the flush is a rerun once its lease ends."""
+        """This broker, except that ``ack``, the settling of a success and the
+        RUNNING status (``running``) wait for ``flush_acks``: a worker pool
+        settles many finished messages in one round trip. A success waiting
+        there dies with its process: a worker process's pool keeps a copy
+        where its supervisor settles it if the process dies
+        (``worker.slots.LeaseBook``); elsewhere (a pool killed whole) the
+        message runs again once its lease ends, as at-least-once allows, and
+        nobody ever read its outcome, so what readers see stays consistent."""
         clone = copy.copy(self)
         clone._acks = AckBatch()
+        clone._settles = SettleBatch()
         return clone
 
     def ack(self, message: Message | Delivery) -> None:
@@ -176,17 +185,44 @@ class Broker(MessageCodec):
         if isinstance(message, Message):
             message.delivery = None
 
+    def running(self, tracker: StatusTrackerPort, message: Message, deferrable: bool = False) -> None:
+        """Status RUNNING for a message that starts, best effort (a later
+        write replaces it). A ``batching()`` broker writes a ``deferrable``
+        one only if the message still runs at a flush, a little later (see
+        ``settle_batch``): for a tracker whose outcome statuses ride in
+        settlements, which the flush orders after it (``outcome.running``)."""
+        if self._settles is None or not deferrable:
+            self._write_running(tracker, message)
+        else:
+            self._settles.running(tracker, message)
+
+    @staticmethod
+    def _write_running(tracker: StatusTrackerPort, message: Message) -> None:
+        try:
+            tracker.set(message, TaskStatus.RUNNING)
+        except Exception:
+            log.exception("could not record status RUNNING of %s", message.summary)
+
     def settle(self, settlement: Settlement, message: Message | None = None) -> bool:
         """Apply a claimed message's outcome (built by :mod:`alsek_core.outcome`)
-        in one step where the backend can. One that writes nothing is an ack,
-        and joins the batch of a ``batching()`` broker; one that writes is
-        applied at once, so a worker dying afterwards loses nothing it
-        finished. False when a retry or failure found its lease lost."""
-        if settlement.removal_only and self._acks is not None:
+        in one step where the backend can. On a ``batching()`` broker, one
+        that writes nothing joins the ack batch and a success the settle
+        batch; a retry or failure is applied at once (it says whether its
+        lease held). False when a retry or failure found its lease lost."""
+        settles = self._settles
+        if settles is None:
+            [settled] = self.backend.settle([settlement])
+        elif settlement.removal_only and self._acks is not None:
+            settles.ended(settlement.delivery.uuid)
             self._acks.add(settlement.delivery)
             settled = True
+        elif settlement.ready_at is None and not settlement.dead:
+            settles.add(settlement)
+            settled = True
         else:
-            [settled] = self.backend.settle([settlement])
+            with settles.applying:
+                settles.ended(settlement.delivery.uuid)
+                [settled] = self.backend.settle([settlement])
         if not settled:
             log.warning("lease of message %s was lost before its outcome was settled; another worker has it",
                         settlement.delivery.uuid)
@@ -195,27 +231,54 @@ class Broker(MessageCodec):
         return settled
 
     def acks_pending(self) -> int:
-        return 0 if self._acks is None else len(self._acks)
+        """How many finished messages wait in the batches."""
+        return (0 if self._acks is None else len(self._acks)) + (0 if self._settles is None else len(self._settles))
 
     def ack_pending(self, uuid: str) -> bool:
-        """Whether the message with ``uuid`` waits in the ack batch."""
-        return self._acks is not None and uuid in self._acks
+        """Whether the message with ``uuid`` waits in a batch (to be acked or settled)."""
+        return (self._acks is not None and uuid in self._acks) or self.pending_settlement(uuid) is not None
+
+    def pending_settlement(self, uuid: str) -> Settlement | None:
+        """The settlement of ``uuid`` waiting in the batch, if any."""
+        return None if self._settles is None else self._settles.get(uuid)
 
     def flush_acks(self) -> list[str]:
-        """Ack the batch in one round trip per queue; the uuids it held (each
-        counted as pending until then, see ``ack_pending``)."""
+        """Write the RUNNING statuses due, settle the waiting successes in one
+        round trip, then ack the batch in one round trip per queue; the
+        uuids settled or acked (each counted as pending until then, see
+        ``ack_pending``)."""
+        flushed = self._flush_settles()
         if self._acks is None or not len(self._acks):
-            return []
-        flushed: list[str] = []
+            return flushed
+        acked: list[str] = []
         for queue, uuids in self._acks.take().items():
-            flushed += uuids
+            acked += uuids
             try:
                 self.backend.ack_many(queue, uuids)
             except Exception:
                 log.exception("could not ack %d finished message(s) of queue %r; they will run again "
                               "when their leases end", len(uuids), queue)
-        self._acks.done(flushed)
-        return flushed
+        self._acks.done(acked)
+        return flushed + acked
+
+    def _flush_settles(self) -> list[str]:
+        settles = self._settles
+        if settles is None:
+            return []
+        with settles.applying:
+            running, settlements = settles.take()
+            for tracker, message in running:
+                self._write_running(tracker, message)
+            if not settlements:
+                return []
+            uuids = [s.delivery.uuid for s in settlements]
+            try:
+                self.backend.settle(settlements)
+            except Exception:
+                log.exception("could not settle %d finished message(s); they will run again when their "
+                              "leases end", len(settlements))
+            settles.done(uuids)
+        return uuids
 
     def remove(self, message: Message | Delivery) -> None:
         self.backend.ack(message.queue, message.uuid)

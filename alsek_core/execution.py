@@ -84,7 +84,7 @@ def process(
     if (refusal := task.refusal(message)) is not None:
         fail(task, message, refusal, broker)
         return
-    set_status(task, message, TaskStatus.RUNNING)
+    outcome.running(broker, message, task.status_tracker)
     try:
         with window:
             task.pre_op(message)

@@ -215,9 +215,10 @@ class BaseWorkerPool(ABC):
         except Exception:  # a backend error while recording: the lease runs out, it comes back
             log.exception("could not record the outcome of %s; it will be delivered again", message.summary)
         finally:
-            awaiting_ack = self.broker.ack_pending(message.uuid)
-            self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack)
-        if self.broker.acks_pending() >= ACK_BATCH:
+            settlement = self.broker.pending_settlement(message.uuid)
+            awaiting_ack = settlement is not None or self.broker.ack_pending(message.uuid)
+            kept = self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack, settlement)
+        if not kept or self.broker.acks_pending() >= ACK_BATCH:
             self.flush_acks()
 
     def flush_acks(self) -> None:

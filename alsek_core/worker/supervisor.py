@@ -27,6 +27,7 @@ process is gone.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -39,6 +40,7 @@ from alsek_core.broker import Broker
 from alsek_core.execution import set_waiting, settle_failure
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
+from alsek_core.worker import settlement_record
 from alsek_core.worker.base import install_signal_handlers
 from alsek_core.worker.fork import detach, owners, unconnected_copies
 from alsek_core.worker.interrupt import TaskTimeoutError
@@ -186,8 +188,9 @@ class Supervisor:
 
     def _recover(self, index: int, killed: bool, timed_out: tuple[int, int] | None = None) -> int:
         """Deal with what a dead worker process held, so that none of it waits
-        for its lease to end. What finished there is acked (its ack was still
-        in the process's batch): it never runs again. The message that timed
+        for its lease to end. What finished there is acked, or settled (its
+        ack or settlement was still in the process's batch): it never runs
+        again. The message that timed
         out (``timed_out``: its slot and sequence number) is settled. What it
         was running otherwise gets its lease cut short if the process crashed
         (any of them may have caused it, so the delivery counts towards the
@@ -195,10 +198,10 @@ class Supervisor:
         What it had claimed but not started is released as it was. Returns how
         many messages it was running."""
         held = [found for r in self.shared.leases_of(index) if (found := self.shared.lease_book.take(r))]
-        finished = {delivery.uuid for delivery, done in held if done}
-        for delivery, done in held:
-            if done:
-                self.broker.ack(delivery)
+        finished = {h.delivery.uuid for h in held if h.finished}
+        for h in held:
+            if h.finished:
+                self._try(functools.partial(self._finish, settlement=h.settlement), h.delivery)
         self._try_acks()
         running, handled = 0, set(finished)
         for s, state in zip(self.shared.slots_of(index), self.shared.states(index), strict=True):
@@ -213,10 +216,18 @@ class Supervisor:
                 self._try(self._release_ran, state.delivery)
             else:
                 self._try(self._cut_lease_ran, state.delivery)
-        for delivery, _ in held:
-            if delivery.uuid not in handled:
-                self._try(self._release_state if delivery.payload else self._cut_lease, delivery)
+        for h in held:
+            if h.delivery.uuid not in handled:
+                self._try(self._release_state if h.delivery.payload else self._cut_lease, h.delivery)
         return running
+
+    def _finish(self, delivery: Delivery, settlement: bytes | None) -> None:
+        """Ack a message a dead worker had finished, or apply its settlement
+        if that was still waiting in the worker's batch (see ``_try_acks``)."""
+        if settlement is None:
+            self.broker.ack(delivery)
+        else:
+            self.broker.settle(settlement_record.decode(settlement, delivery, self.broker.serializer))
 
     def _try_acks(self) -> None:
         try:
