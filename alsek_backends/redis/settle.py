@@ -5,7 +5,8 @@ the message's removal, release or dead letter (``queue.lua``).
 On a single Redis the queue runs them as one MULTI/EXEC: one round trip, and
 no reader sees some of them without the others. The queue's own steps reuse
 ``queue.lua`` (EVALSHA inside the transaction) instead of a second copy of
-its logic in another script.
+its logic in another script; the removals of a batch's successes go last,
+one ``ack`` per queue for all of them.
 
 On a Redis Cluster they cannot share a transaction: a message's status and
 result keys are named by its uuid alone (``alsek status UUID`` finds them
@@ -34,6 +35,12 @@ def commands(
 ) -> list[Command]:
     """The settlement's commands; the last one is its queue step, whose reply
     says whether the lease still held."""
+    return [*writes(settlement, namespace, prefix, sha), queue_step(settlement, prefix, sha)]
+
+
+def writes(settlement: Settlement, namespace: str, prefix: Callable[[str], str], sha: str) -> list[Command]:
+    """What the settlement writes before its queue step (result, callback,
+    status, notifications)."""
     out: list[Command] = []
     channels: list[str] = []
 
@@ -55,14 +62,17 @@ def commands(
         out.append(("SET", key(status_name(status.uuid)), status.data, *expiring(status.ttl)))
         channels.append(status_name(status.uuid))
     out += [("PUBLISH", key(channel), b"") for channel in channels]
+    return out
+
+
+def queue_step(settlement: Settlement, prefix: Callable[[str], str], sha: str) -> Command:
+    """The message's removal, release or dead letter."""
     delivery = settlement.delivery
     message_prefix = prefix(delivery.queue)
     if settlement.ready_at is not None:
-        out.append(("EVALSHA", sha, 1, message_prefix, "reschedule", delivery.uuid, delivery.token,
-                    settlement.payload or b"", settlement.ready_at))
-    elif settlement.dead:
-        out.append(("EVALSHA", sha, 1, message_prefix, "dead_letter", delivery.uuid, delivery.token,
-                    settlement.payload or b""))
-    else:
-        out.append(("EVALSHA", sha, 1, message_prefix, "ack", delivery.uuid))
-    return out
+        return ("EVALSHA", sha, 1, message_prefix, "reschedule", delivery.uuid, delivery.token,
+                settlement.payload or b"", settlement.ready_at)
+    if settlement.dead:
+        return ("EVALSHA", sha, 1, message_prefix, "dead_letter", delivery.uuid, delivery.token,
+                settlement.payload or b"")
+    return ("EVALSHA", sha, 1, message_prefix, "ack", delivery.uuid)

@@ -21,7 +21,7 @@ from typing import Any, Unpack
 
 from alsek_core.errors import AlsekError
 from alsek_core.message import Message
-from alsek_core.ports import Delivery, Serializer, Settlement
+from alsek_core.ports import Delivery, Settlement
 from alsek_core.task import Task
 from alsek_core.worker import settlement_record
 from alsek_core.worker.base import BaseWorkerPool
@@ -40,13 +40,12 @@ class SharedHoldings(Holdings):
     """A worker process's holdings, also written to the pool's lease book (in
     the records ``room``), where the supervisor finds them if the process
     dies: with the settlement of each finished message waiting in the
-    batch, encoded with ``serializer``, for the supervisor to apply."""
+    batch, for the supervisor to apply."""
 
-    def __init__(self, book: LeaseBook, room: range, serializer: Serializer) -> None:
+    def __init__(self, book: LeaseBook, room: range) -> None:
         super().__init__()
         self._book = book
         self._free = list(reversed(room))
-        self._serializer = serializer
 
     def _added(self, entry: Entry) -> None:
         if self._free and self._book.put(self._free[-1], entry.delivery):
@@ -55,7 +54,7 @@ class SharedHoldings(Holdings):
     def _finished(self, entry: Entry, settlement: Settlement | None) -> bool:
         if entry.record < 0:
             return settlement is None
-        data = None if settlement is None else settlement_record.encode(settlement, self._serializer)
+        data = None if settlement is None else settlement_record.encode(settlement)
         return self._book.mark_finished(entry.record, entry.delivery, data)
 
     def _removed(self, entry: Entry) -> None:
@@ -105,7 +104,7 @@ class SupervisedPool(BaseWorkerPool):
         the supervisor's as it was at the fork, so a SIGTERM that reached this
         process before its own handlers were in place still counts."""
         self.index, self.shared = index, shared
-        self.holdings = SharedHoldings(shared.lease_book, shared.leases_of(index), self.broker.serializer)
+        self.holdings = SharedHoldings(shared.lease_book, shared.leases_of(index))
         self.broker = self.broker.batching()  # an ack batch of its own
         try:
             self.start_engine()

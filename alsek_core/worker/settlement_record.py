@@ -2,9 +2,13 @@
 record (``slots.LeaseBook``), so that the supervisor settles it if the
 process dies before its batch is applied (``Broker.batching``).
 
-Length-prefixed fields, none of them unpickled: the writes' records are
-kept encoded by the backend's serializer, as their homes store them. The
-delivery is not in here (the lease record has it).
+Length-prefixed fields, none of them unpickled. A write keeps only its
+``data`` (as its home stores it, encoded by the backend's serializer): its
+``record`` is decoded from it again. That is the record itself wherever the
+record is read (key-value storage keeps the whole record as ``data``; a
+table, such as PostgreSQL's, stores ``data`` and reads only a status's
+record, which is its ``data`` too). The delivery is not in here (the lease
+record has it).
 """
 
 from __future__ import annotations
@@ -23,17 +27,16 @@ def _text(value: str | int | None) -> Field:
     return None if value is None else str(value).encode()
 
 
-def _status(status: StatusWrite | None, serializer: Serializer) -> list[Field]:
+def _status(status: StatusWrite | None) -> list[Field]:
     if status is None:
-        return [None] * 4
-    return [status.uuid.encode(), _text(status.ttl), status.data, serializer.dumps(status.record)]
+        return [None] * 3
+    return [status.uuid.encode(), _text(status.ttl), status.data]
 
 
-def _result(result: ResultWrite | None, serializer: Serializer) -> list[Field]:
+def _result(result: ResultWrite | None) -> list[Field]:
     if result is None:
-        return [None] * 5
-    return [result.uuid.encode(), _text(result.progenitor_uuid), _text(result.ttl), result.data,
-            serializer.dumps(result.record)]
+        return [None] * 4
+    return [result.uuid.encode(), _text(result.progenitor_uuid), _text(result.ttl), result.data]
 
 
 def _callback(callback: Envelope | None) -> list[Field]:
@@ -43,8 +46,8 @@ def _callback(callback: Envelope | None) -> list[Field]:
             callback.payload]
 
 
-def encode(settlement: Settlement, serializer: Serializer) -> bytes:
-    fields = [*_status(settlement.status, serializer), *_result(settlement.result, serializer),
+def encode(settlement: Settlement) -> bytes:
+    fields = [*_status(settlement.status), *_result(settlement.result),
               *_callback(settlement.callback), settlement.payload, _text(settlement.ready_at),
               b"1" if settlement.dead else b""]
     return b"".join(_LENGTH.pack(_ABSENT) if f is None else _LENGTH.pack(len(f)) + f for f in fields)
@@ -73,10 +76,11 @@ def _int(field: Field) -> int | None:
 
 def decode(data: bytes, delivery: Delivery, serializer: Serializer) -> Settlement:
     f: Sequence[Field] = list(_fields(data))
-    status = None if f[0] is None else StatusWrite(_str(f[0]), serializer.loads(f[3] or b""), _int(f[1]), f[2] or b"")
-    result = None if f[4] is None else ResultWrite(
-        _str(f[4]), None if f[5] is None else _str(f[5]), serializer.loads(f[8] or b""), _int(f[6]), f[7] or b"")
-    callback = None if f[9] is None else Envelope(
-        _str(f[9]), _str(f[10]), _int(f[11]) or 0, _int(f[12]) or 0, f[13] or b"")
-    return Settlement(delivery, status=status, result=result, callback=callback, payload=f[14],
-                      ready_at=_int(f[15]), dead=f[16] == b"1")
+    status = None if f[0] is None else StatusWrite(
+        _str(f[0]), serializer.loads(f[2] or b""), _int(f[1]), f[2] or b"")
+    result = None if f[3] is None else ResultWrite(
+        _str(f[3]), None if f[4] is None else _str(f[4]), serializer.loads(f[6] or b""), _int(f[5]), f[6] or b"")
+    callback = None if f[7] is None else Envelope(
+        _str(f[7]), _str(f[8]), _int(f[9]) or 0, _int(f[10]) or 0, f[11] or b"")
+    return Settlement(delivery, status=status, result=result, callback=callback, payload=f[12],
+                      ready_at=_int(f[13]), dead=f[14] == b"1")

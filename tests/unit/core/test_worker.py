@@ -101,7 +101,7 @@ def test_slot_table_is_shared_with_a_forked_child() -> None:
 
 def test_lease_book_keeps_what_a_child_holds_for_its_parent() -> None:
     book = LeaseBook(context(), 4)
-    holdings = SharedHoldings(book, range(2, 4), JsonSerializer())
+    holdings = SharedHoldings(book, range(2, 4))
     small, big = _delivery(b"small payload"), _delivery(b"x" * LEASE_BYTES)
     holdings.add(small)
     holdings.add(big)
@@ -115,7 +115,7 @@ def test_lease_book_keeps_what_a_child_holds_for_its_parent() -> None:
 
 def test_shared_holdings_free_their_records() -> None:
     book = LeaseBook(context(), 1)
-    holdings = SharedHoldings(book, range(1), JsonSerializer())
+    holdings = SharedHoldings(book, range(1))
     first, second = _delivery(), _delivery()
     holdings.add(first)
     holdings.finish(first.uuid, run_s=0.01)
@@ -125,7 +125,7 @@ def test_shared_holdings_free_their_records() -> None:
 
 def test_shared_holdings_keep_a_finished_message_until_its_ack_is_done() -> None:
     book = LeaseBook(context(), 2)
-    holdings = SharedHoldings(book, range(2), JsonSerializer())
+    holdings = SharedHoldings(book, range(2))
     done, acked_first = _delivery(), _delivery()
     holdings.add(done)
     holdings.add(acked_first)
@@ -353,12 +353,13 @@ def test_a_batching_broker_acks_on_flush_in_one_call(broker: Broker) -> None:
 def test_a_finished_message_s_waiting_settlement_is_kept_whole_for_the_parent() -> None:
     serializer = JsonSerializer()
     book = LeaseBook(context(), 2)
-    holdings = SharedHoldings(book, range(2), serializer)
+    holdings = SharedHoldings(book, range(2))
     delivery, plain = _delivery(b"payload"), _delivery()
     settlement = Settlement(
         delivery,
-        status=StatusWrite(delivery.uuid, {"status": "SUCCEEDED", "updated_at": 1}, None, b"s"),
-        result=ResultWrite(delivery.uuid, "family", {"result": [1, "two"]}, 60_000, b"r"),
+        status=StatusWrite(delivery.uuid, {"status": "SUCCEEDED"}, None, serializer.dumps({"status": "SUCCEEDED"})),
+        result=ResultWrite(delivery.uuid, "family", {"result": [1, "two"]}, 60_000,
+                           serializer.dumps({"result": [1, "two"]})),
         callback=Envelope("next", "callback-uuid", 3, 1234, b"\x00callback"),
     )
     for d in (delivery, plain):
