@@ -124,7 +124,8 @@ class SQLiteQueue(Queue):
         A result and its status are written in one cache transaction (a reader
         sees both or neither); on success the callback and the removal follow
         in the queue's transaction, so a crash in between only reruns the
-        message. The successes of a batch share those two transactions. A
+        message. The successes of a batch share those two transactions (and
+        now and then delete the cache's expired rows, see EXPIRE_INTERVAL_S). A
         failure's dead letter is committed inside the cache transaction,
         before its status FAILED becomes visible."""
         successes = [s for s in settlements if s.ready_at is None and not s.dead]
@@ -139,6 +140,7 @@ class SQLiteQueue(Queue):
                     conn.executemany(QUERIES["submit"], self._rows(callbacks))
                 conn.executemany(QUERIES["ack"], [self._params(s.delivery.queue, uuid=s.delivery.uuid)
                                                   for s in successes])
+            self.connection.expire()
         return [True if s.ready_at is None and not s.dead else self._settle_release(s) for s in settlements]
 
     def _write_outcome(self, settlement: Settlement) -> None:
