@@ -275,8 +275,8 @@ class Broker(MessageCodec):
             try:
                 self.backend.settle(settlements)
             except Exception:
-                log.exception("could not settle %d finished message(s); they will run again when their "
-                              "leases end", len(settlements))
+                log.exception("could not settle %d finished message(s) (%s); they will run again when "
+                              "their leases end", len(settlements), ", ".join(uuids))
             settles.done(uuids)
         return uuids
 
