@@ -55,7 +55,7 @@ class SharedHoldings(Holdings):
         if entry.record < 0:
             return settlement is None
         data = None if settlement is None else settlement_record.encode(settlement)
-        return self._book.mark_finished(entry.record, entry.delivery, data)
+        return self._book.mark_finished(entry.record, data)
 
     def _removed(self, entry: Entry) -> None:
         if entry.record >= 0:

@@ -20,6 +20,7 @@ from alsek_core.ports import Delivery, Envelope, ResultWrite, Serializer, Settle
 
 _LENGTH = struct.Struct("!I")
 _ABSENT = 0xFFFFFFFF
+_NONE = _LENGTH.pack(_ABSENT)
 Field = bytes | None
 
 
@@ -50,7 +51,13 @@ def encode(settlement: Settlement) -> bytes:
     fields = [*_status(settlement.status), *_result(settlement.result),
               *_callback(settlement.callback), settlement.payload, _text(settlement.ready_at),
               b"1" if settlement.dead else b""]
-    return b"".join(_LENGTH.pack(_ABSENT) if f is None else _LENGTH.pack(len(f)) + f for f in fields)
+    parts = []
+    for field in fields:
+        if field is None:
+            parts.append(_NONE)
+        else:
+            parts += (_LENGTH.pack(len(field)), field)
+    return b"".join(parts)
 
 
 def _fields(data: bytes) -> Iterator[Field]:

@@ -191,19 +191,22 @@ class LeaseBook:
         record.seq += 1
         return True
 
-    def mark_finished(self, index: int, delivery: Delivery, settlement: bytes | None = None) -> bool:
+    def mark_finished(self, index: int, settlement: bytes | None = None) -> bool:
         """The message at ``index`` ran to its end; its ack, or its
-        ``settlement`` (``settlement_record``), waits in a batch. False if
-        the settlement does not fit: then the record says nothing more."""
-        data = _header(delivery)
-        if settlement is not None and len(data) + len(settlement) > LEASE_BYTES:
-            return False
+        ``settlement`` (``settlement_record``), waits in a batch. The
+        settlement replaces the payload after the lease's header. False if
+        it does not fit: then the record says nothing more."""
         record = self._records[index]
+        base = ctypes.addressof(record) + _LEASE_OFFSET
+        if settlement is not None:
+            nq, nu, nt, _ = _HEADER.unpack(ctypes.string_at(base, _HEADER.size))
+            at = _HEADER.size + nq + nu + nt
+            if at + len(settlement) > LEASE_BYTES:
+                return False
         record.seq += 1
         if settlement is not None:
-            data += settlement
-            ctypes.memmove(ctypes.addressof(record) + _LEASE_OFFSET, data, len(data))
-            record.length = len(data)
+            ctypes.memmove(base + at, settlement, len(settlement))
+            record.length = at + len(settlement)
             record.has_payload = False
             record.has_settlement = True
         record.finished = True
@@ -229,8 +232,9 @@ class LeaseBook:
         if seq % 2 == 0 and length > 0:
             data = ctypes.string_at(ctypes.addressof(record) + _LEASE_OFFSET, length)
             if record.has_settlement:
-                delivery = _decode(data, False)
-                found = Held(delivery, True, data[len(_header(delivery)):])
+                nq, nu, nt, _ = _HEADER.unpack_from(data)
+                at = _HEADER.size + nq + nu + nt
+                found = Held(_decode(data[:at], False), True, data[at:])
             else:
                 found = Held(_decode(data, record.has_payload), bool(record.finished))
         record.seq = (seq | 1) + 1
