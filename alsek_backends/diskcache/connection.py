@@ -184,7 +184,8 @@ class DiskCacheConnection:
     """``conn`` is a directory, a ``diskcache.Cache``, or a LazyClient of one;
     nothing is opened until first use. The cache alsek uses is always its
     own, opened on that directory with :class:`BytesDisk` (a Cache passed in
-    only says where, keeping the settings stored with it).
+    only says where, keeping the settings stored with it, except culling:
+    see EXPIRE_INTERVAL_S).
 
     Picklable: a copy (say, in a spawned worker process) reopens the same
     directory with its own connections.
