@@ -39,8 +39,10 @@ ROOT = HERE.parent
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", ROOT.parent.parent / "shared" / "bench" / "peers"))
 TASKS_DIR = HERE / "peers_results"
 QUEUE = "bench-results"
-#: What the peers below write (their queues, results and the harness's counter).
-KEY_PATTERNS = ("bench:*", "*bench-results*", "rq:*", "celery*", "_kombu*", "unacked*", "dramatiq:*")
+#: What the peers below write (their queues, results and the harness's counter);
+#: Dramatiq's result keys are the md5 of the message's key, 32 hex digits.
+KEY_PATTERNS = ("bench:*", "*bench-results*", "huey.*", "rq:*", "celery*", "_kombu*", "unacked*", "dramatiq:*",
+                "[0-9a-f]" * 32)
 
 
 def rows(redis_url: str, alsek_python: str) -> list[tuple[str, str, str, list[list[str]], dict[str, str]]]:
