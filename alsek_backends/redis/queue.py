@@ -23,13 +23,14 @@ from redis.exceptions import NoScriptError
 from alsek_backends.redis.connection import Client, RedisConnection, translated
 from alsek_backends.redis.keys import QueueKeys, queue_prefix
 from alsek_backends.redis.scripts import Script
-from alsek_backends.redis.settle import Command, commands, queue_step, writes
+from alsek_backends.redis.settle import Command, Plain, commands, queue_step, writes
 from alsek_backends.redis.wakeups import PubSubListener
 from alsek_core.errors import ValidationError
 from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
 
 QUEUE = Script("queue.lua")
 QUEUE_SHA = QUEUE.sha
+WRITES = Script("writes.lua")
 #: Priorities are zset scores, which are doubles: exact up to 2**53.
 MAX_PRIORITY = 2**53
 #: Messages per round trip when a listing fetches payloads.
@@ -282,24 +283,29 @@ class RedisQueue(Queue):
                 for s, reply in zip(settlements, replies, strict=True)]
 
     def _settle_at_once(self, settlements: Sequence[Settlement], first: list[Command]) -> list[Any]:
-        """Every settlement of the batch in one MULTI/EXEC, the successes'
-        removals last, one ``ack`` per queue (a removal's reply says
-        nothing); each queue step's reply, None for a removal. Sent again
-        once after loading queue.lua if the server had lost it (each step is
-        idempotent)."""
-        steps = list(first)
+        """Every settlement of the batch in one MULTI/EXEC: first the plain
+        writes (results, statuses, notifications) in one call of writes.lua,
+        then the callbacks and the queue steps of retries and failures, then
+        the successes' removals, one ``ack`` per queue (a removal's reply
+        says nothing). Returns each queue step's reply, None for a removal.
+        Sent again once after loading the scripts if the server had lost
+        them (each step is idempotent)."""
+        plain = Plain()
+        tail: list[Command] = []  # callbacks' submits, retries' and failures' queue steps
         at: list[int | None] = []
         removals: dict[str, list[str]] = {}
         for settlement in settlements:
-            steps += writes(settlement, self.namespace, self.keys_prefix, QUEUE_SHA)
+            tail += [step for step in writes(settlement, self.namespace, self.keys_prefix, QUEUE_SHA)
+                     if not plain.take(step)]
             if settlement.ready_at is None and not settlement.dead:
                 removals.setdefault(settlement.delivery.queue, []).append(settlement.delivery.uuid)
                 at.append(None)
             else:
-                steps.append(queue_step(settlement, self.keys_prefix, QUEUE_SHA))
-                at.append(len(steps) - 1)
-        steps += [("EVALSHA", QUEUE_SHA, 1, self.keys_prefix(queue), "ack", *uuids)
-                  for queue, uuids in removals.items()]
+                tail.append(queue_step(settlement, self.keys_prefix, QUEUE_SHA))
+                at.append(len(tail) - 1)
+        head = [*first, *plain.commands(WRITES.sha)]
+        steps = [*head, *tail, *(("EVALSHA", QUEUE_SHA, 1, self.keys_prefix(queue), "ack", *uuids)
+                                 for queue, uuids in removals.items())]
         for attempt in range(2):
             pipe = self.conn.pipeline(transaction=True)
             for step in steps:
@@ -308,10 +314,11 @@ class RedisQueue(Queue):
             if not any(isinstance(reply, NoScriptError) for reply in replies) or attempt:
                 break
             QUEUE.load(self.conn)
+            WRITES.load(self.conn)
         errors = [reply for reply in replies if isinstance(reply, Exception)]
         if errors:
             raise errors[0]
-        return [None if i is None else replies[i] for i in at]
+        return [None if i is None else replies[len(head) + i] for i in at]
 
     def _settle_in_steps(self, steps: list[Command]) -> Any:
         """One by one, in order (see settle.py); queue.lua reloaded if need be."""

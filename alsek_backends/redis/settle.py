@@ -5,8 +5,9 @@ the message's removal, release or dead letter (``queue.lua``).
 On a single Redis the queue runs them as one MULTI/EXEC: one round trip, and
 no reader sees some of them without the others. The queue's own steps reuse
 ``queue.lua`` (EVALSHA inside the transaction) instead of a second copy of
-its logic in another script; the removals of a batch's successes go last,
-one ``ack`` per queue for all of them.
+its logic in another script. A batch's plain writes (SET, PUBLISH) go in
+one call of ``writes.lua`` and its successes' removals in one ``ack`` per
+queue: a command per write cost the client more than the server.
 
 On a Redis Cluster they cannot share a transaction: a message's status and
 result keys are named by its uuid alone (``alsek status UUID`` finds them
@@ -76,3 +77,30 @@ def queue_step(settlement: Settlement, prefix: Callable[[str], str], sha: str) -
         return ("EVALSHA", sha, 1, message_prefix, "dead_letter", delivery.uuid, delivery.token,
                 settlement.payload or b"")
     return ("EVALSHA", sha, 1, message_prefix, "ack", delivery.uuid)
+
+
+class Plain:
+    """The plain writes of a batch (SET, SET NX, PUBLISH) gathered into one
+    call of writes.lua, for a single Redis, where the batch is one
+    transaction anyway."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.args: list[Any] = []
+
+    def take(self, step: Command) -> bool:
+        """Gather ``step`` if it is a plain write (False if not)."""
+        if step[0] == "PUBLISH":
+            self.keys.append(step[1])
+            self.args += ["PUBLISH", step[2], ""]
+        elif step[0] == "SET":
+            options = step[3:]
+            px = options[options.index("PX") + 1] if "PX" in options else ""
+            self.keys.append(step[1])
+            self.args += ["SETNX" if "NX" in options else "SET", step[2], px]
+        else:
+            return False
+        return True
+
+    def commands(self, sha: str) -> list[Command]:
+        return [("EVALSHA", sha, len(self.keys), *self.keys, *self.args)] if self.keys else []
