@@ -35,9 +35,11 @@ The base supplies the rest:
 * a lease keeper that extends the lease of every message the pool holds
   every ``lease_ms / 3``, so a long task keeps its message, and a pool that
   dies stops extending so its messages come back after at most ``lease_ms``;
-* acks in batches (:meth:`Broker.batching`): one round trip for the
-  messages finished since the last claim, flushed before each claim, from
-  the housekeeping thread, when ``ACK_BATCH`` wait, and before it exits;
+* acks and settlements in batches (:meth:`Broker.batching`): one round
+  trip for the messages finished since the last claim, flushed before each
+  claim, from the housekeeping thread, when ``ACK_BATCH`` wait, and before
+  it exits (a settlement the pool's holdings cannot keep for its
+  supervisor is flushed at once);
 * SIGTERM / SIGINT (when run in the main thread): stop claiming, give running
   messages ``grace_period`` ms to finish, release (nack) what still runs, and
   return normally. A second signal ends the grace period at once;
