@@ -1,11 +1,13 @@
 """The Broker's door to the job history (``ports.History``), apart from its
 queue operations: entries recorded as outcomes are told
 (:mod:`alsek_core.finished`), written at once or, on a pool's batching
-broker, in the round trip that flushes its acks."""
+broker, by the flush of its batches, after the settlements and acks it
+applies (an entry whose message could not be settled is dropped)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from alsek_core.errors import ValidationError
 from alsek_core.history import KINDS, STATES, HistoryBatch, HistoryEntry, Retention
@@ -41,11 +43,15 @@ class HistoryDoor:
         else:
             self._write_history([entry])
 
-    def flush_history(self) -> None:
-        """Write the batched entries in one go. A failure loses them (logged):
-        history is a record for people, never what a guarantee rests on."""
+    def flush_history(self, unapplied: Collection[str] = ()) -> None:
+        """Write the batched entries in one go, but those of the messages in
+        ``unapplied`` (their settlement failed: they run again and are told
+        again). A failure loses them (logged): history is a record for
+        people, never what a guarantee rests on."""
         if self._history is not None and len(self._history):
-            self._write_history(self._history.take())
+            entries = [entry for entry in self._history.take() if entry.uuid not in unapplied]
+            if entries:
+                self._write_history(entries)
 
     def _write_history(self, entries: list[HistoryEntry]) -> None:
         try:
