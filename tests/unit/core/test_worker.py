@@ -20,7 +20,7 @@ import pytest
 
 from alsek_core import outcome
 from alsek_core.broker import Broker
-from alsek_core.errors import ConfigError, RevokedError, ValidationError
+from alsek_core.errors import ConfigError, DuplicateMessageError, RevokedError, ValidationError
 from alsek_core.message import Message
 from alsek_core.ports import ChordJoin, Delivery, Envelope, ResultWrite, Settlement, StatusWrite
 from alsek_core.result import ResultStore
@@ -428,6 +428,25 @@ def test_a_batching_broker_settles_successes_on_flush_and_drops_a_moot_running(b
     assert store.get(messages[0]) == 42 and tracker.get(messages[0]) == TaskStatus.SUCCEEDED
     assert not broker.exists(messages[0]) and batching.acks_pending() == 0
     assert tracker.get(messages[1]) == TaskStatus.RUNNING, "still running at the flush"
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["settled", "acked"])
+def test_a_batching_broker_frees_a_unique_key_only_when_its_flush_applies_the_settle(
+        broker: Broker, stored: bool) -> None:
+    tracker = StatusTracker(broker.backend) if stored else None
+    holder = broker.submit(Message("t", queue="q", unique_key="k"))
+    [holder.delivery] = broker.claim(["q"], 1, 10_000)
+    batching = broker.batching()
+    batching.settle(outcome.succeeded(batching, holder, tracker, None, 1, None), holder)
+    assert batching.ack_pending(holder.uuid)
+    with pytest.raises(DuplicateMessageError):  # its holder may still run again: the key stays
+        broker.submit(Message("t", queue="q", unique_key="k"))
+    assert batching.flush_acks() == [holder.uuid]
+    assert not broker.exists(holder) and not broker.free_unique(holder), "freed by the flush"
+    second = broker.submit(Message("t", queue="q", unique_key="k"))
+    with pytest.raises(DuplicateMessageError):
+        broker.submit(Message("t", queue="q", unique_key="k"))
+    assert broker.exists(second)
 
 
 class _OutageBackend(DictBackend):
