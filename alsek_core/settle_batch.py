@@ -55,16 +55,20 @@ class SettleBatch:
 
     def add(self, settlement: Settlement, message: Message | None = None) -> None:
         """``message``: the one settled, whose unique key the flush frees."""
-        with self._lock:
+        with self._lock:  # with its key, so that no flush takes one without the other
+            self._hold_key(message)
             self._running.pop(settlement.delivery.uuid, None)
             self._settlements[settlement.delivery.uuid] = settlement
-        self.hold_key(message)
 
     def hold_key(self, message: Message | None) -> None:
-        """Keep ``message`` until its settlement or ack is applied, if it holds a unique key."""
+        """Keep ``message`` until its settlement or ack is applied, if it
+        holds a unique key; before it joins its batch."""
+        with self._lock:
+            self._hold_key(message)
+
+    def _hold_key(self, message: Message | None) -> None:
         if message is not None and message.unique_key is not None:
-            with self._lock:
-                self._keys[message.uuid] = message
+            self._keys[message.uuid] = message
 
     def take_keys(self, uuids: Iterable[str]) -> list[Message]:
         """The messages holding a unique key among ``uuids`` (applied, or given up)."""
