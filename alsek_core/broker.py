@@ -338,14 +338,14 @@ class Broker(HistoryDoor, MessageCodec):
         """The settlement of ``uuid`` waiting in the batch, if any."""
         return None if self._settles is None else self._settles.get(uuid)
 
-    def flush_acks(self) -> list[str]:
+    def flush_acks(self, history: bool = True) -> list[str]:
         """Write the RUNNING statuses due, settle the waiting successes in one
         round trip, ack the batch in one round trip per queue, free the
         unique keys of what was settled or acked, then write the job
-        history waiting (``flush_history``), less the entries of messages
-        that could not be settled or acked (they run again, and tell again);
-        the uuids settled or acked (each counted as pending until then, see
-        ``ack_pending``)."""
+        history waiting (``flush_history``) unless ``history`` is False,
+        less the entries of messages that could not be settled or acked
+        (they run again, and are told again); the uuids settled or acked
+        (each counted as pending until then, see ``ack_pending``)."""
         flushed, unapplied = self._flush_settles()
         acked: list[str] = []
         if self._acks is not None and len(self._acks):
@@ -362,7 +362,9 @@ class Broker(HistoryDoor, MessageCodec):
             for message in self._settles.take_keys(done):
                 if message.uuid not in unapplied:
                     self._free_unique_quietly(message)
-        self.flush_history(unapplied)
+        self.unrecord(unapplied)
+        if history:
+            self.flush_history()
         return flushed + acked
 
     def _flush_settles(self) -> tuple[list[str], set[str]]:

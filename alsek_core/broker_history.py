@@ -43,15 +43,17 @@ class HistoryDoor:
         else:
             self._write_history([entry])
 
-    def flush_history(self, unapplied: Collection[str] = ()) -> None:
-        """Write the batched entries in one go, but those of the messages in
-        ``unapplied`` (their settlement failed: they run again and are told
-        again). A failure loses them (logged): history is a record for
-        people, never what a guarantee rests on."""
+    def flush_history(self) -> None:
+        """Write the batched entries in one go. A failure loses them (logged):
+        history is a record for people, never what a guarantee rests on."""
         if self._history is not None and len(self._history):
-            entries = [entry for entry in self._history.take() if entry.uuid not in unapplied]
-            if entries:
-                self._write_history(entries)
+            self._write_history(self._history.take())
+
+    def unrecord(self, uuids: Collection[str]) -> None:
+        """Drop the batched entries of messages whose settlement failed: they
+        run again, and are told again."""
+        if self._history is not None and uuids:
+            self._history.discard(uuids)
 
     def _write_history(self, entries: list[HistoryEntry]) -> None:
         try:

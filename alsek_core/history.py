@@ -16,8 +16,9 @@ last 10,000 of each per queue. 0 for either bound of a kind keeps none.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from alsek_core.errors import ValidationError
 
@@ -73,12 +74,13 @@ class Retention:
 NO_HISTORY = Retention(0, 0, 0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
+class HistoryEntry(NamedTuple):
     """One finished message. Times are ms since the epoch (``started_at`` is
     None for one that never ran); ``exception`` is ``{"name", "text",
     "traceback"}`` for a failure; ``worker`` names the pool process that
-    finished it (``alsek workers`` lists pools by the part before ``/``)."""
+    finished it (``alsek workers`` lists pools by the part before ``/``).
+    A named tuple, not a dataclass: a pool makes one per message, and a
+    tuple is built in a fraction of a frozen dataclass's time."""
 
     uuid: str
     queue: str
@@ -96,11 +98,21 @@ class HistoryEntry:
         return kind_of(self.state)
 
     def to_dict(self) -> dict[str, Any]:
-        """By hand: ``dataclasses.asdict`` copies deeply, and a pool makes one per message."""
-        return {"uuid": self.uuid, "queue": self.queue, "task": self.task, "state": self.state,
-                "submitted_at": self.submitted_at, "started_at": self.started_at,
-                "finished_at": self.finished_at, "attempts": self.attempts, "worker": self.worker,
-                "exception": self.exception}
+        return dict(zip(self._fields, self, strict=True))
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The fields after ``uuid`` and ``queue``, in order: what a store
+        that keeps those two apart (its key, a field of its own) encodes.
+        Values alone encode in about a third of a dict's time, and take
+        about a third of its bytes."""
+        return self[2:]
+
+    @classmethod
+    def from_row(cls, uuid: str, queue: str, row: Any) -> HistoryEntry | None:
+        """An entry from ``to_row``, or None for anything else."""
+        if not isinstance(row, list | tuple) or len(row) != len(cls._fields) - 2:
+            return None
+        return cls.from_dict({"uuid": uuid, "queue": queue, **dict(zip(cls._fields[2:], row, strict=True))})
 
     @classmethod
     def from_dict(cls, value: Any) -> HistoryEntry | None:
@@ -138,3 +150,8 @@ class HistoryBatch:
         with self._lock:
             entries, self._entries = self._entries, []
         return entries
+
+    def discard(self, uuids: Collection[str]) -> None:
+        """Drop the entries of these messages (their settlement failed)."""
+        with self._lock:
+            self._entries = [entry for entry in self._entries if entry.uuid not in uuids]

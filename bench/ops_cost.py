@@ -6,9 +6,12 @@ Prometheus metrics (``--metrics-port``) on, against both off
 (``ALSEK_BENCH_HISTORY=off``, no metrics port), and each alone (``--modes``). Rounds alternate off / on so
 that both see the same load; each figure is the steady rate, counted from
 the first message done to the last. On a machine shared with other work the
-wall-clock rates swing widely, so each drain's CPU time is also measured:
-the pool's processes (user + system, start-up included) and the Redis
-server's (``INFO cpu``), in microseconds per message.
+wall-clock rates swing widely, so each drain's CPU time is also measured
+over that same window: the pool's processes (user + system, read from
+``/proc``; start-up left out, which would add tens of µs per message to a
+20,000-message drain and swing with the load) and the Redis server's
+(``INFO cpu``; other users of the same server count too), in
+microseconds per message.
 
 Usage: python bench/ops_cost.py [N] [--rounds R] [--modes off,history,metrics,on] [--url redis://...]
 """
@@ -18,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import statistics
 import subprocess
@@ -35,6 +37,7 @@ from alsek_core.message import Message
 HERE = Path(__file__).resolve().parent
 TASKS = str(HERE / "bench_tasks.py")
 QUEUE = "bench"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -52,9 +55,19 @@ def redis_cpu(broker: Broker) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and every
+    process below it that is still running."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            pending += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it just ended
+        total += (int(stat[11]) + int(stat[12])) / TICKS  # utime, stime
+    return total
 
 
 def drain(url: str, n: int, mode: str, log: object) -> dict[str, float]:
@@ -70,24 +83,25 @@ def drain(url: str, n: int, mode: str, log: object) -> dict[str, float]:
         argv += ["--metrics-port", str(free_port())]
     if not history:
         env["ALSEK_BENCH_HISTORY"] = "off"
-    pool_cpu, server_cpu = children_cpu(), redis_cpu(broker)
     pool = subprocess.Popen(argv, cwd=HERE.parent, stdout=log, stderr=subprocess.STDOUT, env=env)  # type: ignore[arg-type]
     first = first_left = None
+    pool_cpu = server_cpu = 0.0
     try:
         while (live := sum(getattr(broker.counts(QUEUE), s) for s in ("ready", "delayed", "in_flight"))) > 0:
             if first is None and live < n:
                 first, first_left = time.perf_counter(), live
+                pool_cpu, server_cpu = tree_cpu(pool.pid), redis_cpu(broker)
             if pool.poll() is not None:
                 raise RuntimeError(f"the pool exited with {pool.returncode}")
             time.sleep(0.005)
         ended = time.perf_counter()
-        server_cpu = redis_cpu(broker) - server_cpu
+        pool_cpu, server_cpu = tree_cpu(pool.pid) - pool_cpu, redis_cpu(broker) - server_cpu
     finally:
         pool.terminate()
         pool.wait(60)
     assert first is not None and first_left is not None
-    return {"drain_per_s": first_left / (ended - first), "pool_cpu_us": (children_cpu() - pool_cpu) / n * 1e6,
-            "redis_cpu_us": server_cpu / n * 1e6}
+    return {"drain_per_s": first_left / (ended - first), "pool_cpu_us": pool_cpu / first_left * 1e6,
+            "redis_cpu_us": server_cpu / first_left * 1e6}
 
 
 def main() -> None:

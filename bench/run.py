@@ -10,6 +10,9 @@ backend with a test URL that answers (Redis, PostgreSQL):
   --n_processes 1`` and ``alsek process-pool ... --n_processes 2``), counted from
   the pool's spawn like ../shared/bench/peers does ("drain"), and from the first
   message done ("steady");
+* beside them, the "bare loop": the same task body in the same number of
+  processes (2) with no queue, timed the same way from the spawn
+  (``bench/bare.py``), and each drain's ratio to it, measured in the same run;
 * with ``--stores``, each drain again with a status tracker and a result store
   on every task (``StatusTracker(backend)``, ``ResultStore(backend)``, as the
   tour builds them), in the same run, so "stores on / stores off" compares
@@ -41,6 +44,8 @@ import time
 import uuid as uuid_lib
 from pathlib import Path
 from typing import Any
+
+from bare import bare_loop
 
 from alsek_core.broker import Broker
 from alsek_core.config import backend_from_url
@@ -139,6 +144,12 @@ class Bench:
             out["steady_per_s"] = first_left / (ended - first)
         return out
 
+    def bare(self, n: int) -> tuple[float, float]:
+        """The tasks' body (``noop``, and ``stored``'s is as empty) run n times
+        by bare_loop's processes, each importing the task module as a pool does."""
+        env = dict(os.environ, ALSEK_BACKEND_URL=self.url)
+        return bare_loop(n, "import bench_tasks", "bench_tasks.noop()", env=env, cwd=str(HERE))
+
     def latency(self, kind: str, samples: int, log: Any) -> dict[str, Any]:
         pool = self.pool(kind, log)
         try:
@@ -198,6 +209,7 @@ def measure(
                     for key, job in jobs.items():
                         runs[key].append(bench.drain(kind, n, timeout, log, job))
                 row.update({key: median(found) for key, found in runs.items()})
+            row["bare_loop_per_s"], row["bare_loop_steady_per_s"] = bench.bare(n)
             for kind in POOLS:
                 if samples:
                     row[f"latency_{kind}"] = bench.latency(kind, samples, log)
@@ -215,26 +227,29 @@ def fmt(value: Any, spec: str = ",.0f") -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """One line per backend; with stores on, each pool's drain with them and
-    its share of the drain without them."""
+    its share of the drain without them; "/bare" is each drain over the bare loop."""
     drains = [f"drain_{k}{suffix}" for k in POOLS for suffix in ("", "_stores")
               if any(f"drain_{k}{suffix}" in r for r in rows)]
     latencies = [f"latency_{k}" for k in POOLS if any(f"latency_{k}" in r for r in rows)]
-    head = (f"{'backend':<11}{'enq 1by1/s':>11}{'enq batch/s':>12}"
-            + "".join(f"{d.removeprefix('drain_') + ' drain/s':>28}{'(steady)':>10}" for d in drains)
+    head = (f"{'backend':<11}{'enq 1by1/s':>11}{'enq batch/s':>12}{'bare loop/s':>12}{'(steady)':>12}"
+            + "".join(f"{d.removeprefix('drain_') + ' drain/s':>28}{'(steady)':>10}{'/bare':>7}" for d in drains)
             + "".join(f"{lat.removeprefix('latency_') + ' p50/p99 ms':>22}" for lat in latencies))
     lines = [head]
     for r in rows:
         if r.get("status") != "ok":
             lines.append(f"{r['backend']:<11}{r.get('status')}")
             continue
-        line = f"{r['backend']:<11}{fmt(r['enqueue_single_per_s']):>11}{fmt(r['enqueue_batch_per_s']):>12}"
+        bare = r.get("bare_loop_per_s")
+        line = (f"{r['backend']:<11}{fmt(r['enqueue_single_per_s']):>11}{fmt(r['enqueue_batch_per_s']):>12}"
+                f"{fmt(bare):>12}{fmt(r.get('bare_loop_steady_per_s')):>12}")
         for key in drains:
             d = r[key]
             figure = fmt(d.get("drain_per_s"))
             off = r.get(key.removesuffix("_stores"), {}).get("drain_per_s")
             if key.endswith("_stores") and isinstance(off, float) and "drain_per_s" in d:
                 figure += f" ({d['drain_per_s'] / off:.0%})"
-            line += f"{figure:>28}{fmt(d.get('steady_per_s')):>10}"
+            ratio = d["drain_per_s"] / bare if isinstance(bare, float) and "drain_per_s" in d else None
+            line += f"{figure:>28}{fmt(d.get('steady_per_s')):>10}{fmt(ratio, '.2f'):>7}"
         for key in latencies:
             lat = r[key]
             line += f"{fmt(lat['p50_ms'], '.1f') + ' / ' + fmt(lat['p99_ms'], '.1f'):>22}"

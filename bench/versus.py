@@ -8,7 +8,9 @@ Every task body is the peer harness's ``common.mark_done`` (one Redis INCR),
 N tasks are enqueued one by one (and in bulk for alsek), then drained with
 2-way concurrency, counted from worker spawn, as ../shared/bench/peers/run.py
 does for the Redis peers. alsek runs both pools: thread-pool (2 threads, 1
-process group) and process-pool (2 processes).
+process group) and process-pool (2 processes). Beside them, the "bare loop":
+``mark_done`` itself in 2 processes with no queue, timed from their spawn
+(bench/bare.py), and each drain's ratio to it, in the same sitting.
 
 Usage: python bench/versus.py sqlite|postgres [N] [--peer-python PATH] [--alsek-python PATH]
 The peers come from the venv ../shared/bench/peers/run.sh makes (/tmp/peers-venv).
@@ -28,8 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from bare import bare_loop
 
-PEERS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "peers"
+#: The peer harness: ../shared/bench/peers from the repository, whichever
+#: folder (a clone, a worktree) holds it.
+PEERS = next(
+    (p / "shared" / "bench" / "peers" for p in Path(__file__).resolve().parents
+     if (p / "shared" / "bench" / "peers").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "bench" / "peers",
+)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_DSN = os.environ.get(
     "BENCH_PG_DSN", "postgresql://bench_peers:bench_peers@127.0.0.1:5432/bench_peers"
@@ -222,11 +231,19 @@ def main() -> None:
         workdir = Path(tmp)
         modes, reset = (sqlite if args.storage == "sqlite" else postgres)(args, workdir)
         rows = [drain(mode, workdir, args.n, reset) for mode in modes]
+    bare, bare_steady = bare_loop(args.n, "from common import mark_done", "mark_done()",
+                                  env=dict(os.environ, PYTHONPATH=str(PEERS)), python=args.alsek_python)
+    redis.Redis.from_url(REDIS_URL).delete("bench:done", "bench:first")
+    print(f"{'bare loop (mark_done) x2':<26} {'':>17}   drain/s {bare:>8.0f}   (loops alone {bare_steady:.0f}/s)")
+    for row in rows:
+        row["drain_over_bare"] = round(int(row["drain_per_s"]) / bare, 3) if row["drain_per_s"] else None  # type: ignore[call-overload]
+        print(f"{row['mode']:<26} drain / bare loop = {row['drain_over_bare']}")
     peer = rows[0]["drain_per_s"]
     best = max(int(r["drain_per_s"] or 0) for r in rows[1:])  # type: ignore[call-overload]
     if peer:
         print(f"best alsek drain / {rows[0]['mode']} drain = {best / int(peer):.2f}x")  # type: ignore[call-overload]
-    print(json.dumps({"storage": args.storage, "rows": rows}))
+    print(json.dumps({"storage": args.storage, "rows": rows, "bare_loop_per_s": round(bare),
+                      "bare_loop_steady_per_s": round(bare_steady)}))
 
 
 if __name__ == "__main__":

@@ -18,18 +18,21 @@
 -- name: submit
 -- A uuid already queued is skipped. One NOTIFY per queue wakes idle claimers
 -- (inside a caller's transaction it is sent on commit, or never).
+-- The arrays go in binary (placeholders ending in b): as text, the driver spells every payload
+-- in hex inside an array literal, which cost a batch of 20,000 more client
+-- time than the whole insert costs the server.
 WITH added AS (
     INSERT INTO {schema}.messages (namespace, queue, uuid, priority, ready_at, waiting, payload)
     SELECT %(namespace)s, e.queue, e.uuid, e.priority, e.ready_at,
            e.ready_at > {schema}.now_ms(), e.payload
-    FROM unnest(%(queues)s::text[], %(uuids)s::text[], %(priorities)s::bigint[],
-                %(ready_ats)s::bigint[], %(payloads)s::bytea[])
+    FROM unnest(%(queues)b::text[], %(uuids)b::text[], %(priorities)b::bigint[],
+                %(ready_ats)b::bigint[], %(payloads)b::bytea[])
          WITH ORDINALITY AS e(queue, uuid, priority, ready_at, payload, ord)
     ORDER BY e.ord
     ON CONFLICT (namespace, queue, uuid) DO NOTHING
     RETURNING 1
 ), woken AS (
-    SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
+    SELECT pg_notify(channel, '') FROM unnest(%(channels)b::text[]) AS channel
 )
 SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM woken) AS woken;
 

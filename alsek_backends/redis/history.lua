@@ -1,7 +1,8 @@
 -- The job history of one queue and kind (succeeded or failed): a stream,
 -- kept within a count and a time bound, in one atomic call per batch.
 --
--- KEYS[1]  <ns>:history:{<ns>:<queue>}:<kind>  stream; each entry: u = uuid, e = the entry (serialized)
+-- KEYS[1]  <ns>:history:{<ns>:<queue>}:<kind>  stream; each entry: u = uuid, e = the rest of the
+--          entry but its queue (HistoryEntry.to_row, serialized)
 -- ARGV[1] keep_ms, ARGV[2] keep_max, then uuid and entry for each one.
 --
 -- Entry IDs are the server's clock, so the time bound is a trim by ID

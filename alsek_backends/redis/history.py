@@ -20,6 +20,7 @@ from typing import Any, cast
 from alsek_backends.redis.connection import Client, RedisConnection, translated
 from alsek_backends.redis.keys import queue_prefix
 from alsek_backends.redis.scripts import Script
+from alsek_core.errors import SerializationError
 from alsek_core.history import KINDS, HistoryEntry, Retention
 from alsek_core.ports import History, Serializer
 
@@ -62,7 +63,7 @@ class RedisHistory(History):
     def record_history(self, entries: Sequence[HistoryEntry], retention: Retention) -> None:
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for entry in entries:
-            groups[(entry.queue, entry.kind)] += [entry.uuid, self.serializer.dumps(entry.to_dict())]
+            groups[(entry.queue, entry.kind)] += [entry.uuid, self.serializer.dumps(entry.to_row())]
         for (queue, kind), args in groups.items():
             ms, count = retention.bounds(kind)
             if ms > 0 and count > 0:
@@ -74,15 +75,20 @@ class RedisHistory(History):
             self.conn.sadd(self.registry_key, queue)
             self._registered[queue] = time.monotonic()
 
-    def _entry(self, fields: dict[bytes, bytes]) -> HistoryEntry | None:
-        data = fields.get(b"e")
-        return None if data is None else HistoryEntry.from_dict(self.serializer.loads(data))
+    def _entry(self, queue: str, fields: dict[bytes, bytes]) -> HistoryEntry | None:
+        uuid, row = fields.get(b"u"), fields.get(b"e")
+        if uuid is None or row is None:
+            return None
+        try:
+            return HistoryEntry.from_row(uuid.decode(), queue, self.serializer.loads(row))
+        except (UnicodeDecodeError, SerializationError):
+            return None
 
     @translated
     def history_of(self, queue: str, kind: str, limit: int) -> list[HistoryEntry]:
         rows = cast(list[tuple[bytes, dict[bytes, bytes]]],
                     self.conn.xrevrange(self.key(queue, kind), count=limit))
-        return [entry for _, fields in rows if (entry := self._entry(fields)) is not None]
+        return [entry for _, fields in rows if (entry := self._entry(queue, fields)) is not None]
 
     @translated
     def history_entry(self, queue: str, uuid: str) -> HistoryEntry | None:
@@ -93,7 +99,7 @@ class RedisHistory(History):
                                self.conn.xrevrange(key, max=newest, count=PAGE)):
                 for _, fields in rows:
                     if fields.get(b"u") == wanted:
-                        return self._entry(fields)
+                        return self._entry(queue, fields)
                 newest = "(" + rows[-1][0].decode()
         return None
 

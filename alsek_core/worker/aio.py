@@ -25,6 +25,13 @@ does not hold up the other coroutines.
   :func:`~alsek_core.execution.settle_revoked` says.
 * A coroutine that catches its ``CancelledError`` and returns ends with what
   it returned.
+* Limits: a task's rate and concurrency limits hold as for any task (the
+  pool's ``within_limits``, asked from an I/O thread just before the run; a
+  message over a limit is handed back, delayed), and the slot taken is freed
+  when the run is recorded (``Host.finished``).
+* Middleware: each run, its settle included, is inside ``middleware.running``
+  (a tracer's consumer span), entered on the loop in the run's own asyncio
+  task; the coroutine and the I/O threads' calls for it see its context.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from alsek_core import middleware
 from alsek_core.broker import Broker
 from alsek_core.chord import gather, is_callback
 from alsek_core.errors import TaskTimeoutError
@@ -70,6 +78,8 @@ class Host(Protocol):
 
     @property
     def tasks(self) -> Mapping[str, Task]: ...
+
+    def within_limits(self, task: Task, message: Message) -> bool: ...
 
     def record(self, message: Message, started: float, settle: Callable[[], None]) -> None: ...
 
@@ -185,12 +195,16 @@ class CoroutineRunner:
             if not host.holdings.start(delivery):
                 return  # handed back while it waited for a slot
             host.begin_slot(slot, delivery, message.timeout, terminate=False)
-            started = time.perf_counter()
-            if not await self._io.call(self._admit, task, message, started):
-                return
-            run = self._running[message.uuid] = _Run(message)
-            settle = await self._call(run, task, message)
-            await self._io.call(host.record, message, started, settle)
+            # A task without limits skips the hop to an I/O thread (the gate would admit it at once).
+            if task.limits is not None and not await self._io.call(host.within_limits, task, message):
+                return  # over a limit: handed back, delayed
+            with middleware.running(message):
+                started = time.perf_counter()
+                if not await self._io.call(self._admit, task, message, started):
+                    return
+                run = self._running[message.uuid] = _Run(message)
+                settle = await self._call(run, task, message)
+                await self._io.call(host.record, message, started, settle)
         finally:
             self._running.pop(message.uuid, None)
             host.end_slot(slot)

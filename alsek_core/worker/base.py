@@ -39,7 +39,10 @@ The base supplies the rest:
   trip for the messages finished since the last claim, flushed before each
   claim, from the housekeeping thread, when ``ACK_BATCH`` wait, and before
   it exits (a settlement the pool's holdings cannot keep for its
-  supervisor is flushed at once);
+  supervisor is flushed at once); the job history and the middleware's
+  batches (metrics) only from the housekeeping thread (about every 100 ms)
+  and before it exits, so that one write carries a tenth of a second's
+  worth, not one claim's;
 * SIGTERM / SIGINT (when run in the main thread): stop claiming, give running
   messages ``grace_period`` ms to finish, release (nack) what still runs, and
   return normally. A second signal ends the grace period at once;
@@ -216,7 +219,7 @@ class BaseWorkerPool(ABC):
         assert message.delivery is not None
         if not self.holdings.start(message.delivery):
             return
-        if not self._within_limits(task, message):
+        if not self.within_limits(task, message):
             return
         started = time.perf_counter()
         self.record(message, started, lambda: process(task, message, self.tasks, self.broker, user_code))
@@ -243,12 +246,14 @@ class BaseWorkerPool(ABC):
         awaiting_ack = settlement is not None or self.broker.ack_pending(message.uuid)
         kept = self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack, settlement)
         if not kept or self.broker.acks_pending() >= ACK_BATCH:
-            self.flush_acks()
+            self.flush_acks(everything=False)
 
-    def _within_limits(self, task: Task, message: Message) -> bool:
+    def within_limits(self, task: Task, message: Message) -> bool:
         """Whether ``message`` may run now under its task's limits (see
         :mod:`alsek_core.worker.gate`); if not, it is handed back, delayed,
-        or failed when its limit key cannot be computed."""
+        or failed when its limit key cannot be computed. Every kind of run
+        asks it just before it starts (``execute``, the coroutine runner),
+        and ``finished`` frees the slot it took."""
         try:
             retry_at = self.gate.admit(self.broker, task, message)
         except LimitKeyError as exc:
@@ -270,11 +275,12 @@ class BaseWorkerPool(ABC):
             log.exception("could not hand back %s; it comes back when its lease ends", message.summary)
         return False
 
-    def flush_acks(self) -> None:
-        """Ack what finished, in one round trip (and write the job history and
-        the middleware's batches with it)."""
-        self.holdings.acked(self.broker.flush_acks())
-        middleware.flush()
+    def flush_acks(self, everything: bool = True) -> None:
+        """Ack what finished, in one round trip; with ``everything``, write the
+        job history and the middleware's batches too (see the module doc)."""
+        self.holdings.acked(self.broker.flush_acks(history=everything))
+        if everything:
+            middleware.flush()
 
     def claim_limit(self) -> int:
         """How many messages the next claim may take."""
@@ -315,7 +321,7 @@ class BaseWorkerPool(ABC):
                 if free <= 0:
                     self._slot_freed.wait(self.slot_wait_interval / 1000)
                     continue
-                self.flush_acks()  # what finished since the last claim, in one round trip
+                self.flush_acks(everything=False)  # what finished since the last claim, in one round trip
                 try:
                     # Hold the whole batch before running any of it, so that its
                     # leases are kept alive while the first ones run.

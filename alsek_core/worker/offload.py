@@ -5,12 +5,15 @@ results handed back to the loop in batches.
 loop per call; a coroutine runner makes two such calls per message (start
 and settle), which measured as much CPU as the rest of the loop's work.
 Here a thread that finds several calls waiting runs them in a row and hands
-all their results back with one wake-up.
+all their results back with one wake-up. Each call runs in a copy of its
+caller's context (as ``asyncio.to_thread`` does), so what a coroutine set in
+its context variables (a tracer's current span) holds in the calls it makes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -22,7 +25,7 @@ T = TypeVar("T")
 #: only a few others while the remaining threads go on).
 BATCH = 8
 
-_Call = tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]
+_Call = tuple[asyncio.Future[Any], contextvars.Context, Callable[..., Any], tuple[Any, ...]]
 _Outcome = tuple[asyncio.Future[Any], bool, Any]
 
 
@@ -42,7 +45,7 @@ class Offload:
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         future: asyncio.Future[T] = self.loop.create_future()
-        self._inbox.put((future, function, args))
+        self._inbox.put((future, contextvars.copy_context(), function, args))
         return await future
 
     def stop(self) -> None:
@@ -63,9 +66,9 @@ class Offload:
                     break
                 calls.append(more)
             outcomes: list[_Outcome] = []
-            for future, function, args in calls:
+            for future, context, function, args in calls:
                 try:
-                    outcomes.append((future, True, function(*args)))
+                    outcomes.append((future, True, context.run(function, *args)))
                 except BaseException as exc:  # handed to the awaiting coroutine, which decides
                     outcomes.append((future, False, exc))
             try:

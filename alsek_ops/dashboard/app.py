@@ -1,6 +1,6 @@
 """The dashboard's pages and actions. Read-only unless built with
-``allow_actions``: then POST forms retry and purge dead letters and revoke
-messages. A POST from a page of another origin is refused, so a site the
+``allow_actions``: then POST forms retry and purge dead letters, pause and
+resume queues, and revoke queued or running messages. A POST from a page of another origin is refused, so a site the
 operator visits cannot drive an open dashboard through their browser."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 
 from alsek_core.broker import Broker
 from alsek_core.errors import AlsekError, MessageDoesNotExistError, ValidationError
-from alsek_core.message import Message
+from alsek_core.message import Message, validate_queue_name
 from alsek_core.ports import Backend
 from alsek_core.result import store_for
 from alsek_core.status import TaskStatus, seen_status, tracker_for
@@ -35,6 +35,8 @@ from alsek_ops.dashboard.plot import chart
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STATES = ("ready", "delayed", "in_flight", "dead")
+#: States of a message that a revocation still stops (queued or running).
+REVOCABLE = ("ready", "delayed", "in_flight")
 #: States read from the job history (finished messages).
 FINISHED = ("succeeded", "failed")
 #: A listing stops here: a page of a million rows helps nobody.
@@ -75,12 +77,15 @@ class Dashboard:
 
     def queue_rows(self) -> list[dict[str, Any]]:
         rates = self.history.net_rates()
+        paused = set(self.broker.paused())
         rows = []
-        # A queue that emptied leaves the backend's listing; it stays here (at 0) once seen.
-        for queue in sorted(set(self.broker.queues()) | self.history.seen()):
+        # A queue that emptied leaves the backend's listing; it stays here (at 0) once seen,
+        # and a paused one is listed even before it has messages.
+        for queue in sorted(set(self.broker.queues()) | self.history.seen() | paused):
             counts = self.broker.counts(queue)
             rows.append({"queue": queue, "ready": counts.ready, "delayed": counts.delayed,
-                         "in_flight": counts.in_flight, "dead": counts.dead, "rate": rates.get(queue)})
+                         "in_flight": counts.in_flight, "dead": counts.dead, "rate": rates.get(queue),
+                         "paused": queue in paused})
         return rows
 
     def queues(self, request: Request) -> HTMLResponse:
@@ -149,7 +154,8 @@ class Dashboard:
             status = {**status, "status": seen, "redelivery": seen != status["status"]}
         worker = holders(live_workers(self.backend)).get(uuid) if state == "in_flight" else None
         return self.page(request, "job.html", uuid=uuid, queue=queue, state=state, message=message,
-                         status=status, result=result, has_result=has_result, entry=entry, worker=worker)
+                         status=status, result=result, has_result=has_result, entry=entry, worker=worker,
+                         revocable=found is not None and state in REVOCABLE)
 
     def dead(self, request: Request) -> HTMLResponse:
         queue = request.query_params.get("queue") or None
@@ -206,10 +212,32 @@ class Dashboard:
     async def revoke(self, request: Request) -> Response:
         if (refusal := self.refused(request)) is not None:
             return refusal
-        uuid = request.path_params["uuid"]
-        await run_in_threadpool(self.broker.revoke, uuid)
+        form = await request.form()
+        return await run_in_threadpool(self._revoke, request.path_params["uuid"], str(form.get("queue") or ""))
+
+    def _revoke(self, uuid: str, queue: str) -> Response:
+        # A finished message has nothing left to stop; a mark would only mislead.
+        if not self.broker.contains(validate_queue_name(queue), uuid):
+            return PlainTextResponse(f"{uuid} is not queued or running in {queue!r}: nothing to revoke", 409)
+        self.broker.revoke(uuid)
         log.info("dashboard: revoked %s", uuid)
         return self.back(f"/jobs/{uuid}", "revoked: it never starts, and is stopped if it runs")
+
+    async def pause(self, request: Request) -> Response:
+        return await self._switch(request, paused=True)
+
+    async def resume(self, request: Request) -> Response:
+        return await self._switch(request, paused=False)
+
+    async def _switch(self, request: Request, paused: bool) -> Response:
+        if (refusal := self.refused(request)) is not None:
+            return refusal
+        form = await request.form()
+        queue = str(form.get("queue") or "")
+        await run_in_threadpool(self.broker.pause if paused else self.broker.resume, queue)
+        log.info("dashboard: %s queue %r", "paused" if paused else "resumed", queue)
+        done = ("paused: its messages stay, no pool claims them" if paused else "resumed") + f" ({queue})"
+        return self.back("/", done)
 
     # --- the app ------------------------------------------------------------------------
 
@@ -234,6 +262,8 @@ class Dashboard:
                 Route("/jobs", self.jobs),
                 Route("/jobs/{uuid}", self.job),
                 Route("/jobs/{uuid}/revoke", self.revoke, methods=["POST"]),
+                Route("/queues/pause", self.pause, methods=["POST"]),
+                Route("/queues/resume", self.resume, methods=["POST"]),
                 Route("/dead", self.dead),
                 Route("/dead/retry", self.retry, methods=["POST"]),
                 Route("/dead/purge", self.purge, methods=["POST"]),

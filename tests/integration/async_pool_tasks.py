@@ -15,6 +15,8 @@ from alsek_core.status import StatusTracker
 from alsek_core.task import task
 
 QUEUE = "pools"
+#: What the async limits test expects of ``async_paced``.
+ASYNC_PACED_RATE = 10
 
 broker = Broker()
 results = ResultStore(broker.backend)
@@ -61,3 +63,19 @@ async def async_slow_first(seconds: float, i: int, message: Message) -> int:
 async def async_block(seconds: float) -> None:
     """Blocks its event loop (a sync sleep): cancelling it cannot stop it."""
     time.sleep(seconds)
+
+
+@task(broker, queue=QUEUE, rate_limit=f"{ASYNC_PACED_RATE}/s", result_store=results)
+async def async_paced(i: int) -> float:
+    """When it started (wall clock, shared by every process on the host)."""
+    await asyncio.sleep(0)
+    return time.time()
+
+
+@task(broker, queue=QUEUE, concurrency_limit=2, concurrency_key=lambda m: m.kwargs["tenant"],
+      result_store=results)
+async def async_per_tenant(tenant: str, seconds: float) -> list[float]:
+    """When it started and ended: at most 2 of a tenant may overlap."""
+    started = time.time()
+    await asyncio.sleep(seconds)
+    return [started, time.time()]

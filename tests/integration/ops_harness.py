@@ -13,16 +13,18 @@ from alsek_core.ports import Backend
 from tests.integration.pool_harness import ROOT
 
 TASKS = str(Path(__file__).with_name("ops_tasks.py"))
+ASYNC_TASKS = str(Path(__file__).with_name("ops_async_tasks.py"))
 QUEUE = "ops"
 #: Backoff settings of a message retried at once.
 NO_WAIT = {"algorithm": "ConstantBackoff",
            "parameters": {"constant": 0, "floor": 0, "ceiling": 0, "zero_override": True}}
 
 
-def start_pool(url: str, log: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_pool(url: str, log: Path, *extra: str, env: dict[str, str] | None = None,
+               tasks: str = TASKS) -> subprocess.Popen[bytes]:
     with log.open("w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "alsek_cli", "thread-pool", TASKS, "--backend", url, "--n_threads", "4",
+            [sys.executable, "-m", "alsek_cli", "thread-pool", tasks, "--backend", url, "--n_threads", "4",
              "--n_processes", "1", "--lease_ms", "1000", "--log-level", "info", *extra],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 

@@ -43,6 +43,16 @@ def registered_backends() -> list[str]:
     return sorted(name for name, spec in specs.items() if spec.test_url is not None)
 
 
+def most_at_once(spans: list[list[float]]) -> int:
+    """The most intervals [start, end] that overlap at any instant."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in events:  # at a tie, an end (-1) sorts before a start
+        running += step
+        most = max(most, running)
+    return most
+
+
 def backend_url(name: str, scratch: str) -> str:
     """The backend's test URL in a namespace no other test uses."""
     spec = plugin_host().registry.backends[name][0]

@@ -1,7 +1,7 @@
 """``async def`` tasks in real pools started by the CLI, on every registered
 backend that processes can share: many coroutines at once per process, and
 timeouts, retries, callbacks, revocations and a killed worker process
-handled as for any task."""
+handled as for any task, and rate and concurrency limits held."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 from alsek_core.backoff import no_backoff
 from alsek_core.message import Message
 from alsek_core.status import TaskStatus
-from tests.integration.pool_harness import QUEUE, Pool, Store, registered_backends
+from tests.integration.async_pool_tasks import ASYNC_PACED_RATE
+from tests.integration.pool_harness import QUEUE, Pool, Store, most_at_once, registered_backends
 
 pytestmark = [
     pytest.mark.slow,
@@ -117,7 +118,8 @@ def test_revoke_cancels_a_running_coroutine(store: Store, pools: Start) -> None:
     after = store.submit("async_nap", 0, 3, mechanism="process")
     store.wait(lambda: store.results.exists(after), 30, "the next task", pool)
     assert pool.terminate() == 0
-    assert not store.broker.exists(doomed) and not store.dead_uuids(), "stopped on purpose: removed, not dead"
+    # Stopped on purpose: removed, neither retried nor dead-lettered (alsek_core.revocation).
+    assert store.dead_uuids() == set() and not store.broker.contains(QUEUE, doomed.uuid)
 
 
 def test_a_coroutine_blocking_its_loop_past_its_timeout_has_its_process_stopped(store: Store, pools: Start) -> None:
@@ -139,3 +141,24 @@ def test_sigterm_hands_back_running_coroutines_and_exits_zero(store: Store, pool
     assert pool.terminate() == 0
     assert {store.status.get(m) for m in messages} == {TaskStatus.SUBMITTED}
     assert store.broker.counts(QUEUE).ready == 20
+
+
+def test_limits_hold_for_coroutines(store: Store, pools: Start) -> None:
+    """Room for 100 coroutines at once, yet 2 of a tenant at a time and
+    ``ASYNC_PACED_RATE`` starts a second (after a full bucket's burst)."""
+    per_tenant = [Message("async_per_tenant", queue=QUEUE, kwargs={"tenant": t, "seconds": 0.2}) for t in "ab" * 6]
+    paced = [Message("async_paced", queue=QUEUE, args=[i]) for i in range(3 * ASYNC_PACED_RATE)]
+    store.broker.submit_many(per_tenant + paced)
+    pool = start(pools, store)
+    store.wait(lambda: store.live() == 0, 60, "the limited messages", pool)
+    assert pool.terminate() == 0
+    assert store.dead_uuids() == set(), "a limited message is delayed, never failed"
+    for tenant in "ab":
+        spans = [store.results.get(m) for m in per_tenant if m.kwargs["tenant"] == tenant]
+        assert most_at_once(spans) == 2, f"tenant {tenant}: {sorted(spans)}"
+    starts = sorted(store.results.get(m) for m in paced)
+    # The burst starts at once; each of the others waits for its own token.
+    least_s = (len(paced) - ASYNC_PACED_RATE) / ASYNC_PACED_RATE
+    assert starts[-1] - starts[0] >= 0.95 * least_s, f"{len(paced)} started within {starts[-1] - starts[0]:.2f} s"
+    for tenant in "ab":  # each run gave its slot back when it was recorded, not when its lease ran out
+        assert store.broker.acquire_slot(f"async_per_tenant:{tenant}", "probe", 1, 1000)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from alsek_core.message import Message
-from tests.integration.pool_harness import QUEUE, Pool, Store, registered_backends
+from tests.integration.pool_harness import QUEUE, Pool, Store, most_at_once, registered_backends
 from tests.integration.pool_tasks import PACED_RATE
 
 pytestmark = [
@@ -27,16 +27,6 @@ STEADY_AFTER_S = 3
 #: The issue's minute on Redis; a shorter window elsewhere keeps CI short.
 WINDOW_S = {"redis": 60}
 SHORT_WINDOW_S = 12
-
-
-def most_at_once(spans: list[list[float]]) -> int:
-    """The most intervals [start, end] that overlap at any instant."""
-    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-    running = most = 0
-    for _, step in events:  # at a tie, an end (-1) sorts before a start
-        running += step
-        most = max(most, running)
-    return most
 
 
 def test_a_rate_limit_holds_across_two_pools(store: Store, pools: Start, request: pytest.FixtureRequest) -> None:

@@ -1,7 +1,8 @@
 """``alsek dashboard`` end to end, as an operator uses it: a real pool and
 the dashboard run as ``alsek`` subprocesses, and Debian's Chromium (driven by
 Playwright, never a downloaded browser) reads the pages and clicks Retry on
-a dead letter, which then runs. Screenshots are kept under ``artifacts/``."""
+a dead letter, which then runs, Pause and Resume on a queue, and Revoke on a
+running job. Screenshots are kept under ``artifacts/``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from typing import Any
 import pytest
 
 from alsek_core.message import Message
+from alsek_core.pause import VIEW_MS
 from alsek_core.result import store_for
+from alsek_core.status import TaskStatus, tracker_for
 from alsek_core.testing.contract.fixtures import unavailable
 from alsek_core.workers import live_workers
 from tests.integration.network import free_port
@@ -172,15 +175,67 @@ def test_an_operator_retries_a_dead_letter_from_the_page(
     page.close()
 
 
+@pytest.mark.parametrize("store", registered_backends(), indirect=True)
+def test_an_operator_pauses_a_queue_and_revokes_a_job(
+    store: Store, servers: Callable[..., Server], browser: Any, tmp_path: Path
+) -> None:
+    pool = servers(tmp_path / "pool.log", "thread-pool", TASKS, "--backend", store.url, "--queues", "dash,probe",
+                   "--n_threads", "2", "--n_processes", "1", "--grace_period", "200")
+    base = dashboard(servers, tmp_path, store.url, "--allow-actions")
+    store.broker.submit(Message("nap", queue="dash", args=(0.1,), delay=3_600_000))  # lists the queue
+    wait(lambda: bool(live_workers(store.backend)), f"a registered pool:\n{pool.log()}")
+    results, statuses = store_for(store.backend), tracker_for(store.backend)
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+
+    page.goto(base + "/")
+    row = page.locator("tr[data-queue='dash']")
+    row.locator("button", has_text="Pause").click()
+    assert "paused" in page.inner_text("p.done") and row.locator("td.paused").count() == 1
+    assert store.broker.is_paused("dash")
+    time.sleep(2 * VIEW_MS / 1000)  # every pool's view of the paused queues is this fresh
+    held = [store.broker.submit(Message("nap", queue="dash", args=(0,))) for _ in range(3)]
+    # Submitted after them, on a queue the pool claims after "dash": once it ran,
+    # a claim saw all four, and took only it.
+    probe = store.broker.submit(Message("nap", queue="probe", args=(0,)))
+    wait(lambda: results.exists(probe), f"the probe to run:\n{pool.log()}")
+    assert not any(results.exists(m) for m in held) and store.broker.counts("dash").ready == 3
+    page.goto(base + "/")
+    assert row.locator("td").nth(1).inner_text() == "3" and row.locator("td.paused").count() == 1  # ready, held
+    screenshot(page, tmp_path, f"dashboard-paused-{store.url.split(':')[0]}")
+
+    row.locator("button", has_text="Resume").click()
+    assert "resumed" in page.inner_text("p.done") and row.locator("td.paused").count() == 0
+    wait(lambda: all(results.exists(m) for m in held), f"the resumed queue to run:\n{pool.log()}")
+
+    long = store.broker.submit(Message("nap", queue="dash", args=(600,)))
+    wait(lambda: statuses.get(long) == TaskStatus.RUNNING, f"the long job to run:\n{pool.log()}")
+    page.goto(base + f"/jobs/{long.uuid}")
+    assert "state\tin_flight" in page.inner_text("main")
+    page.click("button:has-text('Revoke')")
+    assert "revoked" in page.inner_text("p.done")
+    wait(lambda: statuses.get(long) == TaskStatus.REVOKED, f"the revoked job to stop:\n{pool.log()}")
+    wait(lambda: not store.broker.contains("dash", long.uuid), "the revoked job to leave its queue")
+    page.goto(base + f"/jobs/{long.uuid}")
+    assert page.locator("button").count() == 0  # finished: nothing left to revoke
+    page.close()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(base + f"/jobs/{long.uuid}/revoke", data=b"queue=dash",
+                                                      method="POST"), timeout=10)
+    assert refused.value.code == 409
+    refused.value.close()
+
+
 @pytest.mark.parametrize("store", ["diskcache"], indirect=True)
 def test_read_only_by_default(store: Store, servers: Callable[..., Server], browser: Any,
                               tmp_path: Path) -> None:
     base = dashboard(servers, tmp_path, store.url)
     page = browser.new_page()
-    page.goto(base + "/dead")
-    assert "read-only" in page.inner_text("header") and page.locator("button").count() == 0
+    store.broker.submit(Message("nap", queue="dash", args=(0.1,), delay=3_600_000))
+    for path in ("/dead", "/", "/jobs"):
+        page.goto(base + path)
+        assert "read-only" in page.inner_text("header") and page.locator("form[method=post]").count() == 0
     page.close()
-    for action in ("/dead/retry", "/dead/purge", "/jobs/some-uuid/revoke"):
+    for action in ("/dead/retry", "/dead/purge", "/jobs/some-uuid/revoke", "/queues/pause", "/queues/resume"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(urllib.request.Request(base + action, data=b"", method="POST"), timeout=10)
         assert refused.value.code == 403

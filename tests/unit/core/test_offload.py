@@ -1,14 +1,18 @@
 """Offload: blocking calls made for an event loop come back to their callers,
-results and exceptions alike, however many wait at once."""
+results and exceptions alike, however many wait at once, and run in their
+caller's context."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 import pytest
 
 from alsek_core.worker.offload import Offload
+
+CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="none")
 
 
 def test_results_and_exceptions_reach_their_callers() -> None:
@@ -60,3 +64,26 @@ def test_a_cancelled_caller_is_skipped() -> None:
         return result
 
     assert asyncio.run(main()) == 7
+
+
+def test_each_call_sees_its_callers_context_and_changes_none() -> None:
+    """What a coroutine set (a tracer's current span) holds in the calls it
+    makes; a call's own changes stay in its copy."""
+    def read_then_set() -> str:
+        seen = CURRENT.get()
+        CURRENT.set("changed in the thread")
+        return seen
+
+    async def caller(name: str, offload: Offload) -> tuple[str, str]:
+        CURRENT.set(name)  # each asyncio task has a context of its own
+        seen = await offload.call(read_then_set)
+        return seen, CURRENT.get()
+
+    async def main() -> list[tuple[str, str]]:
+        offload = Offload(asyncio.get_running_loop(), 1, "test-offload")
+        try:
+            return await asyncio.gather(*(caller(f"run {i}", offload) for i in range(20)))
+        finally:
+            offload.stop()
+
+    assert asyncio.run(main()) == [(f"run {i}", f"run {i}") for i in range(20)]
