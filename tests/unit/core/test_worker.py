@@ -22,6 +22,7 @@ from alsek_core import outcome
 from alsek_core.broker import Broker
 from alsek_core.errors import ConfigError, DuplicateMessageError, RevokedError, ValidationError
 from alsek_core.message import Message
+from alsek_core.middleware import Outcome
 from alsek_core.ports import ChordJoin, Delivery, Envelope, ResultWrite, Settlement, StatusWrite
 from alsek_core.result import ResultStore
 from alsek_core.settle_batch import RUNNING_AFTER_S
@@ -447,6 +448,28 @@ def test_a_batching_broker_frees_a_unique_key_only_when_its_flush_applies_the_se
     with pytest.raises(DuplicateMessageError):
         broker.submit(Message("t", queue="q", unique_key="k"))
     assert broker.exists(second)
+
+
+class _SettleOutageBackend(DictBackend):
+    """Refuses every settle, like a server that is down."""
+
+    def settle(self, settlements: Any) -> list[bool]:
+        raise ConnectionError("server down")
+
+
+def test_a_flush_that_cannot_settle_keeps_no_history_of_it_and_frees_no_key() -> None:
+    broker = Broker(_SettleOutageBackend(store=uuid_lib.uuid4().hex))
+    tracker = StatusTracker(broker.backend)
+    message = broker.submit(Message("t", queue="q", unique_key="k"))
+    [message.delivery] = broker.claim(["q"], 1, 10_000)
+    batching = broker.batching()
+    batching.settle(outcome.succeeded(batching, message, tracker, None, 1, None), message)
+    now = time.time()
+    batching.record_finished(message, Outcome("succeeded", now, now, attempt=1))
+    assert batching.flush_acks() == [message.uuid]
+    assert broker.exists(message) and broker.history() == [], "it runs again, and is told again"
+    with pytest.raises(DuplicateMessageError):
+        broker.submit(Message("t", queue="q", unique_key="k"))
 
 
 class _OutageBackend(DictBackend):
