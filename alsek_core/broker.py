@@ -41,7 +41,10 @@ from alsek_core.ports import (
     Serializer,
     Settlement,
 )
+from alsek_core.ports import StatusTracker as StatusTrackerPort
 from alsek_core.revocation_marks import REVOCATION_TTL, RevocationMarks, revocation_uuid
+from alsek_core.settle_batch import SettleBatch
+from alsek_core.status import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,7 @@ class Broker(HistoryDoor, MessageCodec):
         self.worker: str | None = None
         self._acks: AckBatch | None = None
         self._history: HistoryBatch | None = None
+        self._settles: SettleBatch | None = None
 
     def __repr__(self) -> str:
         return f"Broker(backend={self.backend!r})"
@@ -248,13 +252,18 @@ class Broker(HistoryDoor, MessageCodec):
         return self.backend.contains(queue, uuid)
 
     def batching(self) -> Broker:
-        """This broker, except that ``ack`` waits for ``flush_acks``: a worker
-        pool acks many finished messages in one round trip. An ack only removes
-        a message whose outcome is already recorded, so the cost of a crash
-        before the flush is a rerun once its lease ends."""
+        """This broker, except that ``ack``, the settling of a success and the
+        RUNNING status (``running``) wait for ``flush_acks``: a worker pool
+        settles many finished messages in one round trip. A success waiting
+        there dies with its process: a worker process's pool keeps a copy
+        where its supervisor settles it if the process dies
+        (``worker.slots.LeaseBook``); elsewhere (a pool killed whole) the
+        message runs again once its lease ends, as at-least-once allows, and
+        nobody ever read its outcome, so what readers see stays consistent."""
         clone = copy.copy(self)
         clone._acks = AckBatch()
         clone._history = HistoryBatch()
+        clone._settles = SettleBatch()
         return clone
 
     def ack(self, message: Message | Delivery) -> None:
@@ -267,52 +276,130 @@ class Broker(HistoryDoor, MessageCodec):
         if isinstance(message, Message):
             message.delivery = None
 
+    def running(self, tracker: StatusTrackerPort, message: Message, deferrable: bool = False) -> None:
+        """Status RUNNING for a message that starts, best effort (a later
+        write replaces it). A ``batching()`` broker writes a ``deferrable``
+        one only if the message still runs at a flush, a little later (see
+        ``settle_batch``): for a tracker whose outcome statuses ride in
+        settlements, which the flush orders after it (``outcome.running``)."""
+        if self._settles is None or not deferrable:
+            self._write_running(tracker, message)
+        else:
+            self._settles.running(tracker, message)
+
+    @staticmethod
+    def _write_running(tracker: StatusTrackerPort, message: Message) -> None:
+        try:
+            tracker.set(message, TaskStatus.RUNNING)
+        except Exception:
+            log.exception("could not record status RUNNING of %s", message.summary)
+
     def settle(self, settlement: Settlement, message: Message | None = None, batch: bool = True) -> bool:
         """Apply a claimed message's outcome (built by :mod:`alsek_core.outcome`)
-        in one step where the backend can. One that writes nothing is an ack,
-        and joins the batch of a ``batching()`` broker unless ``batch`` is
-        False (the caller acts on its removal next); one that writes is
-        applied at once, so a worker dying afterwards loses nothing it
-        finished. False when a retry or failure found its lease lost."""
-        if settlement.removal_only and self._acks is not None and batch:
+        in one step where the backend can. On a ``batching()`` broker, one
+        that writes nothing joins the ack batch and a success (or a removal
+        with a status) the settle batch, unless ``batch`` is False (the
+        caller acts on its removal next, as a chord's callback does); a
+        retry or failure is applied at once (it says whether its lease
+        held). False when a retry or failure found its lease lost.
+
+        A message's unique key is freed once its settlement is applied for
+        good: at once, or by the flush that applies it (``flush_acks``)."""
+        settles = self._settles
+        deferred = settles is not None and batch
+        if settles is None:
+            [settled] = self.backend.settle([settlement])
+        elif deferred and settlement.removal_only and self._acks is not None:
+            settles.ended(settlement.delivery.uuid)
+            settles.hold_key(message)
             self._acks.add(settlement.delivery)
             settled = True
+        elif deferred and settlement.ready_at is None and not settlement.dead:
+            settles.add(settlement, message)
+            settled = True
         else:
-            [settled] = self.backend.settle([settlement])
+            deferred = False
+            with settles.applying:
+                settles.ended(settlement.delivery.uuid)
+                [settled] = self.backend.settle([settlement])
         if not settled:
             log.warning("lease of message %s was lost before its outcome was settled; another worker has it",
                         settlement.delivery.uuid)
         if message is not None:
             message.delivery = None
-            if settled and settlement.ready_at is None:
+            if settled and settlement.ready_at is None and not deferred:
                 self.free_unique(message)
         return settled
 
     def acks_pending(self) -> int:
-        return 0 if self._acks is None else len(self._acks)
+        """How many finished messages wait in the batches."""
+        return (0 if self._acks is None else len(self._acks)) + (0 if self._settles is None else len(self._settles))
 
     def ack_pending(self, uuid: str) -> bool:
-        """Whether the message with ``uuid`` waits in the ack batch."""
-        return self._acks is not None and uuid in self._acks
+        """Whether the message with ``uuid`` waits in a batch (to be acked or settled)."""
+        return (self._acks is not None and uuid in self._acks) or self.pending_settlement(uuid) is not None
+
+    def pending_settlement(self, uuid: str) -> Settlement | None:
+        """The settlement of ``uuid`` waiting in the batch, if any."""
+        return None if self._settles is None else self._settles.get(uuid)
 
     def flush_acks(self, history: bool = True) -> list[str]:
-        """Ack the batch in one round trip per queue, and write the job history
-        waiting (``flush_history``) unless ``history`` is False; the uuids it
-        held (each counted as pending until then, see ``ack_pending``)."""
+        """Write the RUNNING statuses due, settle the waiting successes in one
+        round trip, ack the batch in one round trip per queue, free the
+        unique keys of what was settled or acked, then write the job
+        history waiting (``flush_history``) unless ``history`` is False,
+        less the entries of messages that could not be settled or acked
+        (they run again, and are told again); the uuids settled or acked
+        (each counted as pending until then, see ``ack_pending``)."""
+        flushed, unapplied = self._flush_settles()
+        acked: list[str] = []
+        if self._acks is not None and len(self._acks):
+            for queue, uuids in self._acks.take().items():
+                acked += uuids
+                try:
+                    self.backend.ack_many(queue, uuids)
+                except Exception:
+                    log.exception("could not ack %d finished message(s) of queue %r; they will run again "
+                                  "when their leases end", len(uuids), queue)
+                    unapplied.update(uuids)
+            self._acks.done(acked)
+        if self._settles is not None and (done := flushed + acked):
+            for message in self._settles.take_keys(done):
+                if message.uuid not in unapplied:
+                    self._free_unique_quietly(message)
+        self.unrecord(unapplied)
         if history:
             self.flush_history()
-        if self._acks is None or not len(self._acks):
-            return []
-        flushed: list[str] = []
-        for queue, uuids in self._acks.take().items():
-            flushed += uuids
+        return flushed + acked
+
+    def _flush_settles(self) -> tuple[list[str], set[str]]:
+        """The uuids of the settlements taken, and those not applied."""
+        settles = self._settles
+        if settles is None:
+            return [], set()
+        with settles.applying:
+            running, settlements = settles.take()
+            for tracker, message in running:
+                self._write_running(tracker, message)
+            if not settlements:
+                return [], set()
+            uuids = [s.delivery.uuid for s in settlements]
             try:
-                self.backend.ack_many(queue, uuids)
+                applied = self.backend.settle(settlements)
             except Exception:
-                log.exception("could not ack %d finished message(s) of queue %r; they will run again "
-                              "when their leases end", len(uuids), queue)
-        self._acks.done(flushed)
-        return flushed
+                log.exception("could not settle %d finished message(s) (%s); they will run again when "
+                              "their leases end", len(settlements), ", ".join(uuids))
+                applied = [False] * len(uuids)
+            settles.done(uuids)
+        return uuids, {uuid for uuid, ok in zip(uuids, applied, strict=True) if not ok}
+
+    def _free_unique_quietly(self, message: Message) -> None:
+        """A key left held after its holder settled is taken over by the next
+        submit (``Queue.submit_unique``): a failure here costs nothing more."""
+        try:
+            self.free_unique(message)
+        except Exception:
+            log.exception("could not free the unique key of %s", message.summary)
 
     def remove(self, message: Message | Delivery) -> None:
         self.backend.ack(message.queue, message.uuid)

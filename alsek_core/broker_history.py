@@ -1,11 +1,13 @@
 """The Broker's door to the job history (``ports.History``), apart from its
 queue operations: entries recorded as outcomes are told
 (:mod:`alsek_core.finished`), written at once or, on a pool's batching
-broker, in the round trip that flushes its acks."""
+broker, by the flush of its batches, after the settlements and acks it
+applies (an entry whose message could not be settled is dropped)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from alsek_core.errors import ValidationError
 from alsek_core.history import KINDS, STATES, HistoryBatch, HistoryEntry, Retention
@@ -46,6 +48,12 @@ class HistoryDoor:
         history is a record for people, never what a guarantee rests on."""
         if self._history is not None and len(self._history):
             self._write_history(self._history.take())
+
+    def unrecord(self, uuids: Collection[str]) -> None:
+        """Drop the batched entries of messages whose settlement failed: they
+        run again, and are told again."""
+        if self._history is not None and uuids:
+            self._history.discard(uuids)
 
     def _write_history(self, entries: list[HistoryEntry]) -> None:
         try:

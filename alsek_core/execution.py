@@ -8,6 +8,15 @@ the removal last, so a crash or an outage in between only causes a rerun,
 and reruns are harmless (results are stored once, a callback has a fixed
 uuid). A failing write raises, so the message is not settled and runs again
 when its lease ends.
+
+On a pool's batching broker a success waits in a batch (``Broker.batching``)
+and is told (:func:`~alsek_core.finished.told`: its log line and the
+middleware's ``after_outcome``, which reads its run's tracing span) when it is
+handed off there, not when a flush applies it: in a pool's worker process
+its lease-book record makes the settle the supervisor's to apply if the
+process dies (``worker.settlement_record``). Only a pool killed whole, or a
+flush that fails, has a success told and then run again. Its job-history
+entry and the freeing of its unique key wait for the flush that applies it.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ class PoisonMessageError(Exception):
 
 
 def set_status(task: Task | None, message: Message, status: TaskStatus) -> None:
-    """Best effort, for a status a later write replaces (RUNNING, SUBMITTED
+    """Best effort, for a status a later write replaces (SUBMITTED
     again): a status store outage must not stop the work. The status of an
     outcome is part of its settlement instead."""
     if task is None or task.status_tracker is None:
@@ -69,7 +78,9 @@ def is_poison(task: Task, message: Message) -> bool:
 
 def admit(task: Task, message: Message, broker: Broker | None = None) -> bool:
     """Whether ``message`` may run now; if not (a poison message, a revoked
-    or expired one) it is settled here. If so, its status becomes RUNNING."""
+    or expired one) it is settled here. If so, its status becomes RUNNING
+    (at once, or at a batching broker's flush if it still runs then:
+    ``outcome.running``)."""
     broker = broker or task.broker
     if is_poison(task, message):
         deliveries = message.delivery.deliveries if message.delivery else 0
@@ -80,7 +91,7 @@ def admit(task: Task, message: Message, broker: Broker | None = None) -> bool:
     if (refusal := task.refusal(message)) is not None:
         fail(task, message, refusal, broker)
         return False
-    set_status(task, message, TaskStatus.RUNNING)
+    outcome.running(broker, message, task.status_tracker)
     return True
 
 

@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 def told(broker: Broker, message: Message, state: str, started: float | None, attempt: int,
          exc: BaseException | None = None) -> None:
     """Tell of ``message``'s outcome ``state`` (see ``middleware.OUTCOMES``),
-    settled through ``broker``; ``started`` (seconds since the epoch) is when
-    it started running, None if it never ran."""
+    settled through ``broker`` (or handed off to its batch, to be applied by
+    its flush: see :mod:`alsek_core.execution`); ``started`` (seconds since
+    the epoch) is when it started running, None if it never ran."""
     dead_lettered = state in ("failed", "dead") and broker.dead_letter
     outcome = Outcome(state, started, time.time(), attempt, exc, dead_lettered)
     _log(message, outcome)

@@ -16,6 +16,7 @@ last 10,000 of each per queue. 0 for either bound of a kind keeps none.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -149,3 +150,8 @@ class HistoryBatch:
         with self._lock:
             entries, self._entries = self._entries, []
         return entries
+
+    def discard(self, uuids: Collection[str]) -> None:
+        """Drop the entries of these messages (their settlement failed)."""
+        with self._lock:
+            self._entries = [entry for entry in self._entries if entry.uuid not in uuids]

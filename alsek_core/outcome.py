@@ -48,6 +48,15 @@ def _status(broker: Broker, tracker: StatusTrackerPort | None, message: Message,
     return home.write(message, status)
 
 
+def running(broker: Broker, message: Message, tracker: StatusTrackerPort | None) -> None:
+    """RUNNING, best effort. A batching broker may write it later, or never
+    if the outcome comes first, when the outcome's status rides in the
+    settlement (its flush orders the two); a tracker writing elsewhere gets
+    it at once, so that it never lands after the outcome's status there."""
+    if tracker is not None:
+        broker.running(tracker, message, deferrable=_home_tracker(broker, tracker) is not None)
+
+
 def succeeded(broker: Broker, message: Message, tracker: StatusTrackerPort | None,
               store: ResultStorePort | None, result: Any, callback: Message | None) -> Settlement:
     """Result (raising SerializationError if it cannot be stored: nothing is

@@ -39,6 +39,13 @@ QUERIES = load("alsek_backends.diskcache", "queue.sql")
 SCHEMA_VERSION = 3
 #: How long a write waits for another process's transaction to end.
 BUSY_TIMEOUT_S = 30.0
+#: DiskCache culls on every write by default (deletes up to 10 expired rows,
+#: then evicts the least recently stored past 1 GiB): two or three queries a
+#: write, most of the cost of a settlement, and an eviction would drop a
+#: result, a status or a lock that has not expired. Here nothing is evicted;
+#: expired rows, invisible to every read already, are deleted by a settling
+#: worker at most once per EXPIRE_INTERVAL_S (``expire``).
+EXPIRE_INTERVAL_S = 10.0
 
 #: Connections a forked child inherited. Closing them in the child could
 #: release POSIX locks its own connections hold, so they are kept, unused.
@@ -177,7 +184,8 @@ class DiskCacheConnection:
     """``conn`` is a directory, a ``diskcache.Cache``, or a LazyClient of one;
     nothing is opened until first use. The cache alsek uses is always its
     own, opened on that directory with :class:`BytesDisk` (a Cache passed in
-    only says where, keeping the settings stored with it).
+    only says where, keeping the settings stored with it, except culling:
+    see EXPIRE_INTERVAL_S).
 
     Picklable: a copy (say, in a spawned worker process) reopens the same
     directory with its own connections.
@@ -192,6 +200,7 @@ class DiskCacheConnection:
             self._given = conn
         self._cache: diskcache.Cache | None = None
         self._queue_db: Connections | None = None
+        self._expired_at = time.monotonic()
 
     @property
     def directory(self) -> str:
@@ -205,8 +214,16 @@ class DiskCacheConnection:
     @property
     def cache(self) -> diskcache.Cache:
         if self._cache is None:
-            self._cache = diskcache.Cache(self.directory, disk=BytesDisk)
+            self._cache = diskcache.Cache(self.directory, disk=BytesDisk, cull_limit=0)
         return self._cache
+
+    def expire(self) -> None:
+        """Delete the cache's expired rows, if EXPIRE_INTERVAL_S has passed
+        since this connection last did (or was made)."""
+        now = time.monotonic()
+        if now - self._expired_at >= EXPIRE_INTERVAL_S:
+            self._expired_at = now
+            self.cache.expire()
 
     @property
     def queue_db(self) -> Connections:

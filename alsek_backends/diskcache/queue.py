@@ -187,33 +187,46 @@ class SQLiteQueue(DiskCacheLimits, Queue):
         readers never see them disagree and a crash never loses an outcome.
         A result and its status are written in one cache transaction (a reader
         sees both or neither); on success the callback and the removal follow
-        in the queue's transaction (with a chord member's join), so a crash in
-        between only reruns the message. A failure's dead letter is committed inside the cache
-        transaction, before its status FAILED becomes visible."""
-        return [self._settle(settlement) for settlement in settlements]
+        in the queue's transaction (with a chord member's join), so a crash
+        in between only reruns the message. The successes of a batch share
+        those two transactions (and now and then delete the cache's expired
+        rows, see EXPIRE_INTERVAL_S). A failure's dead letter is committed
+        inside the cache transaction, before its status FAILED becomes
+        visible."""
+        successes = [s for s in settlements if s.ready_at is None and not s.dead]
+        if successes:
+            with self.connection.cache.transact():
+                for settlement in successes:
+                    self._write_outcome(settlement)
+            conn = self._db()
+            with transaction(conn):
+                callbacks = [s.callback for s in successes if s.callback is not None]
+                if callbacks:  # skipped if a rerun submitted them already
+                    conn.executemany(QUERIES["submit"], self._rows(callbacks))
+                for settlement in successes:
+                    if settlement.join is not None:
+                        self._join(conn, settlement.join)
+                conn.executemany(QUERIES["ack"], [self._params(s.delivery.queue, uuid=s.delivery.uuid)
+                                                  for s in successes])
+            self.connection.expire()
+        return [True if s.ready_at is None and not s.dead else self._settle_release(s) for s in settlements]
 
-    def _settle(self, settlement: Settlement) -> bool:
-        cache = self.connection.cache
-        with cache.transact():
-            result, status = settlement.result, settlement.status
-            if result is not None:
-                for name in record_names(result.uuid, result.progenitor_uuid):
-                    cache.add(self._key(name), result.data, expire=_seconds(result.ttl))
-            if status is not None:
-                cache.set(self._key(status_name(status.uuid)), status.data, expire=_seconds(status.ttl))
+    def _write_outcome(self, settlement: Settlement) -> None:
+        """Its result and status, inside the caller's cache transaction."""
+        cache, result, status = self.connection.cache, settlement.result, settlement.status
+        if result is not None:
+            for name in record_names(result.uuid, result.progenitor_uuid):
+                cache.add(self._key(name), result.data, expire=_seconds(result.ttl))
+        if status is not None:
+            cache.set(self._key(status_name(status.uuid)), status.data, expire=_seconds(status.ttl))
+
+    def _settle_release(self, settlement: Settlement) -> bool:
+        """A retry or a failure: its status, then its release or dead letter."""
+        with self.connection.cache.transact():
+            self._write_outcome(settlement)
             if settlement.dead:
                 return self.dead_letter(settlement.delivery, settlement.payload or b"", settlement.join)
-        delivery = settlement.delivery
-        if settlement.ready_at is not None:
-            return self.reschedule(delivery, settlement.payload or b"", settlement.ready_at)
-        conn = self._db()
-        with transaction(conn):
-            if settlement.callback is not None:  # skipped if a rerun submitted it already
-                conn.executemany(QUERIES["submit"], self._rows([settlement.callback]))
-            if settlement.join is not None:
-                self._join(conn, settlement.join)
-            conn.execute(QUERIES["ack"], self._params(delivery.queue, uuid=delivery.uuid))
-        return True
+        return self.reschedule(settlement.delivery, settlement.payload or b"", settlement.ready_at or 0)
 
     def _key(self, name: str) -> str:
         return f"{self.namespace}:{name}"

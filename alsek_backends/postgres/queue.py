@@ -187,51 +187,78 @@ class PostgresQueue(PostgresLimits, Queue):
 
     def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         """Each outcome in one transaction with its message's removal, release
-        or dead letter; the batch in one round trip. Statuses and results go
+        or dead letter; the batch in one transaction. Statuses and results go
         to the statuses/results tables (their home on PostgreSQL), each
         NOTIFYing its waiters on commit. A lease step makes the transaction
         commit asynchronously, as queue.sql says: a server crash can forget
         it whole, outcome and removal together, and the message runs again.
-        Chord joins come last: counting one locks its chord's count until the
-        commit, and every member of the chord waits on that lock."""
+        The successes take a few statements for the whole batch (results,
+        callbacks, statuses, removals per queue), sent in pipeline mode, one
+        round trip; a retry or failure then runs on its own, its reply
+        saying whether its lease held. Chord joins come last, in one more
+        pipeline: counting one locks its chord's count until the commit, and
+        every member of the chord waits on that lock."""
         def work(conn: Conn) -> list[bool]:
             with conn.transaction():
-                settled = [self._settle(conn, settlement) for settlement in settlements]
+                successes = [s for s in settlements if s.ready_at is None and not s.dead]
+                if successes:
+                    removals: dict[str, list[str]] = {}
+                    for settlement in successes:
+                        removals.setdefault(settlement.delivery.queue, []).append(settlement.delivery.uuid)
+                    with conn.pipeline():
+                        self._write_outcomes(conn, successes)
+                        for queue, uuids in removals.items():
+                            conn.execute(self._q.sql["ack_many"],
+                                         {"namespace": self.namespace, "queue": queue, "uuids": uuids})
+                settled = [True if s.ready_at is None and not s.dead else self._settle_release(conn, s)
+                           for s in settlements]
                 joins = sorted((s.join for s in settlements if s.join is not None),
                                key=lambda join: (join.queue, join.callback))  # one lock order: no deadlock
-                for join in joins:
-                    self._q.execute(conn, "join", self._join_params(join))
+                if joins:
+                    with conn.pipeline():
+                        for join in joins:
+                            conn.execute(self._q.sql["join"], self._join_params(join))
                 return settled
 
         return self.db.run(work)
 
-    def _settle(self, conn: Conn, settlement: Settlement) -> bool:
-        result, status, callback = settlement.result, settlement.status, settlement.callback
-        if result is not None:
-            uuids = [result.uuid] + ([result.progenitor_uuid] if result.progenitor_uuid else [])
-            self._stores.execute(conn, "set_result", {
-                "namespace": self.namespace, "uuid": result.uuid, "progenitor_uuid": result.progenitor_uuid,
-                "result": result.data, "ttl": result.ttl, "nx": True,
-                "channels": [self._store_channel(result_name(u)) for u in uuids],
+    def _write_outcomes(self, conn: Conn, settlements: Sequence[Settlement]) -> None:
+        """Their results (the first one per uuid stays), callbacks and
+        statuses (the last one per uuid), inside the caller's transaction."""
+        results = {s.result.uuid: s.result for s in reversed(settlements) if s.result is not None}
+        statuses = {s.status.uuid: s.status for s in settlements if s.status is not None}
+        callbacks = [s.callback for s in settlements if s.callback is not None]
+        if results:
+            writes = list(results.values())
+            channels = [result_name(u) for w in writes for u in (w.uuid, w.progenitor_uuid) if u]
+            conn.execute(self._stores.sql["add_results"], {
+                "namespace": self.namespace, "uuids": [w.uuid for w in writes],
+                "progenitor_uuids": [w.progenitor_uuid for w in writes], "results": [w.data for w in writes],
+                "ttls": [w.ttl for w in writes], "channels": [self._store_channel(c) for c in channels],
             })
-        if callback is not None:
-            self._q.execute(conn, "submit", self._submit_params([callback]) or {})
-        if status is not None:
-            self._stores.execute(conn, "set_status", {
-                "namespace": self.namespace, "uuid": status.uuid, "ttl": status.ttl, "durable": True,
-                "channel": self._store_channel(status_name(status.uuid)), **status.record,
+        if callbacks:
+            conn.execute(self._q.sql["submit"], self._submit_params(callbacks))
+        if statuses:
+            writes = list(statuses.values())
+            conn.execute(self._stores.sql["set_statuses"], {
+                "namespace": self.namespace, "uuids": [w.uuid for w in writes],
+                "statuses": [w.record["status"] for w in writes], "queues": [w.record["queue"] for w in writes],
+                "task_names": [w.record["task_name"] for w in writes],
+                "updated_ats": [w.record["updated_at"] for w in writes], "ttls": [w.ttl for w in writes],
+                "channels": [self._store_channel(status_name(w.uuid)) for w in writes],
             })
+
+    def _settle_release(self, conn: Conn, settlement: Settlement) -> bool:
+        """A retry or failure: its status, then its release or dead letter."""
+        self._write_outcomes(conn, [settlement])
         delivery = settlement.delivery
         if settlement.ready_at is not None:
             [row] = self._q.execute(conn, "reschedule", {
                 "payload": settlement.payload, "ready_at": settlement.ready_at,
                 "channel": self._channel(delivery.queue), **self._lease(delivery)})
             return bool(row.moved)
-        if settlement.dead:
-            params = {"payload": settlement.payload, **self._lease(delivery)}
-            return conn.execute(self._q.sql["dead_letter"], params).rowcount == 1
-        conn.execute(self._q.sql["ack"], {"namespace": self.namespace, "queue": delivery.queue, "uuid": delivery.uuid})
-        return True
+        params = {"payload": settlement.payload, **self._lease(delivery)}
+        return conn.execute(self._q.sql["dead_letter"], params).rowcount == 1
 
     def _join_params(self, join: ChordJoin) -> dict[str, Any]:
         return {"namespace": self.namespace, "queue": join.queue, "callback": join.callback, "idx": join.index,

@@ -26,6 +26,22 @@ WITH durability AS (
 )
 SELECT pg_notify(%(channel)s, '') FROM written;
 
+-- name: set_statuses
+-- set_status for many messages in one statement (the outcomes of a settle
+-- batch; one row per uuid), committed as the transaction around it says.
+WITH written AS (
+    INSERT INTO {schema}.statuses AS s
+        (namespace, uuid, status, queue, task_name, updated_at, expires_at)
+    SELECT %(namespace)s, w.uuid, w.status, w.queue, w.task_name, w.updated_at, {schema}.now_ms() + w.ttl
+    FROM unnest(%(uuids)s::text[], %(statuses)s::text[], %(queues)s::text[], %(task_names)s::text[],
+                %(updated_ats)s::bigint[], %(ttls)s::bigint[])
+         AS w(uuid, status, queue, task_name, updated_at, ttl)
+    ON CONFLICT (namespace, uuid) DO UPDATE
+    SET status = EXCLUDED.status, queue = EXCLUDED.queue, task_name = EXCLUDED.task_name,
+        updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at
+)
+SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel;
+
 -- name: get_status
 -- A message's live status record.
 SELECT status, queue, task_name, updated_at FROM {schema}.statuses
@@ -66,6 +82,25 @@ WITH written AS (
     SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
 )
 SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM woken) AS woken;
+
+-- name: add_results
+-- set_result with nx for many messages in one statement (the outcomes of a
+-- settle batch; one row per uuid): a live row is kept, an expired one taken
+-- over, and every channel given is notified.
+WITH written AS (
+    INSERT INTO {schema}.results AS r
+        (namespace, uuid, progenitor_uuid, result, written_at, expires_at)
+    SELECT %(namespace)s, w.uuid, w.progenitor_uuid, w.result, {schema}.now_ms(), {schema}.now_ms() + w.ttl
+    FROM unnest(%(uuids)s::text[], %(progenitor_uuids)s::text[], %(results)s::bytea[], %(ttls)s::bigint[])
+         WITH ORDINALITY AS w(uuid, progenitor_uuid, result, ttl, n)
+    ORDER BY w.n
+    ON CONFLICT (namespace, uuid) DO UPDATE
+    SET progenitor_uuid = EXCLUDED.progenitor_uuid, result = EXCLUDED.result,
+        written_at = EXCLUDED.written_at, expires_at = EXCLUDED.expires_at,
+        write_order = nextval('{schema}.result_order')
+    WHERE r.expires_at <= {schema}.now_ms()
+)
+SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel;
 
 -- name: result_exists
 -- Whether a message has a live result.

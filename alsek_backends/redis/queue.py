@@ -24,13 +24,14 @@ from alsek_backends.redis.connection import Client, RedisConnection, translated
 from alsek_backends.redis.keys import QueueKeys, queue_prefix
 from alsek_backends.redis.limits import RedisLimits
 from alsek_backends.redis.scripts import Script
-from alsek_backends.redis.settle import Command, commands
+from alsek_backends.redis.settle import Command, Plain, commands, queue_step, writes
 from alsek_backends.redis.wakeups import PubSubListener
 from alsek_core.errors import ValidationError
 from alsek_core.ports import Delivery, Envelope, Queue, QueueCounts, QueuedMessage, Settlement
 
 QUEUE = Script("queue.lua")
 QUEUE_SHA = QUEUE.sha
+WRITES = Script("writes.lua")
 #: Priorities are zset scores, which are doubles: exact up to 2**53.
 MAX_PRIORITY = 2**53
 #: Messages per round trip when a listing fetches payloads.
@@ -319,14 +320,14 @@ class RedisQueue(RedisLimits, Queue):
 
     @translated
     def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
-        batch = [commands(s, self.namespace, self.keys_prefix, QUEUE_SHA) for s in settlements]
         callbacks = {s.callback.queue for s in settlements if s.callback is not None}
         registering = [queue for queue in callbacks if self._registry_due(queue)]
-        for queue in registering:
-            batch[0].insert(0, ("SADD", self.registry_key, queue))
+        registry: list[Command] = [("SADD", self.registry_key, queue) for queue in registering]
         if self.atomic_settle:
-            replies = self._settle_at_once(batch)
+            replies = self._settle_at_once(settlements, registry)
         else:
+            batch = [commands(s, self.namespace, self.keys_prefix, QUEUE_SHA) for s in settlements]
+            batch[0][:0] = registry
             replies = [self._settle_in_steps(steps) for steps in batch]
         for queue in registering:
             self._registered[queue] = time.monotonic()
@@ -334,23 +335,44 @@ class RedisQueue(RedisLimits, Queue):
         return [bool(reply) or (s.ready_at is None and not s.dead)
                 for s, reply in zip(settlements, replies, strict=True)]
 
-    def _settle_at_once(self, batch: list[list[Command]]) -> list[Any]:
-        """Every settlement of the batch in one MULTI/EXEC; again once after
-        loading queue.lua if the server had lost it (each step is idempotent)."""
+    def _settle_at_once(self, settlements: Sequence[Settlement], first: list[Command]) -> list[Any]:
+        """Every settlement of the batch in one MULTI/EXEC: first the plain
+        writes (results, statuses, notifications) in one call of writes.lua,
+        then the callbacks, the chord members' joins and the queue steps of
+        retries and failures, then the successes' removals, one ``ack`` per
+        queue (a removal's reply says nothing; each join comes before its
+        member's removal, in the same transaction). Returns each queue step's reply, None for a removal.
+        Sent again once after loading the scripts if the server had lost
+        them (each step is idempotent)."""
+        plain = Plain()
+        tail: list[Command] = []  # callbacks' submits, chord joins, retries' and failures' queue steps
+        at: list[int | None] = []
+        removals: dict[str, list[str]] = {}
+        for settlement in settlements:
+            tail += [step for step in writes(settlement, self.namespace, self.keys_prefix, QUEUE_SHA)
+                     if not plain.take(step)]
+            if settlement.ready_at is None and not settlement.dead:
+                removals.setdefault(settlement.delivery.queue, []).append(settlement.delivery.uuid)
+                at.append(None)
+            else:
+                tail.append(queue_step(settlement, self.keys_prefix, QUEUE_SHA))
+                at.append(len(tail) - 1)
+        head = [*first, *plain.commands(WRITES.sha)]
+        steps = [*head, *tail, *(("EVALSHA", QUEUE_SHA, 1, self.keys_prefix(queue), "ack", *uuids)
+                                 for queue, uuids in removals.items())]
         for attempt in range(2):
             pipe = self.conn.pipeline(transaction=True)
-            for steps in batch:
-                for step in steps:
-                    pipe.execute_command(*step)
+            for step in steps:
+                pipe.execute_command(*step)
             replies = pipe.execute(raise_on_error=False)
             if not any(isinstance(reply, NoScriptError) for reply in replies) or attempt:
                 break
             QUEUE.load(self.conn)
+            WRITES.load(self.conn)
         errors = [reply for reply in replies if isinstance(reply, Exception)]
         if errors:
             raise errors[0]
-        ends = list(itertools.accumulate(len(steps) for steps in batch))
-        return [replies[end - 1] for end in ends]
+        return [None if i is None else replies[len(head) + i] for i in at]
 
     def _settle_in_steps(self, steps: list[Command]) -> Any:
         """One by one, in order (see settle.py); queue.lua reloaded if need be."""

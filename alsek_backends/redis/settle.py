@@ -6,7 +6,9 @@ chord member's join, then the message's removal, release or dead letter
 On a single Redis the queue runs them as one MULTI/EXEC: one round trip, and
 no reader sees some of them without the others. The queue's own steps reuse
 ``queue.lua`` (EVALSHA inside the transaction) instead of a second copy of
-its logic in another script.
+its logic in another script. A batch's plain writes (SET, PUBLISH) go in
+one call of ``writes.lua`` and its successes' removals in one ``ack`` per
+queue: a command per write cost the client more than the server.
 
 On a Redis Cluster they cannot share a transaction: a message's status and
 result keys are named by its uuid alone (``alsek status UUID`` finds them
@@ -37,6 +39,12 @@ def commands(
 ) -> list[Command]:
     """The settlement's commands; the last one is its queue step, whose reply
     says whether the lease still held."""
+    return [*writes(settlement, namespace, prefix, sha), queue_step(settlement, prefix, sha)]
+
+
+def writes(settlement: Settlement, namespace: str, prefix: Callable[[str], str], sha: str) -> list[Command]:
+    """What the settlement writes before its queue step (result, callback,
+    status, notifications, a chord member's join)."""
     out: list[Command] = []
     channels: list[str] = []
 
@@ -61,14 +69,44 @@ def commands(
     if (join := settlement.join) is not None:
         out.append(("EVALSHA", sha, 1, prefix(join.queue), "join", join.callback, join.index, join.size,
                     join.data, int(join.drop), PARKED))
+    return out
+
+
+def queue_step(settlement: Settlement, prefix: Callable[[str], str], sha: str) -> Command:
+    """The message's removal, release or dead letter."""
     delivery = settlement.delivery
     message_prefix = prefix(delivery.queue)
     if settlement.ready_at is not None:
-        out.append(("EVALSHA", sha, 1, message_prefix, "reschedule", delivery.uuid, delivery.token,
-                    settlement.payload or b"", settlement.ready_at))
-    elif settlement.dead:
-        out.append(("EVALSHA", sha, 1, message_prefix, "dead_letter", delivery.uuid, delivery.token,
-                    settlement.payload or b""))
-    else:
-        out.append(("EVALSHA", sha, 1, message_prefix, "ack", delivery.uuid))
-    return out
+        return ("EVALSHA", sha, 1, message_prefix, "reschedule", delivery.uuid, delivery.token,
+                settlement.payload or b"", settlement.ready_at)
+    if settlement.dead:
+        return ("EVALSHA", sha, 1, message_prefix, "dead_letter", delivery.uuid, delivery.token,
+                settlement.payload or b"")
+    return ("EVALSHA", sha, 1, message_prefix, "ack", delivery.uuid)
+
+
+class Plain:
+    """The plain writes of a batch (SET, SET NX, PUBLISH) gathered into one
+    call of writes.lua, for a single Redis, where the batch is one
+    transaction anyway."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.args: list[Any] = []
+
+    def take(self, step: Command) -> bool:
+        """Gather ``step`` if it is a plain write (False if not)."""
+        if step[0] == "PUBLISH":
+            self.keys.append(step[1])
+            self.args += ["PUBLISH", step[2], ""]
+        elif step[0] == "SET":
+            options = step[3:]
+            px = options[options.index("PX") + 1] if "PX" in options else ""
+            self.keys.append(step[1])
+            self.args += ["SETNX" if "NX" in options else "SET", step[2], px]
+        else:
+            return False
+        return True
+
+    def commands(self, sha: str) -> list[Command]:
+        return [("EVALSHA", sha, len(self.keys), *self.keys, *self.args)] if self.keys else []

@@ -35,12 +35,14 @@ The base supplies the rest:
 * a lease keeper that extends the lease of every message the pool holds
   every ``lease_ms / 3``, so a long task keeps its message, and a pool that
   dies stops extending so its messages come back after at most ``lease_ms``;
-* acks in batches (:meth:`Broker.batching`): one round trip for the
-  messages finished since the last claim, flushed before each claim, from
-  the housekeeping thread, when ``ACK_BATCH`` wait, and before it exits;
-  the job history and the middleware's batches (metrics) only from the
-  housekeeping thread (about every 100 ms) and before it exits, so that one
-  write carries a tenth of a second's worth, not one claim's;
+* acks and settlements in batches (:meth:`Broker.batching`): one round
+  trip for the messages finished since the last claim, flushed before each
+  claim, from the housekeeping thread, when ``ACK_BATCH`` wait, and before
+  it exits (a settlement the pool's holdings cannot keep for its
+  supervisor is flushed at once); the job history and the middleware's
+  batches (metrics) only from the housekeeping thread (about every 100 ms)
+  and before it exits, so that one write carries a tenth of a second's
+  worth, not one claim's;
 * SIGTERM / SIGINT (when run in the main thread): stop claiming, give running
   messages ``grace_period`` ms to finish, release (nack) what still runs, and
   return normally. A second signal ends the grace period at once;
@@ -234,11 +236,15 @@ class BaseWorkerPool(ABC):
             self.finished(message, started)
 
     def finished(self, message: Message, started: float) -> None:
-        """``message`` is no longer running here, whatever its outcome."""
+        """``message`` is no longer running here, whatever its outcome. One
+        whose settlement waits in the batch is kept in the holdings (for a
+        supervisor to apply if this process dies); one that cannot be kept
+        there is flushed at once."""
         self.gate.release(self.broker, message.uuid)  # settled (or coming back): its slot is free
-        awaiting_ack = self.broker.ack_pending(message.uuid)
-        self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack)
-        if self.broker.acks_pending() >= ACK_BATCH:
+        settlement = self.broker.pending_settlement(message.uuid)
+        awaiting_ack = settlement is not None or self.broker.ack_pending(message.uuid)
+        kept = self.holdings.finish(message.uuid, time.perf_counter() - started, awaiting_ack, settlement)
+        if not kept or self.broker.acks_pending() >= ACK_BATCH:
             self.flush_acks(everything=False)
 
     def within_limits(self, task: Task, message: Message) -> bool:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from alsek_core.ports import Delivery
+from alsek_core.ports import Delivery, Settlement
 
 CLAIM_AHEAD_S = 0.05
 MAX_CLAIM_AHEAD = 32
@@ -38,10 +38,11 @@ class Holdings:
     """Thread-safe. A subclass may also write each entry elsewhere
     (``_added`` / ``_finished`` / ``_removed`` are called under the lock).
 
-    A message that finished while its ack waits in the pool's batch is no
-    longer held, but it is kept apart (``finish(awaiting_ack=True)``) until
-    ``acked``: whoever recovers the pool's messages after it died must ack
-    it, never hand it out again."""
+    A message that finished while its ack (or its settlement) waits in the
+    pool's batch is no longer held, but it is kept apart
+    (``finish(awaiting_ack=True)``) until ``acked``: whoever recovers the
+    pool's messages after it died must ack (or settle) it, never hand it out
+    again."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -56,8 +57,10 @@ class Holdings:
     def _added(self, entry: Entry) -> None:
         """Hook: ``entry`` is now held."""
 
-    def _finished(self, entry: Entry) -> None:
-        """Hook: ``entry`` finished; its ack waits in a batch."""
+    def _finished(self, entry: Entry, settlement: Settlement | None) -> bool:
+        """Hook: ``entry`` finished; its ack, or its ``settlement``, waits in
+        a batch. False if the settlement could not be kept: settle it now."""
+        return True
 
     def _removed(self, entry: Entry) -> None:
         """Hook: ``entry`` is no longer held (nor waiting for its ack)."""
@@ -83,17 +86,22 @@ class Holdings:
             entry.started = True
             return True
 
-    def finish(self, uuid: str, run_s: float, awaiting_ack: bool = False) -> None:
+    def finish(self, uuid: str, run_s: float, awaiting_ack: bool = False,
+               settlement: Settlement | None = None) -> bool:
+        """False if ``settlement``, waiting in a batch, could not be kept for
+        whoever recovers the pool's messages: settle it now."""
+        kept = True
         with self._lock:
             entry = self._entries.pop(uuid, None)
             if entry is not None and awaiting_ack and uuid not in self._acked_early:
                 self._awaiting_ack[uuid] = entry
-                self._finished(entry)
+                kept = self._finished(entry, settlement)
             elif entry is not None:
                 self._removed(entry)
             self._acked_early.discard(uuid)
             previous = self.average_run_s
             self.average_run_s = run_s if previous is None else previous + SMOOTHING * (run_s - previous)
+        return kept
 
     def acked(self, uuids: Iterable[str]) -> None:
         """These messages' acks are done: forget them."""

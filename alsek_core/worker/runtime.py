@@ -21,8 +21,9 @@ from typing import Any, Unpack
 
 from alsek_core.errors import AlsekError
 from alsek_core.message import Message
-from alsek_core.ports import Delivery
+from alsek_core.ports import Delivery, Settlement
 from alsek_core.task import Task
+from alsek_core.worker import settlement_record
 from alsek_core.worker.aio import DEFAULT_N_ASYNC, CoroutineRunner
 from alsek_core.worker.base import BaseWorkerPool
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Entry, Holdings
@@ -38,7 +39,9 @@ DEFAULT_PRUNE_MS = 100
 
 class SharedHoldings(Holdings):
     """A worker process's holdings, also written to the pool's lease book (in
-    the records ``room``), where the supervisor finds them if the process dies."""
+    the records ``room``), where the supervisor finds them if the process
+    dies: with the settlement of each finished message waiting in the
+    batch, for the supervisor to apply."""
 
     def __init__(self, book: LeaseBook, room: range) -> None:
         super().__init__()
@@ -49,9 +52,11 @@ class SharedHoldings(Holdings):
         if self._free and self._book.put(self._free[-1], entry.delivery):
             entry.record = self._free.pop()
 
-    def _finished(self, entry: Entry) -> None:
-        if entry.record >= 0:
-            self._book.mark_finished(entry.record)
+    def _finished(self, entry: Entry, settlement: Settlement | None) -> bool:
+        if entry.record < 0:
+            return settlement is None
+        data = None if settlement is None else settlement_record.encode(settlement)
+        return self._book.mark_finished(entry.record, data)
 
     def _removed(self, entry: Entry) -> None:
         if entry.record >= 0:

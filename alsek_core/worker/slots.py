@@ -158,12 +158,25 @@ class _Lease(ctypes.Structure):
         ("seq", ctypes.c_uint64),
         ("length", ctypes.c_int32),  # 0: unused
         ("has_payload", ctypes.c_bool),
-        ("finished", ctypes.c_bool),  # ran to its end; only its ack is missing
+        ("finished", ctypes.c_bool),  # ran to its end; only its ack (or settlement) is missing
+        ("has_settlement", ctypes.c_bool),  # the data past the header is its settlement, not its payload
         ("data", ctypes.c_char * LEASE_BYTES),
     ]
 
 
 _LEASE_OFFSET = _Lease.data.offset
+
+
+@dataclass(frozen=True)
+class Held:
+    """A lease a gone child held: ``delivery`` (its payload empty if it did
+    not fit), whether its message ``finished``, and then its ``settlement``
+    (``settlement_record``) if that waited in the child's batch, else only
+    its ack did."""
+
+    delivery: Delivery
+    finished: bool
+    settlement: bytes | None = None
 
 
 class LeaseBook:
@@ -187,15 +200,31 @@ class LeaseBook:
         record.length = len(data)
         record.has_payload = has_payload
         record.finished = False
+        record.has_settlement = False
         record.seq += 1
         return True
 
-    def mark_finished(self, index: int) -> None:
-        """The message at ``index`` ran to its end; its ack waits in a batch."""
+    def mark_finished(self, index: int, settlement: bytes | None = None) -> bool:
+        """The message at ``index`` ran to its end; its ack, or its
+        ``settlement`` (``settlement_record``), waits in a batch. The
+        settlement replaces the payload after the lease's header. False if
+        it does not fit: then the record says nothing more."""
         record = self._records[index]
+        base = ctypes.addressof(record) + _LEASE_OFFSET
+        if settlement is not None:
+            nq, nu, nt, _ = _HEADER.unpack(ctypes.string_at(base, _HEADER.size))
+            at = _HEADER.size + nq + nu + nt
+            if at + len(settlement) > LEASE_BYTES:
+                return False
         record.seq += 1
+        if settlement is not None:
+            ctypes.memmove(base + at, settlement, len(settlement))
+            record.length = at + len(settlement)
+            record.has_payload = False
+            record.has_settlement = True
         record.finished = True
         record.seq += 1
+        return True
 
     def clear(self, index: int) -> None:
         record = self._records[index]
@@ -207,16 +236,20 @@ class LeaseBook:
         """How many of these records are in use (a snapshot, not a consistent read)."""
         return sum(1 for i in indexes if self._records[i].length > 0)
 
-    def take(self, index: int) -> tuple[Delivery, bool] | None:
-        """The lease written at ``index`` (its payload empty if it did not
-        fit) and whether its message finished, clearing it; only for a writer
+    def take(self, index: int) -> Held | None:
+        """The lease written at ``index``, clearing it; only for a writer
         that is gone. None when unused or torn by its writer's death."""
         record = self._records[index]
         seq, length = record.seq, record.length
         found = None
         if seq % 2 == 0 and length > 0:
             data = ctypes.string_at(ctypes.addressof(record) + _LEASE_OFFSET, length)
-            found = _decode(data, record.has_payload), bool(record.finished)
+            if record.has_settlement:
+                nq, nu, nt, _ = _HEADER.unpack_from(data)
+                at = _HEADER.size + nq + nu + nt
+                found = Held(_decode(data[:at], False), True, data[at:])
+            else:
+                found = Held(_decode(data, record.has_payload), bool(record.finished))
         record.seq = (seq | 1) + 1
         record.length = 0
         return found

@@ -38,6 +38,7 @@ process is gone.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -52,6 +53,7 @@ from alsek_core.errors import TaskTimeoutError
 from alsek_core.execution import set_waiting, settle_failure, settle_revoked
 from alsek_core.ports import Delivery
 from alsek_core.task import Task
+from alsek_core.worker import settlement_record
 from alsek_core.worker.base import install_signal_handlers
 from alsek_core.worker.fork import detach, owners, unconnected_copies
 from alsek_core.worker.mp import context
@@ -233,21 +235,21 @@ class Supervisor:
 
     def _recover(self, index: int, killed: bool, settle: Mapping[tuple[int, int], Settle] | None = None) -> int:
         """Deal with what a dead worker process held, so that none of it waits
-        for its lease to end. What finished there is acked (its ack was still
-        in the process's batch): it never runs again. The messages it was
-        stopped for (``settle``: by slot and sequence number, how to settle
-        each: timed out, revoked) are settled; so is a revoked one it was
-        running when it died. What it was running otherwise gets its lease
-        cut short if the process crashed
+        for its lease to end. What finished there is acked, or settled (its
+        ack or settlement was still in the process's batch): it never runs
+        again. The messages it was stopped for (``settle``: by slot and
+        sequence number, how to settle each: timed out, revoked) are
+        settled; so is a revoked one it was running when it died. What it
+        was running otherwise gets its lease cut short if the process crashed
         (any of them may have caused it, so the delivery counts towards the
         poison limit), and is released as it was if we killed the process.
         What it had claimed but not started is released as it was. Returns how
         many messages it was running."""
         held = [found for r in self.shared.leases_of(index) if (found := self.shared.lease_book.take(r))]
-        finished = {delivery.uuid for delivery, done in held if done}
-        for delivery, done in held:
-            if done:
-                self.broker.ack(delivery)
+        finished = {h.delivery.uuid for h in held if h.finished}
+        for h in held:
+            if h.finished:
+                self._try(functools.partial(self._finish, settlement=h.settlement), h.delivery)
         self._try_acks()
         running, handled = 0, set(finished)
         states = list(zip(self.shared.slots_of(index), self.shared.states(index), strict=True))
@@ -269,10 +271,23 @@ class Supervisor:
                 self._try(self._release_ran, state.delivery)
             else:
                 self._try(self._cut_lease_ran, state.delivery)
-        for delivery, _ in held:
-            if delivery.uuid not in handled:
-                self._try(self._release_state if delivery.payload else self._cut_lease, delivery)
+        for h in held:
+            if h.delivery.uuid not in handled:
+                self._try(self._release_state if h.delivery.payload else self._cut_lease, h.delivery)
         return running
+
+    def _finish(self, delivery: Delivery, settlement: bytes | None) -> None:
+        """Ack a message a dead worker had finished, or apply its settlement
+        if that was still waiting in the worker's batch (see ``_try_acks``).
+        Nobody here knows its unique key (the record keeps no message): a key
+        left held after its holder is gone is taken over by the next submit
+        (``Queue.submit_unique``). Nor is it told again: the worker told it
+        when it handed it to its batch (see :mod:`alsek_core.execution`); its
+        job-history entry, which waited for that worker's flush, is lost."""
+        if settlement is None:
+            self.broker.ack(delivery)
+        else:
+            self.broker.settle(settlement_record.decode(settlement, delivery, self.broker.serializer))
 
     def _try_acks(self) -> None:
         try:

@@ -78,3 +78,39 @@ class SettleContract:
             assert statuses.get(message) == TaskStatus.FAILED
         finally:
             statuses.remove(message.uuid)
+
+    def test_a_batch_settles_each_message_its_own_way(self, backend: Backend) -> None:
+        """Successes of two queues, a retry, a failure and a retry whose lease
+        was lost, in one call: a worker pool settles its batch so."""
+        broker, statuses, results = Broker(backend), StatusTracker(backend), ResultStore(backend)
+        done = [claimed(backend, broker, Message("job", queue=q)) for q in ("settle", "settle", "settle-b")]
+        retried, failed, lost = (claimed(backend, broker, Message("job", queue="settle")) for _ in range(3))
+        for m in (retried, lost):
+            m.increment_retries()
+        assert lost.delivery is not None
+        stale = lost.delivery
+        assert backend.reschedule(stale, broker.encode(lost), 0)
+        [again] = backend.claim(["settle"], 1, LEASE)  # another worker holds it now
+        batch = [
+            *(Settlement(m.delivery, status=statuses.write(m, TaskStatus.SUCCEEDED), result=results.write(m, i))
+              for i, m in enumerate(done) if m.delivery is not None),
+            Settlement(retried.delivery, status=statuses.write(retried, TaskStatus.RETRYING),  # type: ignore[arg-type]
+                       payload=broker.encode(retried), ready_at=0),
+            Settlement(failed.delivery, status=statuses.write(failed, TaskStatus.FAILED),  # type: ignore[arg-type]
+                       payload=broker.encode(failed), dead=True),
+            Settlement(stale, payload=broker.encode(lost), ready_at=0),
+        ]
+        try:
+            assert backend.settle(batch) == [True, True, True, True, True, False]
+            assert [results.get(m) for m in done] == [0, 1, 2]
+            assert {statuses.get(m) for m in done} == {TaskStatus.SUCCEEDED}
+            assert not any(backend.contains(m.queue, m.uuid) for m in done)
+            assert statuses.get(retried) == TaskStatus.RETRYING and backend.contains("settle", retried.uuid)
+            assert [d.uuid for d in broker.dead_letters("settle")] == [failed.uuid]
+            assert statuses.get(failed) == TaskStatus.FAILED
+            assert backend.extend_lease(again, LEASE), "the lost lease's settlement left the new holder alone"
+        finally:
+            for m in (*done, retried, failed):
+                statuses.remove(m.uuid)
+            for m in done:
+                results.delete(m, descendants=False, missing_ok=True)

@@ -13,23 +13,28 @@ import time
 import uuid as uuid_lib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from alsek_core import outcome
 from alsek_core.broker import Broker
-from alsek_core.errors import ConfigError, RevokedError, ValidationError
+from alsek_core.errors import ConfigError, DuplicateMessageError, RevokedError, ValidationError
 from alsek_core.message import Message
-from alsek_core.ports import Delivery
+from alsek_core.middleware import Outcome
+from alsek_core.ports import ChordJoin, Delivery, Envelope, ResultWrite, Settlement, StatusWrite
 from alsek_core.result import ResultStore
+from alsek_core.settle_batch import RUNNING_AFTER_S
 from alsek_core.status import StatusTracker, TaskStatus
 from alsek_core.task import Task, task
-from alsek_core.worker import BaseWorkerPool, TaskTimeoutError
+from alsek_core.worker import BaseWorkerPool, TaskTimeoutError, settlement_record
 from alsek_core.worker.holdings import MAX_CLAIM_AHEAD, Holdings
 from alsek_core.worker.interrupt import Interruptible
 from alsek_core.worker.mp import ENV_MP_BACKEND, context, multiprocessing_module
 from alsek_core.worker.runtime import SharedHoldings
-from alsek_core.worker.slots import BUFFER_BYTES, LEASE_BYTES, LeaseBook, SlotTable
+from alsek_core.worker.slots import BUFFER_BYTES, LEASE_BYTES, Held, LeaseBook, SlotTable
+from alsek_serializers import JsonSerializer
 from tests.five_method import DictBackend
 
 # --- ALSEK_MULTIPROCESSING_BACKEND ---------------------------------------------------
@@ -116,7 +121,7 @@ def test_lease_book_keeps_what_a_child_holds_for_its_parent() -> None:
     holdings.add(big)
     holdings.add(_delivery())  # no room left: not written down, still held
     assert len(holdings) == 3
-    found = {d.uuid: d for d, _ in filter(None, (book.take(2), book.take(3)))}
+    found = {h.delivery.uuid: h.delivery for h in filter(None, (book.take(2), book.take(3)))}
     assert found[small.uuid] == small
     assert found[big.uuid].payload == b"" and found[big.uuid].token == big.token
     assert book.take(3) is None, "taking clears"
@@ -129,7 +134,7 @@ def test_shared_holdings_free_their_records() -> None:
     holdings.add(first)
     holdings.finish(first.uuid, run_s=0.01)
     holdings.add(second)
-    assert book.take(0) == (second, False)
+    assert book.take(0) == Held(second, False)
 
 
 def test_shared_holdings_keep_a_finished_message_until_its_ack_is_done() -> None:
@@ -146,7 +151,7 @@ def test_shared_holdings_keep_a_finished_message_until_its_ack_is_done() -> None
     assert book.count(range(2)) == 0
     holdings.add(done)
     holdings.finish(done.uuid, run_s=0.01, awaiting_ack=True)
-    assert book.take(0) == (done, True) or book.take(1) == (done, True)
+    assert Held(done, True) in (book.take(0), book.take(1))
 
 
 # --- thread interrupts -----------------------------------------------------------------
@@ -379,6 +384,92 @@ def test_a_batching_broker_acks_on_flush_in_one_call(broker: Broker) -> None:
     assert sorted(batching.flush_acks()) == sorted(m.uuid for m in messages)
     assert not any(broker.exists(m) for m in messages)
     assert batching.acks_pending() == 0
+
+
+
+def test_a_finished_message_s_waiting_settlement_is_kept_whole_for_the_parent() -> None:
+    serializer = JsonSerializer()
+    book = LeaseBook(context(), 2)
+    holdings = SharedHoldings(book, range(2))
+    delivery, plain = _delivery(b"payload"), _delivery()
+    settlement = Settlement(
+        delivery,
+        status=StatusWrite(delivery.uuid, {"status": "SUCCEEDED"}, None, serializer.dumps({"status": "SUCCEEDED"})),
+        result=ResultWrite(delivery.uuid, "family", {"result": [1, "two"]}, 60_000,
+                           serializer.dumps({"result": [1, "two"]})),
+        callback=Envelope("next", "callback-uuid", 3, 1234, b"\x00callback"),
+        join=ChordJoin("chords", "chord-callback", 2, 5, b"\x01outcome", drop=True),
+    )
+    for d in (delivery, plain):
+        holdings.add(d)
+    assert holdings.finish(delivery.uuid, 0.1, awaiting_ack=True, settlement=settlement)
+    assert holdings.finish(plain.uuid, 0.1, awaiting_ack=True)
+    kept, acked = book.take(0), book.take(1)
+    assert kept is not None and kept.finished and kept.settlement is not None
+    assert settlement_record.decode(kept.settlement, kept.delivery, serializer) == replace(
+        settlement, delivery=replace(delivery, payload=b""))
+    assert acked is not None and acked.finished and acked.settlement is None and acked.delivery == plain
+    holdings.add(delivery)
+    huge = replace(settlement, result=replace(settlement.result, data=b"x" * LEASE_BYTES))
+    assert not holdings.finish(delivery.uuid, 0.1, awaiting_ack=True, settlement=huge), "settle it now"
+
+
+def test_a_batching_broker_settles_successes_on_flush_and_drops_a_moot_running(broker: Broker) -> None:
+    tracker, store = StatusTracker(broker.backend), ResultStore(broker.backend)
+    messages = [broker.submit(Message("t", queue="q")) for _ in range(2)]
+    batching = broker.batching()
+    for m in messages:
+        m.delivery = Delivery(m.queue, m.uuid, b"", "token", 1)
+        batching.running(tracker, m, deferrable=True)
+    batching.settle(outcome.succeeded(batching, messages[0], tracker, store, 42, None), messages[0])
+    assert batching.pending_settlement(messages[0].uuid) is not None and batching.acks_pending() == 1
+    assert not store.exists(messages[0]) and broker.exists(messages[0]), "waiting for company"
+    time.sleep(RUNNING_AFTER_S)
+    assert batching.flush_acks() == [messages[0].uuid]
+    assert store.get(messages[0]) == 42 and tracker.get(messages[0]) == TaskStatus.SUCCEEDED
+    assert not broker.exists(messages[0]) and batching.acks_pending() == 0
+    assert tracker.get(messages[1]) == TaskStatus.RUNNING, "still running at the flush"
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["settled", "acked"])
+def test_a_batching_broker_frees_a_unique_key_only_when_its_flush_applies_the_settle(
+        broker: Broker, stored: bool) -> None:
+    tracker = StatusTracker(broker.backend) if stored else None
+    holder = broker.submit(Message("t", queue="q", unique_key="k"))
+    [holder.delivery] = broker.claim(["q"], 1, 10_000)
+    batching = broker.batching()
+    batching.settle(outcome.succeeded(batching, holder, tracker, None, 1, None), holder)
+    assert batching.ack_pending(holder.uuid)
+    with pytest.raises(DuplicateMessageError):  # its holder may still run again: the key stays
+        broker.submit(Message("t", queue="q", unique_key="k"))
+    assert batching.flush_acks() == [holder.uuid]
+    assert not broker.exists(holder) and not broker.free_unique(holder), "freed by the flush"
+    second = broker.submit(Message("t", queue="q", unique_key="k"))
+    with pytest.raises(DuplicateMessageError):
+        broker.submit(Message("t", queue="q", unique_key="k"))
+    assert broker.exists(second)
+
+
+class _SettleOutageBackend(DictBackend):
+    """Refuses every settle, like a server that is down."""
+
+    def settle(self, settlements: Any) -> list[bool]:
+        raise ConnectionError("server down")
+
+
+def test_a_flush_that_cannot_settle_keeps_no_history_of_it_and_frees_no_key() -> None:
+    broker = Broker(_SettleOutageBackend(store=uuid_lib.uuid4().hex))
+    tracker = StatusTracker(broker.backend)
+    message = broker.submit(Message("t", queue="q", unique_key="k"))
+    [message.delivery] = broker.claim(["q"], 1, 10_000)
+    batching = broker.batching()
+    batching.settle(outcome.succeeded(batching, message, tracker, None, 1, None), message)
+    now = time.time()
+    batching.record_finished(message, Outcome("succeeded", now, now, attempt=1))
+    assert batching.flush_acks() == [message.uuid]
+    assert broker.exists(message) and broker.history() == [], "it runs again, and is told again"
+    with pytest.raises(DuplicateMessageError):
+        broker.submit(Message("t", queue="q", unique_key="k"))
 
 
 class _OutageBackend(DictBackend):

@@ -21,7 +21,8 @@ from alsek_backends.redis.connection import RedisUnavailableError
 from alsek_backends.redis.plugin import DEFAULT_TEST_URL, ENV_TEST_URL
 from alsek_backends.redis.queue import QUEUE_SHA
 from alsek_core.clock import now_ms
-from alsek_core.ports import Envelope, QueueCounts
+from alsek_core.ports import Envelope, QueueCounts, Settlement, StatusWrite
+from alsek_core.status import status_name
 from alsek_core.testing.contract.fixtures import unavailable, wipe
 from tests.integration.network import free_port
 
@@ -250,6 +251,12 @@ def test_scripts_are_reloaded_after_script_flush(private_server: PrivateServer) 
     assert backend.counts("q") == QueueCounts(ready=1_501)
     assert backend.counts("new") == QueueCounts(ready=1_500)
     assert set(backend.queue_names()) == {"q", "new"}
+    backend.conn.script_flush()
+    [claimed] = backend.claim(["q"], 1, LEASE)
+    backend.conn.script_flush()
+    status = StatusWrite(claimed.uuid, {"status": "SUCCEEDED"}, None, b"{}")
+    assert backend.settle([Settlement(claimed, status=status)]) == [True]  # settle reloads both its scripts
+    assert backend.get(status_name(claimed.uuid)) == {} and backend.counts("q").ready == 1_500
     backend.close()
 
 
