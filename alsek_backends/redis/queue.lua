@@ -274,7 +274,9 @@ end
 function commands.join()
     local uuid, index, size, data = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
     if ARGV[6] == '1' then
-        remove(uuid)
+        if remove(uuid) then
+            forget_if_empty()  -- the dropped callback may have been its queue's last message
+        end
     end
     local join = prefix .. ':j:' .. uuid
     if redis.call('HSETNX', join, index, data) == 0 or redis.call('HLEN', join) < size then
