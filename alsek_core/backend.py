@@ -144,6 +144,7 @@ class Backend(ABC):
             except KeyError:
                 raise KeyError(f"{name!r} vanished while the namespace was cleared") from None
             removed += 1
+        broker.queues()  # lists the queues left: a registry of queue names forgets the emptied ones
         return removed
 
     def count(self, pattern: str | None = None) -> int:
