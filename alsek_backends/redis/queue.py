@@ -61,6 +61,8 @@ class RedisQueue(RedisLimits, Queue):
         # Every standing subscription, with the thread and process it serves.
         self._waiters: list[tuple[threading.Thread, int, PubSubListener]] = []
         self._waiters_lock = threading.Lock()
+        # Every thread's one-by-one submit connection (``_submitter``), by pid, for ``close``.
+        self._submitters: list[tuple[int, Any]] = []
 
     def __getstate__(self) -> dict[str, Any]:
         """What another process needs; subscriptions and registrations stay here."""
@@ -223,6 +225,8 @@ class RedisQueue(RedisLimits, Queue):
             pool = conn.connection_pool
             connection = pool.connection_class(**pool.connection_kwargs)
             self._local.submitter, self._local.submitter_pid = connection, os.getpid()
+            with self._waiters_lock:
+                self._submitters.append((os.getpid(), connection))
         return connection
 
     @translated
@@ -302,11 +306,16 @@ class RedisQueue(RedisLimits, Queue):
             waiter.close()
 
     def close(self) -> None:
-        """Give back every standing subscription's connection."""
+        """Give back every standing subscription's connection, and close every
+        thread's one-by-one submit connection."""
         with self._waiters_lock:
             waiters, self._waiters = self._waiters, []
+            submitters, self._submitters = self._submitters, []
         for _, _, waiter in waiters:
             waiter.close()
+        for pid, connection in submitters:
+            if pid == os.getpid():  # a forked child never closes its parent's socket
+                connection.disconnect()
         self._local = threading.local()
 
     @translated
